@@ -1,0 +1,66 @@
+"""The channel interface: how audio, keys and hang-ups reach the dialog engine.
+
+A channel delivers a stream of events at its own clock: one :class:`Frame` of
+20 ms every 20 ms (real channels) or as fast as asked (the scripted channel),
+:class:`Key` presses and a final :class:`HangUp`. The dialog engine measures
+every timeout in frames received, so timeouts behave the same on every channel.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from ivr.speech.audio import Audio
+
+
+@dataclass(frozen=True)
+class Frame:
+    samples: np.ndarray
+
+
+@dataclass(frozen=True)
+class Key:
+    key: str
+
+
+@dataclass(frozen=True)
+class HangUp:
+    reason: str = "caller"
+
+
+ChannelEvent = Frame | Key | HangUp
+
+
+class Channel(ABC):
+    sample_rate: int
+    caller_id: str | None = None
+    dialed: str | None = None
+    name: str = "channel"
+
+    @abstractmethod
+    def receive(self) -> ChannelEvent:
+        """The next event; blocks at most one frame time on real channels."""
+
+    @abstractmethod
+    def play(self, audio: Audio) -> None:
+        """Start playing (non-blocking); replaces anything still playing."""
+
+    @abstractmethod
+    def stop_playback(self) -> None:
+        """Stop the prompt now (barge-in)."""
+
+    @abstractmethod
+    def is_playing(self) -> bool:
+        """True while prompt audio is still going out."""
+
+    def listening(self, ask: str) -> None:  # noqa: B027 - optional hint
+        """The IVR now listens for the answer to ``ask``."""
+
+    def hang_up(self) -> None:  # noqa: B027 - optional
+        """The IVR ends the call."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release resources."""

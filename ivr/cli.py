@@ -1,0 +1,408 @@
+"""The `ivr` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from ivr import __version__
+from ivr.config import Settings, load_settings
+from ivr.errors import IvrError
+
+log = logging.getLogger("ivr")
+DEMO_CALL = Path(__file__).parent / "data" / "demo_call.yaml"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    home = Path(args.home) if getattr(args, "home", None) else None
+    settings = load_settings(Path(args.config) if args.config else None, home=home)
+    if getattr(args, "locale", None):
+        settings = settings.with_(locale=args.locale)
+    return settings
+
+
+def _store(args: argparse.Namespace, settings: Settings) -> Any:
+    from ivr.services.store import Store
+
+    return Store(Path(args.db) if getattr(args, "db", None) else settings.db_path)
+
+
+# --- demo ----------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ivr.qa.runner import QaRunner
+    from ivr.qa.testcall import load_call
+    from ivr.speech.audio import write_wav
+
+    settings = _settings(args)
+    print(f"ivr demo: a simulated account-recovery call ({settings.locale})", flush=True)
+    print("synthesising the caller's voice (espeak-ng) ...", flush=True)
+    call = load_call(DEMO_CALL)
+    runner = QaRunner(settings, sample_rate=args.rate, db_dir=settings.home / "demo")
+
+    def show(kind: str, data: dict[str, Any]) -> None:
+        if kind == "line" and data["speaker"] == "ivr":
+            print(f"  IVR    : {data['text']}", flush=True)
+        elif kind == "turn":
+            conf = "" if data["confidence"] is None else f", confidence {data['confidence']:.2f}"
+            print(
+                f"  CALLER : [{data['mode']}] heard {data['heard']!r} -> {data['value']}{conf}"
+                f"  (ask {data['ask']})",
+                flush=True,
+            )
+
+    from ivr.channels.scripted import ScriptedChannel
+
+    channel = ScriptedChannel(call.turns, sample_rate=args.rate, caller_id=call.caller_id)
+    runner_observer = show
+    report = runner.run_call(call, channel=channel, observer=runner_observer)
+    out = Path(args.out)
+    write_wav(out, channel.stereo(), channel.sample_rate)
+    print(f"outcome: {report.outcome}  (states: {' -> '.join(report.states)})")
+    print(f"conversation written to {out} (stereo: caller left, IVR right)")
+    if not report.passed:
+        print(f"demo call did not go as scripted: {report.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- qa ------------------------------------------------------------------------------------------
+def cmd_qa_run(args: argparse.Namespace) -> int:
+    from ivr.qa.runner import QaRunner
+    from ivr.qa.testcall import find_calls
+
+    settings = _settings(args)
+    runner = QaRunner(
+        settings,
+        sample_rate=args.rate,
+        record_dir=Path(args.record) if args.record else None,
+    )
+    reports = []
+    for path in find_calls([Path(p) for p in args.paths]):
+        report = runner.run_path(path)
+        reports.append(report)
+        mark = "PASS" if report.passed else "FAIL"
+        print(f"{mark} {report.name} ({path}) -> {report.outcome} {report.transfer_reason or ''}",
+              file=sys.stderr)
+        if report.error:
+            print(f"     {report.error}", file=sys.stderr)
+    passed = sum(r.passed for r in reports)
+    failed = len(reports) - passed
+    if args.json:
+        print(json.dumps({"passed": passed, "failed": failed,
+                          "calls": [r.as_dict() for r in reports]}, indent=2))
+    if args.junit:
+        _write_junit(Path(args.junit), reports)
+    print(f"{passed} passed, {failed} failed", file=sys.stderr)
+    return 0 if failed == 0 and reports else 1
+
+
+def _write_junit(path: Path, reports: list[Any]) -> None:
+    from xml.etree import ElementTree as ET
+
+    suite = ET.Element("testsuite", name="ivr-qa", tests=str(len(reports)),
+                       failures=str(sum(not r.passed for r in reports)))
+    for r in reports:
+        case = ET.SubElement(suite, "testcase", name=r.name, classname=r.path,
+                             time=f"{r.seconds:.2f}")
+        if not r.passed:
+            ET.SubElement(case, "failure", message=r.error or "failed")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def cmd_qa_synth(args: argparse.Namespace) -> int:
+    """Turn a test call's `say:` turns into WAV files and a call.yaml that uses them."""
+    import yaml
+
+    from ivr.qa.synth import write_caller_wav
+
+    src = Path(args.path)
+    src = src / "call.yaml" if src.is_dir() else src
+    data = yaml.safe_load(src.read_text(encoding="utf-8"))
+    out_dir = Path(args.out)
+    (out_dir / "turns").mkdir(parents=True, exist_ok=True)
+    for i, turn in enumerate(data.get("turns") or [], 1):
+        if isinstance(turn, dict) and "say" in turn:
+            wav = out_dir / "turns" / f"{i:02d}.wav"
+            write_caller_wav(wav, str(turn["say"]), locale=data.get("locale", "en-US"))
+            data["turns"][i - 1] = {"audio": f"turns/{wav.name}", "text": turn["say"]}
+    (out_dir / "call.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
+                                       encoding="utf-8")
+    print(f"wrote {out_dir / 'call.yaml'}")
+    return 0
+
+
+# --- speech tools --------------------------------------------------------------------------------
+def cmd_asr(args: argparse.Namespace) -> int:
+    from ivr.speech.audio import read_audio, split_frames
+    from ivr.speech.engines import Engines
+    from ivr.speech.grammar import GrammarBook
+
+    settings = _settings(args)
+    locale = args.locale or settings.locale
+    grammar = GrammarBook(settings.grammars_dir, locale).get(args.grammar, commands=False)
+    engine = Engines(settings.models_dir).require(locale)
+    status = 0
+    for file in args.files:
+        try:
+            audio = read_audio(file)
+        except IvrError as exc:
+            print(f"{file}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        rate = 16000 if audio.rate not in (8000, 16000) else audio.rate
+        audio = audio.to_rate(rate)
+        rec = engine.recognizer(grammar, rate)
+        for frame in split_frames(audio.samples, rate):
+            rec.accept(frame)
+        hyp = rec.finish()
+        interp = grammar.interpret(hyp.text)
+        accepted = interp is not None and hyp.confidence >= settings.confidence_reject
+        row = {"file": file, "heard": hyp.text, "value": interp.value if accepted and interp else None,
+               "confidence": round(hyp.confidence, 3), "engine": hyp.engine}
+        if args.json:
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            print(f"{file}: heard {hyp.text!r} -> {row['value']} (confidence {row['confidence']},"
+                  f" {hyp.engine})")
+    return status
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    from ivr.dialog.prompts import render_text
+    from ivr.speech.audio import write_wav
+    from ivr.speech.tts import Synthesizer
+
+    settings = _settings(args)
+    voice = settings.voice
+    if args.rate:
+        from dataclasses import replace
+
+        voice = replace(voice, rate_wpm=args.rate)
+    speech = render_text(args.text.replace("{", "{{").replace("}", "}}"), {}, voice=voice)
+    synth = Synthesizer(settings.cache_dir / "prompts")
+    audio = synth.render(speech, voice=settings.voice.voices.get(settings.locale, "en-us"),
+                         sample_rate=args.sample_rate)
+    write_wav(args.output, audio.samples, audio.rate)
+    print(f"wrote {args.output} ({audio.seconds:.2f} s at {audio.rate} Hz)")
+    return 0
+
+
+def cmd_prompts_build(args: argparse.Namespace) -> int:
+    from ivr.dialog.prompts import PromptBook
+    from ivr.speech.tts import Segment, Synthesizer
+
+    settings = _settings(args)
+    synth = Synthesizer(settings.cache_dir / "prompts")
+    locales = [args.locale] if args.locale else sorted(
+        p.name for p in settings.prompts_dir.iterdir() if p.is_dir())
+    total = 0
+    for locale in locales:
+        book = PromptBook(settings.prompts_dir, locale)
+        voice = settings.voice.voices.get(locale, locale.lower())
+        for pid in sorted(book.prompts):
+            if book.placeholders(pid) - {"brand"}:
+                continue  # rendered per call (numbers, positions)
+            for variant in book.prompts[pid]:
+                for slower in (0, 1):
+                    speech = book.speech(pid, variant=variant, params={"brand": settings.brand},
+                                         voice=settings.voice, slower=slower)
+                    for part in speech.parts:
+                        if isinstance(part, Segment):
+                            for rate in args.sample_rates:
+                                synth.segment(part.text, voice=voice, rate_wpm=part.rate_wpm,
+                                              sample_rate=rate)
+                                total += 1
+        print(f"{locale}: prompt cache ready")
+    print(f"{total} segments cached in {synth.cache_dir}")
+    return 0
+
+
+# --- models --------------------------------------------------------------------------------------
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from ivr.speech import models
+
+    settings = _settings(args)
+    rows = [(m.name, m.locale or "?", str(m.path)) for m in models.list_models(settings.models_dir)]
+    rows += [(f"(bundled) {loc}", loc, str(p)) for loc, p in models.bundled_model_paths().items()]
+    if not rows:
+        print(f"no Vosk models in {settings.models_dir}; English uses the bundled PocketSphinx model")
+    for name, locale, path in rows:
+        print(f"{name:40s} {locale:7s} {path}")
+    return 0
+
+
+def cmd_models_install(args: argparse.Namespace) -> int:
+    from ivr.speech import models
+
+    settings = _settings(args)
+    info = models.install_model(args.source, settings.models_dir, locale=args.model_locale,
+                                sha256=args.sha256)
+    print(f"installed {info.name} ({info.locale or 'locale unknown'}) at {info.path}")
+    return 0
+
+
+# --- calls ---------------------------------------------------------------------------------------
+def cmd_calls_list(args: argparse.Namespace) -> int:
+    from ivr.services.calls import list_calls
+
+    settings = _settings(args)
+    calls = list_calls(_store(args, settings), limit=args.limit)
+    if args.json:
+        print(json.dumps([c.as_dict() for c in calls], indent=2, ensure_ascii=False))
+        return 0
+    import datetime as dt
+
+    for c in calls:
+        when = dt.datetime.fromtimestamp(c.started_at).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{c.id}  {when}  {c.channel:9s} {c.caller_masked or '-':15s} "
+              f"{c.outcome or 'in progress':12s} {c.transfer_reason or ''}")
+    if not calls:
+        print("no calls recorded yet")
+    return 0
+
+
+def cmd_calls_show(args: argparse.Namespace) -> int:
+    from ivr.services.calls import load_call
+
+    settings = _settings(args)
+    record = load_call(_store(args, settings), args.call_id)
+    if record is None:
+        print(f"no call {args.call_id!r}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(record.as_dict(), indent=2, ensure_ascii=False))
+        return 0
+    print(f"call {record.id}: {record.outcome} {record.transfer_reason or ''}")
+    print(f"caller {record.caller_masked}  channel {record.channel}  locale {record.locale}")
+    print("path: " + " -> ".join(record.states))
+    for line in record.transcript:
+        print(f"  {line['speaker']:6s}: {line['text']}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import shutil
+
+    from ivr.speech.engines import Engines
+
+    settings = _settings(args)
+    ok = True
+    print(f"ivr {__version__}; home {settings.home}")
+    for exe in ("espeak-ng", "ffmpeg", "sipp", "baresip"):
+        found = shutil.which(exe)
+        print(f"  {exe:10s} {'found at ' + found if found else 'not installed'}")
+        ok &= exe != "espeak-ng" or bool(found)
+    for module in ("vosk", "pocketsphinx", "pyttsx3", "sounddevice", "transitions", "soxr", "webrtcvad"):
+        try:
+            __import__(module)
+            print(f"  {module:12s} ok")
+        except (ImportError, OSError) as exc:
+            print(f"  {module:12s} MISSING ({exc})")
+            ok = ok and module == "sounddevice"
+    engines = Engines(settings.models_dir)
+    for locale in sorted(p.name for p in settings.grammars_dir.iterdir() if p.is_dir()):
+        print(f"  speech input {locale}: {engines.describe(locale)}")
+    return 0 if ok else 1
+
+
+# --- parser --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ivr", description="Offline telephone IVR and voice assistant.")
+    p.add_argument("--version", action="version", version=f"ivr {__version__}")
+    p.add_argument("--config", help="TOML configuration file (default: $IVR_CONFIG or <home>/ivr.toml)")
+    p.add_argument("--home", help="data directory (default: $IVR_HOME or ~/.local/share/ivr)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="play a whole simulated account-recovery call")
+    d.add_argument("--out", default="demo.wav", help="stereo WAV of the call (default demo.wav)")
+    d.add_argument("--rate", type=int, default=16000, choices=(8000, 16000), help="channel rate")
+    d.add_argument("--locale", help="locale (default from configuration)")
+    d.set_defaults(func=cmd_demo)
+
+    qa = sub.add_parser("qa", help="test calls: run, synth").add_subparsers(dest="qa", required=True)
+    r = qa.add_parser("run", help="replay test calls and check what each expects")
+    r.add_argument("paths", nargs="+", help="call.yaml files or folders of them")
+    r.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    r.add_argument("--junit", help="write a JUnit XML report")
+    r.add_argument("--rate", type=int, default=16000, choices=(8000, 16000),
+                   help="channel sample rate (8000: telephone)")
+    r.add_argument("--record", help="folder for a stereo WAV of each call")
+    r.set_defaults(func=cmd_qa_run, locale=None)
+    s = qa.add_parser("synth", help="write WAV files for a test call's `say:` turns")
+    s.add_argument("path")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_qa_synth)
+
+    a = sub.add_parser("asr", help="recognise audio files with one grammar")
+    a.add_argument("files", nargs="+")
+    a.add_argument("--grammar", required=True, help="grammar name, e.g. yes_no, main_menu, digits")
+    a.add_argument("--locale")
+    a.add_argument("--json", action="store_true", help="one JSON object per file")
+    a.set_defaults(func=cmd_asr)
+
+    say = sub.add_parser("say", help="synthesise text to a WAV file")
+    say.add_argument("text")
+    say.add_argument("-o", "--output", required=True)
+    say.add_argument("--rate", type=int, help="words per minute (default from configuration)")
+    say.add_argument("--sample-rate", type=int, default=16000)
+    say.add_argument("--locale")
+    say.set_defaults(func=cmd_say)
+
+    pr = sub.add_parser("prompts", help="prompt cache").add_subparsers(dest="prompts", required=True)
+    b = pr.add_parser("build", help="render every static prompt into the cache")
+    b.add_argument("--locale")
+    b.add_argument("--sample-rates", type=int, nargs="+", default=[8000, 16000])
+    b.set_defaults(func=cmd_prompts_build)
+
+    m = sub.add_parser("models", help="Vosk models").add_subparsers(dest="models", required=True)
+    ml = m.add_parser("list", help="installed models")
+    ml.set_defaults(func=cmd_models_list)
+    mi = m.add_parser("install", help="install a model from a known name, URL, archive or folder")
+    mi.add_argument("source")
+    mi.add_argument("--locale", dest="model_locale", help="locale the model serves, e.g. zh-CN")
+    mi.add_argument("--sha256", help="expected SHA-256 of the archive")
+    mi.set_defaults(func=cmd_models_install)
+
+    c = sub.add_parser("calls", help="call records").add_subparsers(dest="calls", required=True)
+    cl = c.add_parser("list", help="recent calls")
+    cl.add_argument("--db")
+    cl.add_argument("--limit", type=int, default=50)
+    cl.add_argument("--json", action="store_true")
+    cl.set_defaults(func=cmd_calls_list)
+    cs = c.add_parser("show", help="one call: path, turns, transcript")
+    cs.add_argument("call_id")
+    cs.add_argument("--db")
+    cs.add_argument("--json", action="store_true")
+    cs.set_defaults(func=cmd_calls_show)
+
+    doc = sub.add_parser("doctor", help="what is installed and which engine serves each locale")
+    doc.set_defaults(func=cmd_doctor)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

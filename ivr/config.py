@@ -1,0 +1,139 @@
+"""Settings: a TOML file plus environment variables, one object passed down.
+
+Order of precedence: built-in defaults < TOML file (``$IVR_CONFIG`` or
+``<home>/ivr.toml``) < ``IVR_*`` environment variables < command-line options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from ivr.errors import ConfigError
+
+REPO_ROOT: Final = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Listening windows in milliseconds (elderly-friendly defaults)."""
+
+    no_input_ms: int = 8000
+    no_input_yes_no_ms: int = 6000
+    end_silence_ms: int = 750
+    end_silence_digits_ms: int = 1500
+    end_silence_complete_ms: int = 400
+    max_speech_ms: int = 15000
+    inter_digit_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Synthesis settings: espeak-ng voice names per locale and speaking rates (wpm)."""
+
+    rate_wpm: int = 150
+    digits_rate_wpm: int = 120
+    slower_step_wpm: int = 10
+    min_rate_wpm: int = 125
+    sentence_pause_ms: int = 450
+    group_pause_ms: int = 350
+    slower_extra_pause_ms: int = 250
+    voices: dict[str, str] = field(default_factory=lambda: {"en-US": "en-us", "zh-CN": "cmn"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    brand: str = "StreamTube"
+    locale: str = "en-US"
+    prompts_dir: Path = REPO_ROOT / "prompts"
+    grammars_dir: Path = REPO_ROOT / "grammars"
+    confidence_accept: float = 0.6
+    confidence_reject: float = 0.45
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    voice: Voice = field(default_factory=Voice)
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "ivr.sqlite3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.home / "recordings"
+
+    def with_(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def default_home() -> Path:
+    env = os.environ.get("IVR_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".local" / "share" / "ivr"
+
+
+def _merge(cls: type, base: Any, data: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown setting {key!r} (expected one of {sorted(known)})")
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+            changes[key] = _merge(type(current), current, value, f"{where}.{key}")
+        elif isinstance(current, Path):
+            changes[key] = Path(str(value)).expanduser()
+        elif isinstance(current, bool) or not isinstance(current, int | float | str | dict):
+            changes[key] = value
+        elif isinstance(current, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key}: expected a table, got {type(value).__name__}")
+            changes[key] = {**current, **value}
+        else:
+            try:
+                changes[key] = type(current)(value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(
+                    f"{where}.{key}: expected {type(current).__name__}, got {value!r}"
+                ) from exc
+    return dataclasses.replace(base, **changes)
+
+
+def load_settings(
+    config_file: Path | None = None, *, home: Path | None = None, **overrides: Any
+) -> Settings:
+    """Build the settings object from defaults, the TOML file, environment and overrides."""
+    settings = Settings(home=home or default_home())
+    path = config_file or (Path(os.environ["IVR_CONFIG"]) if "IVR_CONFIG" in os.environ else None)
+    if path is None and (settings.home / "ivr.toml").exists():
+        path = settings.home / "ivr.toml"
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"configuration file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        settings = _merge(Settings, settings, data, str(path))
+    env: dict[str, Any] = {}
+    for key in ("brand", "locale"):
+        if f"IVR_{key.upper()}" in os.environ:
+            env[key] = os.environ[f"IVR_{key.upper()}"]
+    if env:
+        settings = _merge(Settings, settings, env, "environment")
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    if clean:
+        settings = _merge(Settings, settings, clean, "options")
+    return settings

@@ -1,0 +1,312 @@
+"""The dialog engine: say, ask (speech and keys), escalation and global commands.
+
+It knows prompts and grammars by id, never by text, and measures every timeout
+in frames received from the channel. Control leaves an ask in one of three
+ways besides an answer: :class:`TransferRequested`, :class:`MainMenuRequested`
+or :class:`CallerHungUp`.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+
+from ivr.channels.base import Channel, ChannelEvent, Frame, HangUp, Key
+from ivr.config import Settings
+from ivr.dialog.prompts import PromptBook, SpokenDigits
+from ivr.speech.asr.base import Engine, Recognizer
+from ivr.speech.audio import FRAME_MS
+from ivr.speech.endpoint import EndpointConfig, Endpointer, Event
+from ivr.speech.grammar import COMMAND_PREFIX, DigitRule, Grammar, GrammarBook
+from ivr.speech.tts import Speech, Synthesizer
+from ivr.services.calls import CallRecorder, TurnRecord
+from ivr.services.privacy import mask_phone
+
+log = logging.getLogger(__name__)
+
+MAX_FAILURES: Final = 3
+PARTIAL_EVERY_FRAMES: Final = 5
+BARGE_IN_SPEECH_FRAMES: Final = 10  # 200 ms of speech during a prompt stops it
+
+
+class AskKind(enum.StrEnum):
+    MENU = "menu"
+    YES_NO = "yes_no"
+    DIGITS = "digits"
+
+
+class Sensitive(enum.StrEnum):
+    PHONE = "phone"
+    CODE = "code"
+
+
+class Mode(enum.StrEnum):
+    SPEECH = "speech"
+    DTMF = "dtmf"
+    NO_INPUT = "no_input"
+    HANGUP = "hangup"
+
+
+class CallerHungUp(Exception):
+    """The caller hung up; the call ends as abandoned."""
+
+
+class TransferRequested(Exception):
+    def __init__(self, reason: str, *, step: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.step = step
+
+
+class MainMenuRequested(Exception):
+    """The caller asked for the main menu."""
+
+
+@dataclass
+class Heard:
+    mode: Mode
+    value: str | None = None
+    heard: str = ""
+    confidence: float | None = None
+    digits: str | None = None
+
+
+@dataclass
+class Answer:
+    ask: str
+    value: str
+    mode: Mode
+    heard: str
+    confidence: float | None
+    digits: str | None = None
+
+
+@dataclass
+class DialogState:
+    slower: int = 0
+    last_prompt: tuple[str, str, dict[str, Any]] | None = None
+    transcript: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Dialog:
+    def __init__(
+        self,
+        *,
+        channel: Channel,
+        settings: Settings,
+        prompts: PromptBook,
+        grammars: GrammarBook,
+        synthesizer: Synthesizer,
+        engine: Engine | None,
+        recorder: CallRecorder,
+        voice: str,
+    ) -> None:
+        self.channel = channel
+        self.settings = settings
+        self.prompts = prompts
+        self.grammars = grammars
+        self.synth = synthesizer
+        self.engine = engine
+        self.recorder = recorder
+        self.voice = voice
+        self.state = DialogState()
+        self._turn_end: float | None = None
+        self._pending: list[ChannelEvent] = []
+        self.latencies_ms: list[float] = []
+
+    # --- speaking --------------------------------------------------------------------------
+    def speech(self, pid: str, params: dict[str, Any], variant: str = "text", extra: int = 0) -> Speech:
+        return self.prompts.speech(
+            pid,
+            variant=variant,
+            params={"brand": self.settings.brand, **params},
+            voice=self.settings.voice,
+            slower=self.state.slower + extra,
+        )
+
+    def say(self, pid: str, **params: Any) -> None:
+        """Speak a prompt; keys pressed meanwhile stop it and are kept for the next ask."""
+        self._play(self.speech(pid, params), barge_in_speech=False)
+
+    def _play(self, speech: Speech, *, barge_in_speech: bool) -> None:
+        audio = self.synth.render(speech, voice=self.voice, sample_rate=self.channel.sample_rate)
+        if self._turn_end is not None:
+            latency = (time.perf_counter() - self._turn_end) * 1000
+            self._turn_end = None
+            self.latencies_ms.append(latency)
+            self.recorder.turn_latency(latency)
+        self.recorder.line("ivr", speech.transcript)
+        self.state.transcript.append(("ivr", speech.transcript))
+        log.debug("[%s] ivr: %s", self.recorder.call_id, speech.transcript)
+        self.channel.play(audio)
+        speech_run = 0
+        vad = Endpointer(self.channel.sample_rate, EndpointConfig())
+        while self.channel.is_playing():
+            event = self.channel.receive()
+            if isinstance(event, HangUp):
+                raise CallerHungUp
+            if isinstance(event, Key):
+                self.channel.stop_playback()
+                self._pending.append(event)
+                return
+            if barge_in_speech:
+                speech_run = speech_run + 1 if vad.is_speech(event.samples) else 0
+                if speech_run >= BARGE_IN_SPEECH_FRAMES:
+                    self.channel.stop_playback()
+                    return
+
+    # --- asking ----------------------------------------------------------------------------
+    def ask(
+        self,
+        ask_id: str,
+        *,
+        grammar: str,
+        kind: AskKind = AskKind.MENU,
+        prompt: str | None = None,
+        digits: DigitRule | None = None,
+        sensitive: Sensitive | None = None,
+        barge_in: bool = True,
+        **params: Any,
+    ) -> Answer:
+        """One ask with escalation (CALLFLOWS.md: rules at every ask)."""
+        g = self.grammars.get(grammar, digits=digits)
+        pid = prompt or ask_id
+        failures = 0
+        variant = "text"
+        while True:
+            extra = 1 if failures >= 2 else 0  # the 2nd reprompt is slower
+            self.state.last_prompt = (pid, variant, params)
+            self._play(self.speech(pid, params, variant, extra), barge_in_speech=barge_in)
+            heard = self._listen(ask_id, g, kind)
+            self._record(ask_id, heard, sensitive)
+            if heard.mode is Mode.NO_INPUT or heard.value is None:
+                failures += 1
+                reason = "no_input" if heard.mode is Mode.NO_INPUT else "no_match"
+                if failures >= MAX_FAILURES:
+                    raise TransferRequested(reason, step=ask_id)
+                variant = f"{'noinput' if reason == 'no_input' else 'nomatch'}.{failures}"
+                continue
+            if heard.value.startswith(COMMAND_PREFIX):
+                command = heard.value[len(COMMAND_PREFIX) :]
+                if command == "agent":
+                    raise TransferRequested("caller_request", step=ask_id)
+                if command == "main_menu":
+                    raise MainMenuRequested
+                if command == "slower":
+                    self.state.slower += 1
+                    self.say("slower_ack")
+                variant = "text"  # repeat / slower: the same prompt again
+                continue
+            return Answer(ask_id, heard.value, heard.mode, heard.heard, heard.confidence, heard.digits)
+
+    def _record(self, ask_id: str, heard: Heard, sensitive: Sensitive | None) -> None:
+        text, value = heard.heard, heard.value
+        if sensitive is Sensitive.CODE and heard.digits:
+            text = "*" * len(heard.digits) if heard.mode is Mode.DTMF else "(code spoken)"
+            value = "*" * len(heard.digits)
+        elif sensitive is Sensitive.PHONE and heard.digits:
+            text = mask_phone(heard.digits) or "" if heard.mode is Mode.DTMF else "(number spoken)"
+            value = mask_phone(heard.digits)
+        self.recorder.turn(TurnRecord(ask_id, str(heard.mode), text, value, heard.confidence))
+        shown = {Mode.NO_INPUT: "(silence)", Mode.HANGUP: "(hung up)"}.get(heard.mode, text)
+        self.recorder.line("caller", shown or "(unclear)")
+        self.state.transcript.append(("caller", shown or "(unclear)"))
+
+    def _next_event(self) -> ChannelEvent:
+        if self._pending:
+            return self._pending.pop(0)
+        return self.channel.receive()
+
+    def _listen(self, ask_id: str, grammar: Grammar, kind: AskKind) -> Heard:
+        t = self.settings.timeouts
+        digits_mode = grammar.digits is not None
+        no_input = t.no_input_yes_no_ms if kind is AskKind.YES_NO else t.no_input_ms
+        cfg = EndpointConfig(
+            no_input_ms=no_input,
+            end_silence_ms=t.end_silence_digits_ms if digits_mode else t.end_silence_ms,
+            end_silence_complete_ms=t.end_silence_complete_ms,
+            max_speech_ms=t.max_speech_ms,
+        )
+        endpointer = Endpointer(self.channel.sample_rate, cfg)
+        self.channel.listening(ask_id)
+        recognizer: Recognizer | None = None
+        keys = ""
+        frames_since_key = 0
+        try:
+            while True:
+                event = self._next_event()
+                if isinstance(event, HangUp):
+                    self.recorder.turn(TurnRecord(ask_id, str(Mode.HANGUP), None, None, None))
+                    raise CallerHungUp
+                if isinstance(event, Key):
+                    frames_since_key = 0
+                    if not digits_mode:
+                        value = grammar.key(event.key)
+                        self._turn_end = time.perf_counter()
+                        return Heard(Mode.DTMF, value, event.key, 1.0 if value else None)
+                    if event.key == "*":
+                        keys = ""
+                        continue
+                    if event.key == "#":
+                        return self._keyed_digits(grammar, keys)
+                    keys += event.key
+                    assert grammar.digits is not None
+                    if len(keys) >= grammar.digits.max:
+                        return self._keyed_digits(grammar, keys)
+                    continue
+                assert isinstance(event, Frame)
+                if keys:
+                    frames_since_key += 1
+                    if frames_since_key * FRAME_MS >= t.inter_digit_ms:
+                        return self._keyed_digits(grammar, keys)
+                    continue
+                happened = endpointer.push(event.samples)
+                if happened is Event.NO_INPUT:
+                    self._turn_end = time.perf_counter()
+                    return Heard(Mode.NO_INPUT)
+                if happened is Event.START:
+                    if self.engine is None:
+                        continue  # keys only in this locale: speech cannot be understood
+                    recognizer = self.engine.recognizer(grammar, self.channel.sample_rate)
+                    for frame in endpointer.preroll:
+                        recognizer.accept(frame)
+                    continue
+                if recognizer is None:
+                    if endpointer.in_speech and happened in (Event.END, Event.MAX_SPEECH):
+                        self._turn_end = time.perf_counter()
+                        return Heard(Mode.SPEECH, None, "", 0.0)
+                    continue
+                recognizer.accept(event.samples)
+                if endpointer.speech_frames % PARTIAL_EVERY_FRAMES == 0:
+                    endpointer.complete = grammar.is_complete(recognizer.partial())
+                if happened in (Event.END, Event.MAX_SPEECH):
+                    self._turn_end = time.perf_counter()
+                    hyp = recognizer.finish()
+                    recognizer = None
+                    return self._interpret(grammar, hyp.text, hyp.confidence)
+        finally:
+            if recognizer is not None:
+                recognizer.close()
+
+    def _interpret(self, grammar: Grammar, text: str, confidence: float) -> Heard:
+        interp = grammar.interpret(text)
+        if interp is None or confidence < self.settings.confidence_reject:
+            return Heard(Mode.SPEECH, None, text, confidence)
+        return Heard(Mode.SPEECH, interp.value, text, confidence, interp.digits)
+
+    def _keyed_digits(self, grammar: Grammar, keys: str) -> Heard:
+        self._turn_end = time.perf_counter()
+        assert grammar.digits is not None
+        if keys and grammar.digits.accepts(keys):
+            return Heard(Mode.DTMF, keys, keys, 1.0, keys)
+        return Heard(Mode.DTMF, None, keys, None)
+
+    # --- helpers for flows -----------------------------------------------------------------
+    @staticmethod
+    def digits(value: str, kind: str = "auto", keep: int | None = None) -> SpokenDigits:
+        return SpokenDigits(value, kind, keep)
+

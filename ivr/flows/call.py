@@ -1,0 +1,118 @@
+"""The call: every flow's states in one `transitions` machine, driven by the session loop.
+
+Each state has a handler ``do_<state>`` that says and asks what the state needs
+and returns the trigger to fire. Transfers, "main menu" and hang-ups may happen
+at any ask; they arrive as exceptions and move the machine the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from transitions import Machine, MachineError
+
+from ivr.dialog.engine import CallerHungUp, Dialog, MainMenuRequested, TransferRequested
+from ivr.flows import entry, recovery
+from ivr.flows.base import CallContext, FlowSpec, Services
+from ivr.flows.entry import EntryHandlers
+from ivr.flows.recovery import RecoveryHandlers
+from ivr.services.calls import CallRecorder, Outcome
+from ivr.services.privacy import mask_phone
+
+log = logging.getLogger(__name__)
+
+FLOWS: Final[tuple[FlowSpec, ...]] = (entry.SPEC, recovery.SPEC)
+MAX_STATES_PER_CALL: Final = 400
+
+
+def machine_tables(flows: tuple[FlowSpec, ...] = FLOWS) -> tuple[list[str], list[dict[str, Any]]]:
+    states: list[str] = []
+    transitions: list[dict[str, Any]] = []
+    for flow in flows:
+        states.extend(s for s in flow.states if s not in states)
+        transitions.extend({"trigger": t, "source": s, "dest": d} for t, s, d in flow.transitions)
+    # reachable from any ask: a transfer, or the caller's "main menu"
+    transitions.append({"trigger": "to_transfer", "source": "*", "dest": "transfer"})
+    transitions.append({"trigger": "to_main_menu", "source": "*", "dest": "main_menu"})
+    return states, transitions
+
+
+class CallFlow(EntryHandlers, RecoveryHandlers):
+    """The model the machine drives; one per call."""
+
+    state: str
+
+    def __init__(self, dialog: Dialog, ctx: CallContext, services: Services, recorder: CallRecorder) -> None:
+        self.dialog = dialog
+        self.ctx = ctx
+        self.services = services
+        self.recorder = recorder
+        states, transitions = machine_tables()
+        self.machine = Machine(
+            model=self,
+            states=states,
+            transitions=transitions,
+            initial="welcome",
+            auto_transitions=False,
+            send_event=False,
+        )
+        self.outcome: Outcome | None = None
+
+    def run(self) -> Outcome:
+        """Drive the call to its end; returns the outcome (the record is written as it goes)."""
+        steps = 0
+        while self.state != "end":
+            steps += 1
+            if steps > MAX_STATES_PER_CALL:
+                raise RuntimeError(f"call exceeded {MAX_STATES_PER_CALL} states; flow loop?")
+            self.recorder.state(self.state)
+            self.ctx.step = self.state
+            if self.state == "transfer":
+                self._transfer()
+                self.trigger("next")
+                continue
+            try:
+                trigger = getattr(self, f"do_{self.state}")()
+            except TransferRequested as req:
+                self.ctx.transfer_reason = req.reason
+                if req.step:
+                    self.ctx.collected["step"] = req.step
+                self.trigger("to_transfer")
+                continue
+            except MainMenuRequested:
+                self.trigger("to_main_menu")
+                continue
+            try:
+                self.trigger(trigger)
+            except MachineError as exc:
+                raise RuntimeError(f"no transition {trigger!r} from state {self.state!r}") from exc
+        assert self.outcome is not None or self.ctx.transfer_reason is None
+        return self.outcome or Outcome.RESOLVED
+
+    def case(self) -> dict[str, Any]:
+        return {
+            "call_id": self.recorder.call_id,
+            "caller": mask_phone(self.ctx.caller_id),
+            "verified": self.ctx.verified,
+            "intent": self.ctx.intent,
+            "account": mask_phone(self.ctx.account_phone),
+            "reason": self.ctx.transfer_reason,
+            "step": self.ctx.collected.get("step", self.ctx.step),
+            "collected": {k: v for k, v in self.ctx.collected.items() if k != "step"},
+            "states": list(self.recorder.states),
+            "transcript": [
+                {"speaker": who, "text": text} for who, text in self.dialog.state.transcript
+            ],
+        }
+
+    def _transfer(self) -> None:
+        reason = self.ctx.transfer_reason or "caller_request"
+        self.ctx.transfer_reason = reason
+        position = self.services.queue.enqueue(self.recorder.call_id, reason, self.case())
+        self.outcome = Outcome.TRANSFERRED
+        self.recorder.finish(Outcome.TRANSFERRED, reason=reason)
+        try:
+            self.dialog.say("transfer", position=position)
+        except CallerHungUp:
+            log.info("[%s] caller hung up during the transfer message", self.recorder.call_id)

@@ -1,0 +1,187 @@
+"""Account recovery (CALLFLOWS.md): prove the bound phone, one-time code, reset walkthrough."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ivr.dialog.engine import AskKind, Sensitive
+from ivr.flows.base import FlowHandlers, FlowSpec
+from ivr.flows.walkthrough import run_walkthrough
+from ivr.services.codes import Issue, Verify
+
+MAX_NUMBERS: Final = 3
+
+SPEC: Final = FlowSpec(
+    name="account_recovery",
+    states=(
+        "recovery_start",
+        "confirm_caller_id",
+        "phone_number",
+        "confirm_phone_number",
+        "lookup",
+        "try_another_number",
+        "send_code",
+        "verification_code",
+        "confirm_verification_code",
+        "verify_code",
+        "reset_password",
+        "recovery_worked",
+    ),
+    transitions=(
+        ("known_caller", "recovery_start", "confirm_caller_id"),
+        ("unknown_caller", "recovery_start", "phone_number"),
+        ("yes", "confirm_caller_id", "send_code"),
+        ("no", "confirm_caller_id", "phone_number"),
+        ("next", "phone_number", "confirm_phone_number"),
+        ("give_up", "phone_number", "transfer"),
+        ("yes", "confirm_phone_number", "lookup"),
+        ("no", "confirm_phone_number", "phone_number"),
+        ("found", "lookup", "send_code"),
+        ("not_found", "lookup", "try_another_number"),
+        ("yes", "try_another_number", "phone_number"),
+        ("no", "try_another_number", "transfer"),
+        ("sent", "send_code", "verification_code"),
+        ("locked", "send_code", "transfer"),
+        ("next", "verification_code", "confirm_verification_code"),
+        ("resend", "verification_code", "verification_code"),
+        ("locked", "verification_code", "transfer"),
+        ("yes", "confirm_verification_code", "verify_code"),
+        ("no", "confirm_verification_code", "verification_code"),
+        ("ok", "verify_code", "reset_password"),
+        ("wrong", "verify_code", "verification_code"),
+        ("expired", "verify_code", "send_code"),
+        ("locked", "verify_code", "transfer"),
+        ("next", "reset_password", "recovery_worked"),
+        ("yes", "recovery_worked", "anything_else"),
+        ("no", "recovery_worked", "transfer"),
+    ),
+)
+
+
+def _last4(phone: str) -> str:
+    return phone[-4:]
+
+
+class RecoveryHandlers(FlowHandlers):
+    def do_recovery_start(self) -> str:
+        account = self.services.accounts.by_phone(self.ctx.caller_id)
+        if account is not None:
+            self.ctx.candidate_phone = account.phone
+            return "known_caller"
+        return "unknown_caller"
+
+    def do_confirm_caller_id(self) -> str:
+        assert self.ctx.candidate_phone
+        answer = self.dialog.ask(
+            "confirm_caller_id",
+            grammar="yes_no",
+            kind=AskKind.YES_NO,
+            last4=self.dialog.digits(_last4(self.ctx.candidate_phone), "auto"),
+        )
+        if answer.value == "yes":
+            self.ctx.account_phone = self.ctx.candidate_phone
+        return answer.value
+
+    def do_phone_number(self) -> str:
+        if self.ctx.numbers_tried >= MAX_NUMBERS:
+            self.ctx.transfer_reason = "identification_failed"
+            return "give_up"
+        answer = self.dialog.ask(
+            "phone_number", grammar="phone_number", kind=AskKind.DIGITS, sensitive=Sensitive.PHONE
+        )
+        self.ctx.numbers_tried += 1
+        self.ctx.candidate_phone = answer.digits
+        return "next"
+
+    def do_confirm_phone_number(self) -> str:
+        assert self.ctx.candidate_phone
+        return self.dialog.ask(
+            "confirm_phone_number",
+            grammar="yes_no",
+            kind=AskKind.YES_NO,
+            number=self.dialog.digits(self.ctx.candidate_phone, "phone", keep=4),
+        ).value
+
+    def do_lookup(self) -> str:
+        account = self.services.accounts.by_phone(self.ctx.candidate_phone)
+        if account is None:
+            self.dialog.say("number_not_found")
+            return "not_found"
+        self.ctx.account_phone = account.phone
+        self.ctx.collected["phone_last4"] = _last4(account.phone)
+        return "found"
+
+    def do_try_another_number(self) -> str:
+        answer = self.dialog.ask("try_another_number", grammar="yes_no", kind=AskKind.YES_NO)
+        if answer.value == "no":
+            self.ctx.transfer_reason = "identification_failed"
+        return answer.value
+
+    def do_send_code(self) -> str:
+        phone = self.ctx.account_phone
+        assert phone
+        if self.services.codes.issue(phone) is not Issue.SENT:
+            self.dialog.say("recovery_locked")
+            self.ctx.transfer_reason = "verification_failed"
+            return "locked"
+        self.dialog.say("code_sent", last4=self.dialog.digits(_last4(phone)))
+        return "sent"
+
+    def do_verification_code(self) -> str:
+        phone = self.ctx.account_phone
+        assert phone
+        answer = self.dialog.ask(
+            "verification_code",
+            grammar="verification_code",
+            kind=AskKind.DIGITS,
+            sensitive=Sensitive.CODE,
+        )
+        if answer.value == "resend":
+            issued = self.services.codes.issue(phone, resend=True)
+            if issued is Issue.SENT:
+                self.dialog.say("code_resent", last4=self.dialog.digits(_last4(phone)))
+            elif issued is Issue.LOCKED:
+                self.ctx.transfer_reason = "verification_failed"
+                return "locked"
+            else:
+                self.dialog.say("resend_limit")
+            return "resend"
+        self.ctx.candidate_code = answer.digits
+        return "next"
+
+    def do_confirm_verification_code(self) -> str:
+        assert self.ctx.candidate_code
+        return self.dialog.ask(
+            "confirm_verification_code",
+            grammar="yes_no",
+            kind=AskKind.YES_NO,
+            code=self.dialog.digits(self.ctx.candidate_code, "auto", keep=0),
+        ).value
+
+    def do_verify_code(self) -> str:
+        phone, code = self.ctx.account_phone, self.ctx.candidate_code
+        assert phone and code
+        self.ctx.candidate_code = None
+        result = self.services.codes.verify(phone, code)
+        if result is Verify.OK:
+            self.ctx.verified = True
+            return "ok"
+        if result is Verify.WRONG:
+            self.dialog.say("code_mismatch")
+            return "wrong"
+        if result is Verify.EXPIRED:
+            self.dialog.say("code_expired")
+            return "expired"
+        self.dialog.say("recovery_locked")
+        self.ctx.transfer_reason = "verification_failed"
+        return "locked"
+
+    def do_reset_password(self) -> str:
+        run_walkthrough(self.dialog, self.services.knowledge.get("reset_password"))
+        return "next"
+
+    def do_recovery_worked(self) -> str:
+        answer = self.dialog.ask("recovery_worked", grammar="yes_no", kind=AskKind.YES_NO)
+        if answer.value == "no":
+            self.ctx.transfer_reason = "task_failed"
+        return answer.value

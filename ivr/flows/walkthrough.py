@@ -1,0 +1,46 @@
+"""Walkthroughs: a knowledge article's steps, one at a time, each confirmed."""
+
+from __future__ import annotations
+
+import enum
+
+from ivr.dialog.engine import AskKind, Dialog, TransferRequested
+from ivr.services.knowledge import Article
+
+
+class StepAnswer(enum.StrEnum):
+    DONE = "done"
+    REPEAT = "repeat_step"
+    BACK = "back"
+    STUCK = "stuck"
+
+
+def run_walkthrough(dialog: Dialog, article: Article) -> int:
+    """Guide the caller through every step; returns the number of steps completed.
+
+    Raises TransferRequested("stuck_on_step", step="<article> step N") when the caller is stuck.
+    """
+    total = len(article.steps)
+    index = 0
+    extra_slow = 0
+    while index < total:
+        dialog.state.slower += extra_slow
+        try:
+            dialog.say("walkthrough_step", number=index + 1, total=total, text=article.steps[index])
+        finally:
+            dialog.state.slower -= extra_slow
+        answer = dialog.ask("step_done", grammar="step_done", kind=AskKind.MENU)
+        match StepAnswer(answer.value):
+            case StepAnswer.DONE:
+                index += 1
+                extra_slow = 0
+            case StepAnswer.REPEAT:
+                extra_slow = 1
+            case StepAnswer.BACK:
+                if index == 0:
+                    dialog.say("walkthrough_first_step")
+                index = max(0, index - 1)
+                extra_slow = 0
+            case StepAnswer.STUCK:
+                raise TransferRequested("stuck_on_step", step=f"{article.id} step {index + 1}")
+    return total

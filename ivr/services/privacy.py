@@ -1,0 +1,34 @@
+"""Masking of personal data for logs, transcripts and agent screens."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+_LONG_DIGITS: Final = re.compile(r"(?<!\d)(\d[\d \-]{5,}\d)(?!\d)")
+
+
+def mask_phone(number: str | None) -> str | None:
+    """Only the last four digits of a phone number are ever shown."""
+    if not number:
+        return number
+    digits = re.sub(r"\D", "", number)
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    return "*" * (len(digits) - 4) + digits[-4:]
+
+
+def mask_code(code: str | None) -> str | None:
+    return None if code is None else "*" * len(code)
+
+
+def scrub(text: str) -> str:
+    """Mask every run of 6 or more digits in free text (codes, phone numbers)."""
+
+    def repl(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(1))
+        if len(digits) < 6:
+            return m.group(1)
+        return mask_phone(digits) if len(digits) >= 7 else "*" * len(digits)  # type: ignore[return-value]
+
+    return _LONG_DIGITS.sub(repl, text)

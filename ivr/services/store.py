@@ -1,0 +1,118 @@
+"""SQLite store (WAL mode), written as the call goes so a killed process loses nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS accounts (
+    phone TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    recovery_locked_until REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS otp_codes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    phone TEXT NOT NULL,
+    code_hash TEXT NOT NULL,
+    salt TEXT NOT NULL,
+    issued_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    tries INTEGER NOT NULL DEFAULT 0,
+    resends INTEGER NOT NULL DEFAULT 0,
+    used INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sms_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    to_number TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'message'
+);
+CREATE TABLE IF NOT EXISTS calls (
+    id TEXT PRIMARY KEY,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    channel TEXT NOT NULL,
+    locale TEXT NOT NULL,
+    caller_masked TEXT,
+    outcome TEXT,
+    transfer_reason TEXT,
+    intent TEXT,
+    ticket_team TEXT,
+    states TEXT NOT NULL DEFAULT '[]',
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS turns (
+    call_id TEXT NOT NULL REFERENCES calls(id),
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    ask TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    heard TEXT,
+    value TEXT,
+    confidence REAL,
+    latency_ms REAL,
+    PRIMARY KEY (call_id, seq)
+);
+CREATE TABLE IF NOT EXISTS transcript (
+    call_id TEXT NOT NULL REFERENCES calls(id),
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    speaker TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (call_id, seq)
+);
+CREATE TABLE IF NOT EXISTS agent_queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'waiting',
+    case_json TEXT NOT NULL
+);
+"""
+
+
+class Store:
+    """One SQLite database shared by the services of a process (thread-safe)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._conn.executescript(SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, params)
+
+    def query(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return list(self._conn.execute(sql, params).fetchall())
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

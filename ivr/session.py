@@ -1,0 +1,153 @@
+"""A call session: one channel, one dialog, one flow machine, one call record."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivr.agents.queue import AgentQueue
+from ivr.channels.base import Channel
+from ivr.config import Settings
+from ivr.dialog.engine import CallerHungUp, Dialog, TransferRequested
+from ivr.dialog.prompts import PromptBook
+from ivr.flows.base import CallContext, Services
+from ivr.flows.call import CallFlow
+from ivr.services.accounts import Accounts
+from ivr.services.calls import CallRecorder, Outcome, TurnRecord
+from ivr.services.codes import Codes, SmsOutbox
+from ivr.services.knowledge import KnowledgeBase
+from ivr.services.privacy import mask_phone
+from ivr.services.store import Store
+from ivr.speech.engines import Engines
+from ivr.speech.grammar import GrammarBook
+from ivr.speech.tts import Synthesizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CallResult:
+    call_id: str
+    outcome: Outcome
+    transfer_reason: str | None
+    states: list[str]
+    turns: list[TurnRecord]
+    latencies_ms: list[float] = field(default_factory=list)
+    error: str | None = None
+    ticket_team: str | None = None
+
+
+class Runtime:
+    """What every call in a process shares: settings, store, models, prompts, grammars."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        engines: Engines | None = None,
+        synth: Synthesizer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or Store(settings.db_path)
+        self.engines = engines or Engines(settings.models_dir)
+        self.synth = synth or Synthesizer(settings.cache_dir / "prompts")
+        self.accounts = Accounts(self.store)
+        self.outbox = SmsOutbox(self.store)
+        self.queue = AgentQueue(self.store)
+        self._books: dict[str, tuple[PromptBook, GrammarBook, KnowledgeBase]] = {}
+
+    def books(self, locale: str) -> tuple[PromptBook, GrammarBook, KnowledgeBase]:
+        if locale not in self._books:
+            s = self.settings
+            self._books[locale] = (
+                PromptBook(s.prompts_dir, locale),
+                GrammarBook(s.grammars_dir, locale),
+                KnowledgeBase(s.prompts_dir, locale),
+            )
+        return self._books[locale]
+
+    def voice(self, locale: str) -> str:
+        return self.settings.voice.voices.get(locale, locale.lower())
+
+    def run_call(
+        self,
+        channel: Channel,
+        *,
+        locale: str | None = None,
+        fixed_code: str | None = None,
+        observer: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> CallResult:
+        locale = locale or self.settings.locale
+        prompts, grammars, knowledge = self.books(locale)
+        recorder = CallRecorder(
+            self.store,
+            channel=channel.name,
+            locale=locale,
+            caller_id=channel.caller_id,
+            observer=observer,
+        )
+        dialog = Dialog(
+            channel=channel,
+            settings=self.settings,
+            prompts=prompts,
+            grammars=grammars,
+            synthesizer=self.synth,
+            engine=self.engines.for_locale(locale),
+            recorder=recorder,
+            voice=self.voice(locale),
+        )
+        codes = Codes(
+            self.store,
+            self.accounts,
+            self.outbox,
+            message=prompts.text("sms_verification_code").format(
+                brand=self.settings.brand, code="{code}"
+            ),
+            fixed_code=fixed_code,
+        )
+        services = Services(self.accounts, codes, self.queue, knowledge)
+        ctx = CallContext(caller_id=channel.caller_id)
+        flow = CallFlow(dialog, ctx, services, recorder)
+        log.info(
+            "[%s] call started on %s, caller %s, locale %s",
+            recorder.call_id, channel.name, mask_phone(channel.caller_id), locale,
+        )
+        error: str | None = None
+        try:
+            outcome = flow.run()
+            if not recorder.finished:
+                recorder.finish(outcome)
+            channel.hang_up()
+        except CallerHungUp:
+            outcome = Outcome.ABANDONED
+            recorder.finish(outcome)
+        except Exception as exc:  # the per-call boundary: the caller hears an apology
+            log.exception("[%s] call failed in state %s", recorder.call_id, flow.state)
+            error = f"{type(exc).__name__}: {exc}"
+            outcome = Outcome.FAILED
+            ctx.transfer_reason = "system_error"
+            recorder.set(error=error)
+            recorder.finish(outcome, reason="system_error", error=error)
+            self._apologise(flow, dialog)
+        log.info("[%s] call ended: %s %s", recorder.call_id, outcome, ctx.transfer_reason or "")
+        return CallResult(
+            call_id=recorder.call_id,
+            outcome=outcome,
+            transfer_reason=ctx.transfer_reason if outcome is not Outcome.RESOLVED else None,
+            states=list(recorder.states),
+            turns=list(recorder.turns),
+            latencies_ms=list(dialog.latencies_ms),
+            error=error,
+        )
+
+    def _apologise(self, flow: CallFlow, dialog: Dialog) -> None:
+        try:
+            self.queue.enqueue(flow.recorder.call_id, "system_error", flow.case())
+            dialog.say("apology")
+        except (CallerHungUp, TransferRequested):
+            pass
+        except Exception:  # the apology itself failed: nothing more to do for this caller
+            log.exception("[%s] could not play the apology", flow.recorder.call_id)

@@ -1,0 +1,55 @@
+"""The one recognition interface every engine adapter implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from ivr.speech.grammar import Grammar
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """What an engine heard in one utterance, with a confidence in [0, 1]."""
+
+    text: str
+    confidence: float
+    engine: str
+
+
+class Recognizer(ABC):
+    """One utterance: fed 20 ms frames as they arrive, then finished once."""
+
+    sample_rate: int
+
+    @abstractmethod
+    def accept(self, frame: np.ndarray) -> None:
+        """Feed one frame of int16 mono audio at ``sample_rate``."""
+
+    @abstractmethod
+    def partial(self) -> str:
+        """The best guess so far (may be empty)."""
+
+    @abstractmethod
+    def finish(self) -> Hypothesis:
+        """End the utterance and return the final hypothesis; releases engine resources."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook; most adapters release in finish()
+        """Release resources when the utterance is abandoned without finish()."""
+
+
+class Engine(ABC):
+    """A loaded speech model shared by every call in the process."""
+
+    name: str
+    locale: str
+
+    @abstractmethod
+    def recognizer(self, grammar: Grammar | None, sample_rate: int) -> Recognizer:
+        """A fresh recogniser for one ask; ``grammar`` None means free-form."""
+
+    @abstractmethod
+    def unknown_words(self, words: set[str]) -> list[str]:
+        """Grammar words the model cannot recognise (checked at start-up)."""

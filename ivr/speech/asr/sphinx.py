@@ -1,0 +1,192 @@
+"""PocketSphinx adapter: the embedded English default (model shipped in the package).
+
+Rejection: a JSGF decoder cannot say "none of these", so beside it runs an
+all-phone decoder on the same frames. The confidence is how well the phones
+of the grammar's answer agree with the phones heard without any grammar
+(1 - phone error rate / 2, clamped): out-of-grammar speech forced onto a
+phrase disagrees strongly with what was actually said.
+
+Narrowband input (8 kHz telephone audio) is upsampled with the filtered
+resampler to the model's 16 kHz; see the README for the measurement behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Final
+
+import numpy as np
+
+from ivr.errors import EngineError
+from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
+from ivr.speech.audio import StreamResampler
+from ivr.speech.grammar import Grammar
+
+log = logging.getLogger(__name__)
+
+MODEL_RATE: Final = 16000
+WIP_DEFAULT: Final = 0.65
+# A stronger word insertion penalty for digit strings of open length: with 0.65 long numbers
+# gain inserted digits; exact-length strings and phrases decode best with the default.
+WIP_DIGITS: Final = 1e-3
+FILLERS: Final = frozenset({"<s>", "</s>", "<sil>", "(NULL)", "SIL", "[NOISE]"})
+
+
+def phone_error_rate(reference: list[str], heard: list[str]) -> float:
+    """Levenshtein distance between phone strings, over the reference length."""
+    if not reference:
+        return float(len(heard) > 0) * 2.0
+    row = list(range(len(heard) + 1))
+    for i, ref in enumerate(reference, 1):
+        prev, row[0] = row[0], i
+        for j, got in enumerate(heard, 1):
+            cur = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (ref != got))
+            prev = cur
+    return row[-1] / len(reference)
+
+
+def confidence_from_per(per: float) -> float:
+    return float(min(1.0, max(0.0, 1.0 - per / 2.0)))
+
+
+class _DecoderPair:
+    """A grammar decoder and an all-phone decoder that hear the same frames."""
+
+    def __init__(self, wip: float = WIP_DEFAULT) -> None:
+        from pocketsphinx import Config, Decoder, get_model_path
+
+        self.wip = wip
+        try:
+            self.grammar = Decoder(
+                Config(lm=None, samprate=MODEL_RATE, loglevel="FATAL", wip=wip)
+            )
+            self.phones = Decoder(
+                Config(
+                    lm=None,
+                    allphone=get_model_path("en-us/en-us-phone.lm.bin"),
+                    samprate=MODEL_RATE,
+                    loglevel="FATAL",
+                )
+            )
+        except RuntimeError as exc:
+            raise EngineError(f"PocketSphinx failed to start: {exc}") from exc
+        self.searches: set[str] = set()
+
+
+class SphinxEngine(Engine):
+    name = "pocketsphinx"
+
+    def __init__(self, locale: str = "en-US") -> None:
+        if locale != "en-US":
+            raise EngineError(f"the bundled PocketSphinx model is en-US only, got {locale!r}")
+        self.locale = locale
+        self._pools: dict[float, list[_DecoderPair]] = {WIP_DEFAULT: [], WIP_DIGITS: []}
+        self._lock = threading.Lock()
+        self._dictionary = _DecoderPair()
+        self._pools[WIP_DEFAULT].append(self._dictionary)
+
+    def _take(self, wip: float) -> _DecoderPair:
+        with self._lock:
+            if self._pools[wip]:
+                return self._pools[wip].pop()
+        return _DecoderPair(wip)
+
+    def _give(self, pair: _DecoderPair) -> None:
+        with self._lock:
+            self._pools[pair.wip].append(pair)
+
+    def unknown_words(self, words: set[str]) -> list[str]:
+        with self._lock:
+            decoder = self._dictionary.grammar
+            return sorted(w for w in words if decoder.lookup_word(w) is None)
+
+    def recognizer(self, grammar: Grammar | None, sample_rate: int) -> Recognizer:
+        if grammar is None:
+            raise EngineError("free-form recognition needs a Vosk model; none is installed")
+        return SphinxRecognizer(self, grammar, sample_rate)
+
+
+class SphinxRecognizer(Recognizer):
+    def __init__(self, engine: SphinxEngine, grammar: Grammar, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self._engine = engine
+        self._pair: _DecoderPair | None = engine._take(
+            WIP_DIGITS
+            if grammar.digits is not None and grammar.digits.min != grammar.digits.max
+            else WIP_DEFAULT
+        )
+        self._resampler = StreamResampler(sample_rate, MODEL_RATE)
+        key = f"{grammar.locale}/{grammar.name}/{hash(grammar.jsgf())}"
+        try:
+            if key not in self._pair.searches:
+                self._pair.grammar.add_jsgf_string(key, grammar.jsgf())
+                self._pair.searches.add(key)
+            self._pair.grammar.activate_search(key)
+            self._pair.grammar.start_utt()
+            self._pair.phones.start_utt()
+        except RuntimeError as exc:
+            engine._give(self._pair)
+            self._pair = None
+            raise EngineError(f"PocketSphinx rejected grammar {grammar.name!r}: {exc}") from exc
+        self._frames = 0
+
+    def accept(self, frame: np.ndarray) -> None:
+        if self._pair is None:
+            raise EngineError("recogniser already finished")
+        data = self._resampler.process(frame).tobytes()
+        if data:
+            self._pair.grammar.process_raw(data)
+            self._pair.phones.process_raw(data)
+        self._frames += 1
+
+    def partial(self) -> str:
+        if self._pair is None:
+            return ""
+        hyp = self._pair.grammar.hyp()
+        return hyp.hypstr if hyp is not None else ""
+
+    def finish(self) -> Hypothesis:
+        pair = self._pair
+        if pair is None:
+            raise EngineError("recogniser already finished")
+        self._pair = None
+        try:
+            tail = self._resampler.process(np.zeros(0, dtype=np.int16), last=True).tobytes()
+            if tail:
+                pair.grammar.process_raw(tail)
+                pair.phones.process_raw(tail)
+            pair.grammar.end_utt()
+            pair.phones.end_utt()
+            hyp = pair.grammar.hyp()
+            text = hyp.hypstr if hyp is not None else ""
+            if not text.strip():
+                return Hypothesis("", 0.0, self._engine.name)
+            words = [s.word for s in (pair.grammar.seg() or []) if s.word not in FILLERS]
+            expected: list[str] = []
+            for word in words:
+                if word.startswith("+"):
+                    continue
+                pron = pair.grammar.lookup_word(word)
+                expected.extend((pron or "").split())
+            heard = [
+                s.word
+                for s in (pair.phones.seg() or [])
+                if s.word not in FILLERS and not s.word.startswith("+")
+            ]
+            confidence = confidence_from_per(phone_error_rate(expected, heard))
+            log.debug("phones %s | %s", " ".join(expected), " ".join(heard))
+            return Hypothesis(text, confidence, self._engine.name)
+        finally:
+            self._engine._give(pair)
+
+    def close(self) -> None:
+        pair, self._pair = self._pair, None
+        if pair is not None:
+            for decoder in (pair.grammar, pair.phones):
+                try:
+                    decoder.end_utt()
+                except RuntimeError:
+                    log.debug("end_utt on an idle decoder")
+            self._engine._give(pair)

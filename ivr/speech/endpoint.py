@@ -1,0 +1,93 @@
+"""Endpointing on 20 ms frames: when the caller starts and stops speaking.
+
+Speech activity comes from webrtcvad. End of speech is a run of silence whose
+length depends on how complete the answer already is (grammar-aware
+endpointing): a complete answer ends after a short pause, an incomplete one
+(7 of 11 digits) waits longer so slow speakers are not cut off.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import webrtcvad
+
+from ivr.errors import AudioError
+from ivr.speech.audio import FRAME_MS, frame_samples
+
+START_FRAMES: Final = 3  # 60 ms of speech in the last START_WINDOW frames starts an utterance
+START_WINDOW: Final = 5
+PREROLL_FRAMES: Final = 15  # 300 ms fed to the recogniser from before the detected start
+MIN_SPEECH_DBFS: Final = -50.0
+
+
+class Event(enum.StrEnum):
+    NONE = "none"
+    START = "start"
+    END = "end"
+    NO_INPUT = "no_input"
+    MAX_SPEECH = "max_speech"
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    no_input_ms: int = 8000
+    end_silence_ms: int = 750
+    end_silence_complete_ms: int = 400
+    max_speech_ms: int = 15000
+    aggressiveness: int = 2
+
+
+class Endpointer:
+    def __init__(self, rate: int, config: EndpointConfig) -> None:
+        if rate not in (8000, 16000, 32000, 48000):
+            raise AudioError(f"expected a VAD rate of 8000/16000/32000/48000 Hz, got {rate}")
+        self.rate = rate
+        self.config = config
+        self._vad = webrtcvad.Vad(config.aggressiveness)
+        self._frame_len = frame_samples(rate)
+        self._recent: collections.deque[bool] = collections.deque(maxlen=START_WINDOW)
+        self.preroll: collections.deque[np.ndarray] = collections.deque(maxlen=PREROLL_FRAMES)
+        self.in_speech = False
+        self.frames = 0
+        self.speech_frames = 0
+        self.silence_frames = 0
+        self.complete = False
+
+    def is_speech(self, frame: np.ndarray) -> bool:
+        if len(frame) != self._frame_len:
+            raise AudioError(f"expected {self._frame_len} samples per frame, got {len(frame)}")
+        loud = float(np.abs(frame.astype(np.int32)).max(initial=0)) > 32768 * 10 ** (
+            MIN_SPEECH_DBFS / 20
+        )
+        return loud and self._vad.is_speech(frame.astype("<i2").tobytes(), self.rate)
+
+    def push(self, frame: np.ndarray) -> Event:
+        """Feed one frame; returns what happened at this frame."""
+        self.frames += 1
+        speech = self.is_speech(frame)
+        if not self.in_speech:
+            self._recent.append(speech)
+            self.preroll.append(frame)
+            if sum(self._recent) >= START_FRAMES:
+                self.in_speech = True
+                self.speech_frames = 0
+                self.silence_frames = 0
+                return Event.START
+            if self.frames * FRAME_MS >= self.config.no_input_ms:
+                return Event.NO_INPUT
+            return Event.NONE
+        self.speech_frames += 1
+        self.silence_frames = 0 if speech else self.silence_frames + 1
+        window = (
+            self.config.end_silence_complete_ms if self.complete else self.config.end_silence_ms
+        )
+        if self.silence_frames * FRAME_MS >= window:
+            return Event.END
+        if self.speech_frames * FRAME_MS >= self.config.max_speech_ms:
+            return Event.MAX_SPEECH
+        return Event.NONE

@@ -1,0 +1,249 @@
+"""Grammars: what the IVR accepts at an ask, from one YAML source to every engine.
+
+A grammar file (``grammars/<locale>/<name>.yaml``) maps semantic values to
+phrases and keys, and may declare a digit string with length rules::
+
+    values:
+      "yes": ["yes", "yeah", "correct", "that's right"]
+      "no": ["no", "nope", "wrong"]
+    keys: {"1": "yes", "2": "no"}
+    digits: {min: 7, max: 15}        # optional
+
+It compiles to a JSGF grammar (PocketSphinx) and a phrase list (Vosk), and
+interprets what either engine heard back into a value. ``_digits.yaml`` holds
+the locale's digit words and ``_commands.yaml`` the global commands that every
+ask also accepts (their values come back prefixed with ``@``).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from ivr.errors import ConfigError
+
+COMMAND_PREFIX: Final = "@"
+DIGITS_GRAMMAR: Final = "digits"
+MAX_DIGITS: Final = 20
+_PUNCT = re.compile(r"[^\w' ]+", re.UNICODE)
+
+
+def normalize(text: str) -> str:
+    """Lower case, no punctuation but apostrophes, single spaces."""
+    text = text.replace("\u2019", "'").lower()
+    return " ".join(_PUNCT.sub(" ", text).split())
+
+
+@dataclass(frozen=True)
+class DigitRule:
+    min: int
+    max: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min <= self.max <= MAX_DIGITS:
+            raise ConfigError(
+                f"expected 1 <= min <= max <= {MAX_DIGITS} digits, got {self.min}..{self.max}"
+            )
+
+    def accepts(self, digits: str) -> bool:
+        return self.min <= len(digits) <= self.max
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    value: str
+    digits: str | None = None
+
+    @property
+    def is_command(self) -> bool:
+        return self.value.startswith(COMMAND_PREFIX)
+
+
+@dataclass(frozen=True)
+class Grammar:
+    name: str
+    locale: str
+    phrases: dict[str, str]
+    keys: dict[str, str] = field(default_factory=dict)
+    digits: DigitRule | None = None
+    digit_words: dict[str, str] = field(default_factory=dict)
+
+    # --- what engines need ------------------------------------------------------------
+    def words(self) -> set[str]:
+        found = {w for phrase in self.phrases for w in phrase.split()}
+        if self.digits:
+            found |= set(self.digit_words)
+        return found
+
+    def vosk_phrases(self) -> list[str]:
+        """Phrase list for Vosk; digit words appear singly and are strung together by Vosk."""
+        out = sorted(self.phrases)
+        if self.digits:
+            out += sorted(set(self.digit_words) - set(out))
+        return out
+
+    def jsgf(self) -> str:
+        alternatives = [_jsgf_phrase(p) for p in sorted(self.phrases)]
+        rules = []
+        if self.digits:
+            words = " | ".join(_jsgf_phrase(w) for w in sorted(self.digit_words))
+            rules.append(f"<digit> = {words};")
+            required = " ".join(["<digit>"] * self.digits.min)
+            optional = ""
+            for _ in range(self.digits.max - self.digits.min):
+                optional = f"[<digit> {optional}]".replace(" ]", "]")
+            rules.append(f"<number> = {required} {optional};".replace(" ;", ";"))
+            alternatives.append("<number>")
+        body = " | ".join(alternatives) if alternatives else "<NULL>"
+        return "\n".join(
+            ["#JSGF V1.0;", f"grammar {_jsgf_name(self.name)};", *rules, f"public <answer> = {body};", ""]
+        )
+
+    # --- what came back ---------------------------------------------------------------
+    def digits_of(self, text: str) -> str | None:
+        words = normalize(text).split()
+        if not words or any(w not in self.digit_words for w in words):
+            return None
+        return "".join(self.digit_words[w] for w in words)
+
+    def interpret(self, text: str) -> Interpretation | None:
+        """The value a recognised text stands for, or None when the grammar does not accept it."""
+        norm = normalize(text)
+        if not norm:
+            return None
+        if norm in self.phrases:
+            return Interpretation(self.phrases[norm])
+        if self.digits:
+            digits = self.digits_of(norm)
+            if digits is not None and self.digits.accepts(digits):
+                return Interpretation(value=digits, digits=digits)
+        return None
+
+    def is_complete(self, partial: str) -> bool:
+        """True when a partial result already is a whole answer (for quick end of turn)."""
+        interp = self.interpret(partial)
+        if interp is None:
+            return False
+        if interp.digits is not None and self.digits is not None:
+            return len(interp.digits) >= self.digits.max
+        return True
+
+    def key(self, key: str) -> str | None:
+        return self.keys.get(key)
+
+
+def _jsgf_phrase(phrase: str) -> str:
+    return " ".join(phrase.split())
+
+
+def _jsgf_name(name: str) -> str:
+    return re.sub(r"\W", "_", name) or "g"
+
+
+@dataclass(frozen=True)
+class _Source:
+    values: dict[str, list[str]]
+    keys: dict[str, str]
+    digits: DigitRule | None
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"grammar file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def _parse_source(path: Path) -> _Source:
+    data = _read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at top level, got {type(data).__name__}")
+    unknown = set(data) - {"values", "keys", "digits", "description"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (expected values, keys, digits)")
+    values: dict[str, list[str]] = {}
+    for value, phrases in (data.get("values") or {}).items():
+        if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
+            raise ConfigError(f"{path}: value {value!r}: expected a list of phrases")
+        values[str(value)] = [normalize(p) for p in phrases if normalize(p)]
+    keys = {str(k): str(v) for k, v in (data.get("keys") or {}).items()}
+    for key in keys:
+        if key not in "0123456789*#" or len(key) != 1:
+            raise ConfigError(f"{path}: expected keys 0-9, * or #, got {key!r}")
+    digits = None
+    if "digits" in data:
+        spec = data["digits"] or {}
+        try:
+            if "length" in spec:
+                digits = DigitRule(int(spec["length"]), int(spec["length"]))
+            else:
+                digits = DigitRule(int(spec.get("min", 1)), int(spec.get("max", MAX_DIGITS)))
+        except (TypeError, ValueError, ConfigError) as exc:
+            raise ConfigError(f"{path}: digits: {exc}") from exc
+    return _Source(values, keys, digits)
+
+
+class GrammarBook:
+    """Loads and caches the grammars of one locale."""
+
+    def __init__(self, root: Path, locale: str) -> None:
+        self.root = root
+        self.locale = locale
+        self.dir = root / locale
+        if not self.dir.is_dir():
+            raise ConfigError(f"no grammars for locale {locale!r}: {self.dir} is not a directory")
+        words = _read_yaml(self.dir / "_digits.yaml") or {}
+        self.digit_words: dict[str, str] = {normalize(str(k)): str(v) for k, v in words.items()}
+        if sorted(set(self.digit_words.values())) != list("0123456789"):
+            raise ConfigError(f"{self.dir / '_digits.yaml'}: expected words for every digit 0-9")
+        self.commands = _parse_source(self.dir / "_commands.yaml")
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.dir.glob("*.yaml") if not p.stem.startswith("_"))
+
+    @functools.cache  # noqa: B019 - one book per locale per process; grammars are immutable
+    def get(self, name: str, *, commands: bool = True, digits: DigitRule | None = None) -> Grammar:
+        """The grammar ``name``, plus the global commands unless ``commands`` is False.
+
+        ``digits`` overrides the length rule (the built-in ``digits`` grammar takes it).
+        """
+        if name == DIGITS_GRAMMAR:
+            source = _Source({}, {}, digits or DigitRule(1, MAX_DIGITS))
+        else:
+            source = _parse_source(self.dir / f"{name}.yaml")
+            if digits is not None:
+                source = _Source(source.values, source.keys, digits)
+        phrases: dict[str, str] = {}
+        keys: dict[str, str] = {}
+        if commands:
+            for value, plist in self.commands.values.items():
+                for phrase in plist:
+                    phrases[phrase] = COMMAND_PREFIX + value
+            if source.digits is None:  # 0 and * are digits-entry keys inside digit asks
+                keys.update({k: COMMAND_PREFIX + v for k, v in self.commands.keys.items()})
+        own: dict[str, str] = {}
+        for value, plist in source.values.items():
+            for phrase in plist:
+                if own.get(phrase, value) != value:
+                    raise ConfigError(
+                        f"{self.dir / name}.yaml: phrase {phrase!r} means both "
+                        f"{own[phrase]!r} and {value!r}"
+                    )
+                own[phrase] = value
+        phrases.update(own)  # an ask's own meaning of a phrase wins over the global command
+        keys.update(source.keys)
+        return Grammar(
+            name=name,
+            locale=self.locale,
+            phrases=phrases,
+            keys=keys,
+            digits=source.digits,
+            digit_words=self.digit_words if source.digits else {},
+        )
