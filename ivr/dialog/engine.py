@@ -116,6 +116,7 @@ class Dialog:
         self.state = DialogState()
         self._turn_end: float | None = None
         self._pending: list[ChannelEvent] = []
+        self._asr_context: dict[str, Any] = {}
         self.latencies_ms: list[float] = []
 
     # --- speaking --------------------------------------------------------------------------
@@ -271,7 +272,9 @@ class Dialog:
                 if happened is Event.START:
                     if self.engine is None:
                         continue  # keys only in this locale: speech cannot be understood
-                    recognizer = self.engine.recognizer(grammar, self.channel.sample_rate)
+                    recognizer = self.engine.recognizer(
+                        grammar, self.channel.sample_rate, self._asr_context
+                    )
                     for frame in endpointer.preroll:
                         recognizer.accept(frame)
                     continue

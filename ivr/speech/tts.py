@@ -24,6 +24,7 @@ import logging
 import queue
 import tempfile
 import threading
+import time
 import wave
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 TRIM_DBFS: Final = -55.0
 EDGE_MS: Final = 40
+WAV_WAIT_SEC: Final = 2.0
 
 
 @dataclass(frozen=True)
@@ -135,12 +137,15 @@ def _synthesize_file(engine: Any, text: str, voice: str, rate_wpm: int, path: Pa
     except ValueError as exc:
         raise EngineError(f"espeak-ng has no voice {voice!r}: {exc}") from exc
     driver.setProperty("rate", int(rate_wpm))
-    for _attempt in range(2):
+    for _attempt in range(3):
         path.unlink(missing_ok=True)
         engine.save_to_file(text, str(path))
         engine.runAndWait()
-        if _wav_ok(path):
-            return
+        deadline = time.monotonic() + WAV_WAIT_SEC
+        while time.monotonic() < deadline:  # the driver may finish writing after returning
+            if _wav_ok(path):
+                return
+            time.sleep(0.01)
         log.warning("incomplete synthesis output, synthesising again")
     raise EngineError(f"espeak-ng produced no usable audio for {len(text)} characters of text")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +48,14 @@ class Engine(ABC):
     locale: str
 
     @abstractmethod
-    def recognizer(self, grammar: Grammar | None, sample_rate: int) -> Recognizer:
-        """A fresh recogniser for one ask; ``grammar`` None means free-form."""
+    def recognizer(
+        self, grammar: Grammar | None, sample_rate: int, context: dict[str, Any] | None = None
+    ) -> Recognizer:
+        """A fresh recogniser for one ask; ``grammar`` None means free-form.
+
+        ``context`` is the call's own adaptation state (one dict per call), which an
+        adapter may read and update across the utterances of that call.
+        """
 
     @abstractmethod
     def unknown_words(self, words: set[str]) -> list[str]:

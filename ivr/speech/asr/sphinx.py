@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -74,6 +74,17 @@ class _DecoderPair:
             raise EngineError(f"PocketSphinx failed to start: {exc}") from exc
         self.searches: set[str] = set()
 
+    def start(self, cmn: tuple[str, str] | None) -> None:
+        """Begin an utterance from the given cepstral means (see ``SphinxEngine.cmn``)."""
+        if cmn is not None:
+            self.grammar.set_cmn(cmn[0])
+            self.phones.set_cmn(cmn[1])
+        self.grammar.start_utt()
+        self.phones.start_utt()
+
+    def cmn(self) -> tuple[str, str]:
+        return self.grammar.get_cmn(True), self.phones.get_cmn(True)
+
 
 class SphinxEngine(Engine):
     name = "pocketsphinx"
@@ -86,6 +97,10 @@ class SphinxEngine(Engine):
         self._lock = threading.Lock()
         self._dictionary = _DecoderPair()
         self._pools[WIP_DEFAULT].append(self._dictionary)
+        # Live cepstral mean normalisation needs a mean to start from. Each utterance starts
+        # from the last mean of its own call (the session passes it in ``context``), and a
+        # call's first utterance from the last mean this process learned on any call.
+        self.cmn: tuple[str, str] | None = None
 
     def _take(self, wip: float) -> _DecoderPair:
         with self._lock:
@@ -102,15 +117,24 @@ class SphinxEngine(Engine):
             decoder = self._dictionary.grammar
             return sorted(w for w in words if decoder.lookup_word(w) is None)
 
-    def recognizer(self, grammar: Grammar | None, sample_rate: int) -> Recognizer:
+    def recognizer(
+        self, grammar: Grammar | None, sample_rate: int, context: dict[str, Any] | None = None
+    ) -> Recognizer:
         if grammar is None:
             raise EngineError("free-form recognition needs a Vosk model; none is installed")
-        return SphinxRecognizer(self, grammar, sample_rate)
+        return SphinxRecognizer(self, grammar, sample_rate, context)
 
 
 class SphinxRecognizer(Recognizer):
-    def __init__(self, engine: SphinxEngine, grammar: Grammar, sample_rate: int) -> None:
+    def __init__(
+        self,
+        engine: SphinxEngine,
+        grammar: Grammar,
+        sample_rate: int,
+        context: dict[str, Any] | None = None,
+    ) -> None:
         self.sample_rate = sample_rate
+        self._context = context if context is not None else {}
         self._engine = engine
         self._pair: _DecoderPair | None = engine._take(
             WIP_DIGITS
@@ -124,13 +148,14 @@ class SphinxRecognizer(Recognizer):
                 self._pair.grammar.add_jsgf_string(key, grammar.jsgf())
                 self._pair.searches.add(key)
             self._pair.grammar.activate_search(key)
-            self._pair.grammar.start_utt()
-            self._pair.phones.start_utt()
+            self._first = "sphinx_cmn" not in self._context
+            self._pair.start(self._context.get("sphinx_cmn", engine.cmn))
         except RuntimeError as exc:
             engine._give(self._pair)
             self._pair = None
             raise EngineError(f"PocketSphinx rejected grammar {grammar.name!r}: {exc}") from exc
         self._frames = 0
+        self._audio: list[bytes] = []
 
     def accept(self, frame: np.ndarray) -> None:
         if self._pair is None:
@@ -139,6 +164,8 @@ class SphinxRecognizer(Recognizer):
         if data:
             self._pair.grammar.process_raw(data)
             self._pair.phones.process_raw(data)
+            if self._first:
+                self._audio.append(data)
         self._frames += 1
 
     def partial(self) -> str:
@@ -159,6 +186,19 @@ class SphinxRecognizer(Recognizer):
                 pair.phones.process_raw(tail)
             pair.grammar.end_utt()
             pair.phones.end_utt()
+            cmn = pair.cmn()
+            if self._first and self._audio:
+                # A call's first answer was decoded from a borrowed mean; decode it once more
+                # from its own mean (a second pass costs a few ms for a short answer).
+                pair.start(cmn)
+                for chunk in self._audio:
+                    pair.grammar.process_raw(chunk)
+                    pair.phones.process_raw(chunk)
+                pair.grammar.end_utt()
+                pair.phones.end_utt()
+                cmn = pair.cmn()
+            self._context["sphinx_cmn"] = cmn
+            self._engine.cmn = cmn
             hyp = pair.grammar.hyp()
             text = hyp.hypstr if hyp is not None else ""
             if not text.strip():

@@ -63,7 +63,9 @@ class VoskEngine(Engine):
     def unknown_words(self, words: set[str]) -> list[str]:
         return sorted(w for w in words if self.model.vosk_model_find_word(w) < 0)
 
-    def recognizer(self, grammar: Grammar | None, sample_rate: int) -> Recognizer:
+    def recognizer(
+        self, grammar: Grammar | None, sample_rate: int, context: dict[str, Any] | None = None
+    ) -> Recognizer:
         return VoskRecognizer(self, grammar, sample_rate)
 
     def _kaldi(self, grammar: Grammar | None) -> Any:
