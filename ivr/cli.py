@@ -85,15 +85,21 @@ def cmd_qa_run(args: argparse.Namespace) -> int:
         report = runner.run_path(path)
         reports.append(report)
         mark = "PASS" if report.passed else "FAIL"
-        print(f"{mark} {report.name} ({path}) -> {report.outcome} {report.transfer_reason or ''}",
-              file=sys.stderr)
+        print(
+            f"{mark} {report.name} ({path}) -> {report.outcome} {report.transfer_reason or ''}",
+            file=sys.stderr,
+        )
         if report.error:
             print(f"     {report.error}", file=sys.stderr)
     passed = sum(r.passed for r in reports)
     failed = len(reports) - passed
     if args.json:
-        print(json.dumps({"passed": passed, "failed": failed,
-                          "calls": [r.as_dict() for r in reports]}, indent=2))
+        print(
+            json.dumps(
+                {"passed": passed, "failed": failed, "calls": [r.as_dict() for r in reports]},
+                indent=2,
+            )
+        )
     if args.junit:
         _write_junit(Path(args.junit), reports)
     print(f"{passed} passed, {failed} failed", file=sys.stderr)
@@ -103,11 +109,16 @@ def cmd_qa_run(args: argparse.Namespace) -> int:
 def _write_junit(path: Path, reports: list[Any]) -> None:
     from xml.etree import ElementTree as ET
 
-    suite = ET.Element("testsuite", name="ivr-qa", tests=str(len(reports)),
-                       failures=str(sum(not r.passed for r in reports)))
+    suite = ET.Element(
+        "testsuite",
+        name="ivr-qa",
+        tests=str(len(reports)),
+        failures=str(sum(not r.passed for r in reports)),
+    )
     for r in reports:
-        case = ET.SubElement(suite, "testcase", name=r.name, classname=r.path,
-                             time=f"{r.seconds:.2f}")
+        case = ET.SubElement(
+            suite, "testcase", name=r.name, classname=r.path, time=f"{r.seconds:.2f}"
+        )
         if not r.passed:
             ET.SubElement(case, "failure", message=r.error or "failed")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,8 +141,9 @@ def cmd_qa_synth(args: argparse.Namespace) -> int:
             wav = out_dir / "turns" / f"{i:02d}.wav"
             write_caller_wav(wav, str(turn["say"]), locale=data.get("locale", "en-US"))
             data["turns"][i - 1] = {"audio": f"turns/{wav.name}", "text": turn["say"]}
-    (out_dir / "call.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
-                                       encoding="utf-8")
+    (out_dir / "call.yaml").write_text(
+        yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
     print(f"wrote {out_dir / 'call.yaml'}")
     return 0
 
@@ -162,13 +174,20 @@ def cmd_asr(args: argparse.Namespace) -> int:
         hyp = rec.finish()
         interp = grammar.interpret(hyp.text)
         accepted = interp is not None and hyp.confidence >= settings.confidence_reject
-        row = {"file": file, "heard": hyp.text, "value": interp.value if accepted and interp else None,
-               "confidence": round(hyp.confidence, 3), "engine": hyp.engine}
+        row = {
+            "file": file,
+            "heard": hyp.text,
+            "value": interp.value if accepted and interp else None,
+            "confidence": round(hyp.confidence, 3),
+            "engine": hyp.engine,
+        }
         if args.json:
             print(json.dumps(row, ensure_ascii=False))
         else:
-            print(f"{file}: heard {hyp.text!r} -> {row['value']} (confidence {row['confidence']},"
-                  f" {hyp.engine})")
+            print(
+                f"{file}: heard {hyp.text!r} -> {row['value']} (confidence {row['confidence']},"
+                f" {hyp.engine})"
+            )
     return status
 
 
@@ -185,8 +204,11 @@ def cmd_say(args: argparse.Namespace) -> int:
         voice = replace(voice, rate_wpm=args.rate)
     speech = render_text(args.text.replace("{", "{{").replace("}", "}}"), {}, voice=voice)
     synth = Synthesizer(settings.cache_dir / "prompts")
-    audio = synth.render(speech, voice=settings.voice.voices.get(settings.locale, "en-us"),
-                         sample_rate=args.sample_rate)
+    audio = synth.render(
+        speech,
+        voice=settings.voice.voices.get(settings.locale, "en-us"),
+        sample_rate=args.sample_rate,
+    )
     write_wav(args.output, audio.samples, audio.rate)
     print(f"wrote {args.output} ({audio.seconds:.2f} s at {audio.rate} Hz)")
     return 0
@@ -198,8 +220,11 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     synth = Synthesizer(settings.cache_dir / "prompts")
-    locales = [args.locale] if args.locale else sorted(
-        p.name for p in settings.prompts_dir.iterdir() if p.is_dir())
+    locales = (
+        [args.locale]
+        if args.locale
+        else sorted(p.name for p in settings.prompts_dir.iterdir() if p.is_dir())
+    )
     total = 0
     for locale in locales:
         book = PromptBook(settings.prompts_dir, locale)
@@ -209,13 +234,19 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
                 continue  # rendered per call (numbers, positions)
             for variant in book.prompts[pid]:
                 for slower in (0, 1):
-                    speech = book.speech(pid, variant=variant, params={"brand": settings.brand},
-                                         voice=settings.voice, slower=slower)
+                    speech = book.speech(
+                        pid,
+                        variant=variant,
+                        params={"brand": settings.brand},
+                        voice=settings.voice,
+                        slower=slower,
+                    )
                     for part in speech.parts:
                         if isinstance(part, Segment):
                             for rate in args.sample_rates:
-                                synth.segment(part.text, voice=voice, rate_wpm=part.rate_wpm,
-                                              sample_rate=rate)
+                                synth.segment(
+                                    part.text, voice=voice, rate_wpm=part.rate_wpm, sample_rate=rate
+                                )
                                 total += 1
         print(f"{locale}: prompt cache ready")
     print(f"{total} segments cached in {synth.cache_dir}")
@@ -230,7 +261,9 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     rows = [(m.name, m.locale or "?", str(m.path)) for m in models.list_models(settings.models_dir)]
     rows += [(f"(bundled) {loc}", loc, str(p)) for loc, p in models.bundled_model_paths().items()]
     if not rows:
-        print(f"no Vosk models in {settings.models_dir}; English uses the bundled PocketSphinx model")
+        print(
+            f"no Vosk models in {settings.models_dir}; English uses the bundled PocketSphinx model"
+        )
     for name, locale, path in rows:
         print(f"{name:40s} {locale:7s} {path}")
     return 0
@@ -240,8 +273,9 @@ def cmd_models_install(args: argparse.Namespace) -> int:
     from ivr.speech import models
 
     settings = _settings(args)
-    info = models.install_model(args.source, settings.models_dir, locale=args.model_locale,
-                                sha256=args.sha256)
+    info = models.install_model(
+        args.source, settings.models_dir, locale=args.model_locale, sha256=args.sha256
+    )
     print(f"installed {info.name} ({info.locale or 'locale unknown'}) at {info.path}")
     return 0
 
@@ -259,8 +293,10 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
 
     for c in calls:
         when = dt.datetime.fromtimestamp(c.started_at).strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{c.id}  {when}  {c.channel:9s} {c.caller_masked or '-':15s} "
-              f"{c.outcome or 'in progress':12s} {c.transfer_reason or ''}")
+        print(
+            f"{c.id}  {when}  {c.channel:9s} {c.caller_masked or '-':15s} "
+            f"{c.outcome or 'in progress':12s} {c.transfer_reason or ''}"
+        )
     if not calls:
         print("no calls recorded yet")
     return 0
@@ -297,7 +333,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         found = shutil.which(exe)
         print(f"  {exe:10s} {'found at ' + found if found else 'not installed'}")
         ok &= exe != "espeak-ng" or bool(found)
-    for module in ("vosk", "pocketsphinx", "pyttsx3", "sounddevice", "transitions", "soxr", "webrtcvad"):
+    for module in (
+        "vosk",
+        "pocketsphinx",
+        "pyttsx3",
+        "sounddevice",
+        "transitions",
+        "soxr",
+        "webrtcvad",
+    ):
         try:
             __import__(module)
             print(f"  {module:12s} ok")
@@ -312,9 +356,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 # --- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ivr", description="Offline telephone IVR and voice assistant.")
+    p = argparse.ArgumentParser(
+        prog="ivr", description="Offline telephone IVR and voice assistant."
+    )
     p.add_argument("--version", action="version", version=f"ivr {__version__}")
-    p.add_argument("--config", help="TOML configuration file (default: $IVR_CONFIG or <home>/ivr.toml)")
+    p.add_argument(
+        "--config", help="TOML configuration file (default: $IVR_CONFIG or <home>/ivr.toml)"
+    )
     p.add_argument("--home", help="data directory (default: $IVR_HOME or ~/.local/share/ivr)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = p.add_subparsers(dest="command", required=True)
@@ -325,13 +373,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--locale", help="locale (default from configuration)")
     d.set_defaults(func=cmd_demo)
 
-    qa = sub.add_parser("qa", help="test calls: run, synth").add_subparsers(dest="qa", required=True)
+    qa = sub.add_parser("qa", help="test calls: run, synth").add_subparsers(
+        dest="qa", required=True
+    )
     r = qa.add_parser("run", help="replay test calls and check what each expects")
     r.add_argument("paths", nargs="+", help="call.yaml files or folders of them")
     r.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     r.add_argument("--junit", help="write a JUnit XML report")
-    r.add_argument("--rate", type=int, default=16000, choices=(8000, 16000),
-                   help="channel sample rate (8000: telephone)")
+    r.add_argument(
+        "--rate",
+        type=int,
+        default=16000,
+        choices=(8000, 16000),
+        help="channel sample rate (8000: telephone)",
+    )
     r.add_argument("--record", help="folder for a stereo WAV of each call")
     r.set_defaults(func=cmd_qa_run, locale=None)
     s = qa.add_parser("synth", help="write WAV files for a test call's `say:` turns")
@@ -354,7 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--locale")
     say.set_defaults(func=cmd_say)
 
-    pr = sub.add_parser("prompts", help="prompt cache").add_subparsers(dest="prompts", required=True)
+    pr = sub.add_parser("prompts", help="prompt cache").add_subparsers(
+        dest="prompts", required=True
+    )
     b = pr.add_parser("build", help="render every static prompt into the cache")
     b.add_argument("--locale")
     b.add_argument("--sample-rates", type=int, nargs="+", default=[8000, 16000])

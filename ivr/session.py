@@ -113,7 +113,10 @@ class Runtime:
         flow = CallFlow(dialog, ctx, services, recorder)
         log.info(
             "[%s] call started on %s, caller %s, locale %s",
-            recorder.call_id, channel.name, mask_phone(channel.caller_id), locale,
+            recorder.call_id,
+            channel.name,
+            mask_phone(channel.caller_id),
+            locale,
         )
         error: str | None = None
         try:

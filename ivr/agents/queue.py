@@ -20,13 +20,13 @@ class AgentQueue:
             (call_id, time.time(), reason, json.dumps(case, ensure_ascii=False)),
         )
         return int(
-            self.store.query("SELECT COUNT(*) AS n FROM agent_queue WHERE status = 'waiting'")[0]["n"]
+            self.store.query("SELECT COUNT(*) AS n FROM agent_queue WHERE status = 'waiting'")[0][
+                "n"
+            ]
         )
 
     def waiting(self) -> list[dict[str, Any]]:
-        rows = self.store.query(
-            "SELECT * FROM agent_queue WHERE status = 'waiting' ORDER BY id"
-        )
+        rows = self.store.query("SELECT * FROM agent_queue WHERE status = 'waiting' ORDER BY id")
         return [
             {
                 "id": r["id"],

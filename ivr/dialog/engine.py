@@ -14,17 +14,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-
 from ivr.channels.base import Channel, ChannelEvent, Frame, HangUp, Key
 from ivr.config import Settings
 from ivr.dialog.prompts import PromptBook, SpokenDigits
+from ivr.services.calls import CallRecorder, TurnRecord
+from ivr.services.privacy import mask_phone
 from ivr.speech.asr.base import Engine, Recognizer
 from ivr.speech.audio import FRAME_MS
 from ivr.speech.endpoint import EndpointConfig, Endpointer, Event
 from ivr.speech.grammar import COMMAND_PREFIX, DigitRule, Grammar, GrammarBook
 from ivr.speech.tts import Speech, Synthesizer
-from ivr.services.calls import CallRecorder, TurnRecord
-from ivr.services.privacy import mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +119,9 @@ class Dialog:
         self.latencies_ms: list[float] = []
 
     # --- speaking --------------------------------------------------------------------------
-    def speech(self, pid: str, params: dict[str, Any], variant: str = "text", extra: int = 0) -> Speech:
+    def speech(
+        self, pid: str, params: dict[str, Any], variant: str = "text", extra: int = 0
+    ) -> Speech:
         return self.prompts.speech(
             pid,
             variant=variant,
@@ -202,7 +203,9 @@ class Dialog:
                     self.say("slower_ack")
                 variant = "text"  # repeat / slower: the same prompt again
                 continue
-            return Answer(ask_id, heard.value, heard.mode, heard.heard, heard.confidence, heard.digits)
+            return Answer(
+                ask_id, heard.value, heard.mode, heard.heard, heard.confidence, heard.digits
+            )
 
     def _record(self, ask_id: str, heard: Heard, sensitive: Sensitive | None) -> None:
         text, value = heard.heard, heard.value
@@ -312,4 +315,3 @@ class Dialog:
     @staticmethod
     def digits(value: str, kind: str = "auto", keep: int | None = None) -> SpokenDigits:
         return SpokenDigits(value, kind, keep)
-

@@ -20,7 +20,7 @@ from ivr.config import Voice
 from ivr.errors import ConfigError
 from ivr.speech.tts import Pause, Segment, Speech
 
-SENTENCE_END: Final = re.compile(r"(?<=[.!?。！？])\s*")
+SENTENCE_END: Final = re.compile(r"(?<=[.!?。！？])\s*")  # noqa: RUF001 - Mandarin sentence ends
 VARIANTS: Final = ("noinput.1", "noinput.2", "nomatch.1", "nomatch.2")
 
 
@@ -120,14 +120,18 @@ class PromptBook:
         slower: int = 0,
     ) -> Speech:
         """Render a prompt to segments and pauses at the caller's current speed."""
-        return render_text(self.text(pid, variant), params or {}, voice=voice, slower=slower, pid=pid)
+        return render_text(
+            self.text(pid, variant), params or {}, voice=voice, slower=slower, pid=pid
+        )
 
 
 def render_text(
     template: str, params: dict[str, Any], *, voice: Voice, slower: int = 0, pid: str = "?"
 ) -> Speech:
     rate = max(voice.min_rate_wpm, voice.rate_wpm - slower * voice.slower_step_wpm)
-    digits_rate = max(voice.min_rate_wpm - 20, voice.digits_rate_wpm - slower * voice.slower_step_wpm)
+    digits_rate = max(
+        voice.min_rate_wpm - 20, voice.digits_rate_wpm - slower * voice.slower_step_wpm
+    )
     sentence_pause = voice.sentence_pause_ms + slower * voice.slower_extra_pause_ms
     group_pause = voice.group_pause_ms + slower * voice.slower_extra_pause_ms
     parts: list[Segment | Pause] = []

@@ -43,7 +43,9 @@ class CallFlow(EntryHandlers, RecoveryHandlers):
 
     state: str
 
-    def __init__(self, dialog: Dialog, ctx: CallContext, services: Services, recorder: CallRecorder) -> None:
+    def __init__(
+        self, dialog: Dialog, ctx: CallContext, services: Services, recorder: CallRecorder
+    ) -> None:
         self.dialog = dialog
         self.ctx = ctx
         self.services = services

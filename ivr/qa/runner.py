@@ -57,8 +57,14 @@ class CallReport:
 class QaRunner:
     """Runs each test call on a fresh database (so fixtures and locks never leak between calls)."""
 
-    def __init__(self, settings: Settings, *, sample_rate: int = 16000,
-                 record_dir: Path | None = None, db_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sample_rate: int = 16000,
+        record_dir: Path | None = None,
+        db_dir: Path | None = None,
+    ) -> None:
         self.settings = settings
         self.sample_rate = sample_rate
         self.record_dir = record_dir
@@ -87,8 +93,12 @@ class QaRunner:
     ) -> CallReport:
         db = self.db_dir / f"{call.path.parent.name}-{time.time_ns()}.sqlite3"
         store = Store(db)
-        runtime = Runtime(self.settings.with_(locale=call.locale), store=store,
-                          engines=self.engines, synth=self.synth)
+        runtime = Runtime(
+            self.settings.with_(locale=call.locale),
+            store=store,
+            engines=self.engines,
+            synth=self.synth,
+        )
         try:
             self._fixtures(runtime, call)
         except (IvrError, KeyError, TypeError, ValueError) as exc:
@@ -97,13 +107,19 @@ class QaRunner:
             call.turns, sample_rate=self.sample_rate, caller_id=call.caller_id, dialed=call.dialed
         )
         code = call.fixtures.get("verification_code")
-        result = runtime.run_call(channel, locale=call.locale,
-                                  fixed_code=None if code is None else str(code),
-                                  observer=observer)
+        result = runtime.run_call(
+            channel,
+            locale=call.locale,
+            fixed_code=None if code is None else str(code),
+            observer=observer,
+        )
         self.latencies_ms.extend(result.latencies_ms)
         if self.record_dir is not None:
-            write_wav(self.record_dir / f"{call.path.parent.name}.wav", channel.stereo(),
-                      channel.sample_rate)
+            write_wav(
+                self.record_dir / f"{call.path.parent.name}.wav",
+                channel.stereo(),
+                channel.sample_rate,
+            )
         report = self._check(call, result, channel)
         store.close()
         return report

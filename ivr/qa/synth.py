@@ -15,8 +15,9 @@ CALLER_VOICES: Final = {"en-US": "en-us+f3", "zh-CN": "cmn+f3", "ko-KR": "ko"}
 CALLER_RATE_WPM: Final = 130
 
 
-def caller_speech(text: str, *, locale: str = "en-US", rate_wpm: int = CALLER_RATE_WPM,
-                  voice: str | None = None) -> Audio:
+def caller_speech(
+    text: str, *, locale: str = "en-US", rate_wpm: int = CALLER_RATE_WPM, voice: str | None = None
+) -> Audio:
     """Synthesise what a caller says, with the espeak-ng command (not the IVR's engine)."""
     exe = shutil.which("espeak-ng")
     if exe is None:

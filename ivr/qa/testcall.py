@@ -70,9 +70,7 @@ def load_call(path: Path, *, synthesize: bool = True) -> TestCall:
     raw_turns = data.get("turns")
     if not isinstance(raw_turns, list) or not raw_turns:
         raise ConfigError(f"{where}: expected a non-empty list of turns")
-    turns = [
-        _turn(t, i, path, locale, synthesize) for i, t in enumerate(raw_turns, 1)
-    ]
+    turns = [_turn(t, i, path, locale, synthesize) for i, t in enumerate(raw_turns, 1)]
     raw_expect = data.get("expect") or {}
     if not isinstance(raw_expect, dict):
         raise ConfigError(f"{where}: expect: expected a mapping")
@@ -120,7 +118,9 @@ def _turn(raw: Any, index: int, path: Path, locale: str, synthesize: bool) -> Tu
             return Turn(TurnKind.AUDIO, where=where, text=text)
         from ivr.qa.synth import caller_speech
 
-        return Turn(TurnKind.AUDIO, audio=caller_speech(text, locale=locale), where=where, text=text)
+        return Turn(
+            TurnKind.AUDIO, audio=caller_speech(text, locale=locale), where=where, text=text
+        )
     if "dtmf" in raw:
         keys = str(raw["dtmf"])
         if not keys or any(k not in "0123456789*#" for k in keys):

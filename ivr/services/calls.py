@@ -102,7 +102,7 @@ class CallRecorder:
         self.turns: list[TurnRecord] = []
         self.finished = False
         store.execute(
-            "INSERT INTO calls(id, started_at, channel, locale, caller_masked) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO calls(id, started_at, channel, locale, caller_masked) VALUES (?, ?, ?, ?, ?)",  # noqa: E501
             (self.call_id, time.time(), channel, locale, mask_phone(caller_id)),
         )
 
@@ -159,7 +159,9 @@ class CallRecorder:
             (latency_ms, self.call_id, self._turn_seq),
         )
 
-    def finish(self, outcome: Outcome, *, reason: str | None = None, error: str | None = None) -> None:
+    def finish(
+        self, outcome: Outcome, *, reason: str | None = None, error: str | None = None
+    ) -> None:
         if self.finished:
             return
         self.finished = True
@@ -199,7 +201,9 @@ def _record(store: Store, r: Any, *, details: bool = True) -> CallRecord:
     )
     if details:
         rec.turns = [
-            TurnRecord(t["ask"], t["mode"], t["heard"], t["value"], t["confidence"], t["latency_ms"])
+            TurnRecord(
+                t["ask"], t["mode"], t["heard"], t["value"], t["confidence"], t["latency_ms"]
+            )
             for t in store.query("SELECT * FROM turns WHERE call_id = ? ORDER BY seq", (rec.id,))
         ]
         rec.transcript = [

@@ -75,7 +75,9 @@ class SmsOutbox:
             if to_number
             else self.store.query(sql + " ORDER BY id")
         )
-        return [SmsMessage(r["id"], r["to_number"], r["body"], r["created_at"], r["kind"]) for r in rows]
+        return [
+            SmsMessage(r["id"], r["to_number"], r["body"], r["created_at"], r["kind"]) for r in rows
+        ]
 
 
 def _hash(code: str, salt: str) -> str:
@@ -136,7 +138,7 @@ class Codes:
         with self.store.transaction() as conn:
             conn.execute("UPDATE otp_codes SET used = 1 WHERE phone = ? AND used = 0", (phone,))
             conn.execute(
-                "INSERT INTO otp_codes(phone, code_hash, salt, issued_at, expires_at, tries, resends)"
+                "INSERT INTO otp_codes(phone, code_hash, salt, issued_at, expires_at, tries, resends)"  # noqa: E501
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (phone, _hash(code, salt), salt, now, now + CODE_TTL_SEC, tries, resends),
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-_LONG_DIGITS: Final = re.compile(r"(?<!\d)(\d[\d \-]{5,}\d)(?!\d)")
+_LONG_DIGITS: Final = re.compile(r"(?<!\d)(\d[\d \-]{4,}\d)(?!\d)")
 
 
 def mask_phone(number: str | None) -> str | None:

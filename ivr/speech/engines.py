@@ -22,10 +22,7 @@ class Engines:
         self._lock = threading.Lock()
 
     def vosk_model_for(self, locale: str) -> Path | None:
-        try:
-            from ivr.speech import models
-        except ImportError:  # TEMP
-            return None
+        from ivr.speech import models
 
         found = models.find_model(self.models_dir, locale)
         if found is not None:

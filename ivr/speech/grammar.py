@@ -101,7 +101,13 @@ class Grammar:
             alternatives.append("<number>")
         body = " | ".join(alternatives) if alternatives else "<NULL>"
         return "\n".join(
-            ["#JSGF V1.0;", f"grammar {_jsgf_name(self.name)};", *rules, f"public <answer> = {body};", ""]
+            [
+                "#JSGF V1.0;",
+                f"grammar {_jsgf_name(self.name)};",
+                *rules,
+                f"public <answer> = {body};",
+                "",
+            ]
         )
 
     # --- what came back ---------------------------------------------------------------

@@ -87,7 +87,7 @@ class _Worker:
         except Exception as exc:  # pyttsx3 raises many kinds when espeak-ng is missing
             self._ready.set_exception(
                 EngineError(
-                    f"speech synthesis unavailable: {exc} (install espeak-ng: apt-get install espeak-ng)"
+                    f"speech synthesis unavailable: {exc} (install espeak-ng: apt-get install espeak-ng)"  # noqa: E501
                 )
             )
             return

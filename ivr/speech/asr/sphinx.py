@@ -59,9 +59,7 @@ class _DecoderPair:
 
         self.wip = wip
         try:
-            self.grammar = Decoder(
-                Config(lm=None, samprate=MODEL_RATE, loglevel="FATAL", wip=wip)
-            )
+            self.grammar = Decoder(Config(lm=None, samprate=MODEL_RATE, loglevel="FATAL", wip=wip))
             self.phones = Decoder(
                 Config(
                     lm=None,

@@ -1,0 +1,41 @@
+# ivr: everything a fresh Debian machine with Python 3.11 needs, as root (or with sudo).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+IVR := $(VENV)/bin/ivr
+APT_PACKAGES := espeak-ng libespeak-ng1 libportaudio2 ffmpeg sox
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system venv demo test lint bench clean
+
+setup: system venv
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: setup
+	$(IVR) demo --out demo.wav
+
+lint: setup
+	$(VENV)/bin/ruff check ivr tests bench
+
+test: setup lint
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) demo.wav .pytest_cache

@@ -1,0 +1,44 @@
+"""Shared fixtures: one engine set and synthesizer per test session, data under tmp paths."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ivr.config import Settings, load_settings
+
+SHARED_SPEECH = Path(__file__).resolve().parents[2] / "shared" / "speech"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def ivr_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ivr-home")
+
+
+@pytest.fixture(scope="session")
+def settings(ivr_home: Path) -> Settings:
+    return load_settings(home=ivr_home)
+
+
+@pytest.fixture(scope="session")
+def sphinx():  # type: ignore[no-untyped-def]
+    from ivr.speech.asr.sphinx import SphinxEngine
+
+    return SphinxEngine()
+
+
+@pytest.fixture(scope="session")
+def grammars():  # type: ignore[no-untyped-def]
+    from ivr.speech.grammar import GrammarBook
+
+    return GrammarBook(REPO / "grammars", "en-US")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_transitions() -> Iterator[None]:
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    yield

@@ -1,0 +1,134 @@
+"""Whole calls through the real session: scripted caller speech (espeak-ng), PocketSphinx,
+pyttsx3 prompts, SQLite records."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ivr.qa.runner import QaRunner
+from ivr.qa.testcall import find_calls
+from tests.conftest import REPO
+
+CALLS = find_calls([REPO / "tests" / "calls"])
+
+
+@pytest.fixture(scope="module")
+def runner(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
+    return QaRunner(settings, db_dir=tmp_path_factory.mktemp("qa-db"))
+
+
+@pytest.mark.parametrize("path", CALLS, ids=[p.parent.name for p in CALLS])
+def test_call(runner, path: Path) -> None:  # type: ignore[no-untyped-def]
+    report = runner.run_path(path)
+    assert report.passed, report.error
+
+
+def test_hangup_leaves_complete_record(runner) -> None:  # type: ignore[no-untyped-def]
+    report = runner.run_path(REPO / "tests" / "calls" / "hangup_midway" / "call.yaml")
+    db = next(runner.db_dir.glob("hangup_midway-*.sqlite3"))
+    conn = sqlite3.connect(db)
+    row = conn.execute(
+        "SELECT outcome, ended_at, states, caller_masked FROM calls WHERE id = ?", (report.call_id,)
+    ).fetchone()
+    assert row[0] == "abandoned" and row[1] is not None
+    assert json.loads(row[2])[-1] == "send_code" or "verification_code" in json.loads(row[2])
+    assert row[3] == "*******8000"
+    asks = [
+        r[0]
+        for r in conn.execute(
+            "SELECT ask FROM turns WHERE call_id = ? ORDER BY seq", (report.call_id,)
+        )
+    ]
+    assert asks == ["main_menu", "confirm_caller_id", "verification_code"]
+
+
+def test_codes_and_numbers_never_in_transcripts(runner) -> None:  # type: ignore[no-untyped-def]
+    report = runner.run_path(REPO / "tests" / "calls" / "recovery_spoken_number" / "call.yaml")
+    db = next(runner.db_dir.glob("recovery_spoken_number-*.sqlite3"))
+    conn = sqlite3.connect(db)
+    text = " ".join(
+        r[0] or ""
+        for r in conn.execute(
+            "SELECT text FROM transcript UNION ALL SELECT heard FROM turns UNION ALL "
+            "SELECT value FROM turns UNION ALL SELECT case_json FROM agent_queue"
+        )
+    )
+    assert "482913" not in text and "482 913" not in text
+    assert "13800138000" not in text and "138 0013" not in text
+    assert report.passed
+
+
+def test_qa_run_json_and_exit_code(tmp_path: Path, ivr_home: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "call.yaml").write_text(
+        "name: expects the wrong outcome\nturns:\n  - dtmf: '0'\nexpect:\n  outcome: resolved\n"
+    )
+    env = {"IVR_HOME": str(ivr_home), "PATH": "/usr/bin:/bin"}
+    good = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ivr.cli",
+            "qa",
+            "run",
+            "--json",
+            str(REPO / "tests/calls/silence_at_menu"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert good.returncode == 0, good.stderr
+    doc = json.loads(good.stdout)
+    assert doc["passed"] == 1 and doc["failed"] == 0
+    call = doc["calls"][0]
+    assert call["outcome"] == "transferred" and call["transfer_reason"] == "no_input"
+    assert [t["mode"] for t in call["turns"]] == ["no_input"] * 3
+    failing = subprocess.run(
+        [sys.executable, "-m", "ivr.cli", "qa", "run", "--json", str(bad)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert failing.returncode == 1
+    assert json.loads(failing.stdout)["calls"][0]["transfer_reason"] == "caller_request"
+
+
+def test_missing_audio_names_call_and_turn(tmp_path: Path, runner) -> None:  # type: ignore[no-untyped-def]
+    call = tmp_path / "broken"
+    call.mkdir()
+    (call / "call.yaml").write_text(
+        "name: broken\nturns:\n  - dtmf: '1'\n  - audio: turns/02.wav\n"
+    )
+    report = runner.run_path(call / "call.yaml")
+    assert not report.passed
+    assert "turn #2" in report.error and "02.wav" in report.error
+    (call / "turns").mkdir()
+    (call / "turns" / "02.wav").write_bytes(b"RIFF....not a wav")
+    report = runner.run_path(call / "call.yaml")
+    assert not report.passed and "turn #2" in report.error
+
+
+def test_asr_command_json(tmp_path: Path, ivr_home: Path) -> None:
+    from ivr.qa.synth import write_caller_wav
+
+    wav = write_caller_wav(tmp_path / "yes.wav", "yes")
+    out = subprocess.run(
+        [sys.executable, "-m", "ivr.cli", "asr", str(wav), "--grammar", "yes_no", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"IVR_HOME": str(ivr_home), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout.splitlines()[0])
+    assert row["value"] == "yes" and row["engine"] == "pocketsphinx" and row["file"] == str(wav)

@@ -1,0 +1,29 @@
+"""Helpers for tests: recognise a clip with a real engine the way a call does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ivr.speech.asr.base import Engine, Hypothesis
+from ivr.speech.audio import Audio, split_frames
+from ivr.speech.grammar import Grammar
+
+
+def recognise(
+    engine: Engine,
+    grammar: Grammar,
+    audio: Audio,
+    rate: int = 16000,
+    context: dict[str, Any] | None = None,
+) -> Hypothesis:
+    """Feed 20 ms frames with the lead-in and trailing silence a call has around speech."""
+    audio = audio.to_rate(rate)
+    padded = np.concatenate(
+        [np.zeros(rate * 3 // 10, np.int16), audio.samples, np.zeros(rate * 6 // 10, np.int16)]
+    )
+    rec = engine.recognizer(grammar, rate, context)
+    for frame in split_frames(padded, rate):
+        rec.accept(frame)
+    return rec.finish()

@@ -1,0 +1,102 @@
+"""Real engines on synthesised speech: PocketSphinx (en-US), Vosk (Korean model), pyttsx3."""
+
+from __future__ import annotations
+
+import pytest
+
+from ivr.qa.synth import caller_speech
+from ivr.speech.audio import telephone
+from tests.helpers import recognise
+
+YES_NO = ["yes", "no", "yeah", "nope", "correct", "that's right", "wrong"]
+MENU = {
+    "forgot password": "account_recovery",
+    "I forgot my password": "account_recovery",
+    "account recovery": "account_recovery",
+    "live streaming": "live_streaming",
+    "how do I go live": "live_streaming",
+    "my video was restricted": "content_review",
+    "low views": "content_review",
+    "ticket status": "ticket_status",
+    "check my ticket": "ticket_status",
+    "feedback": "feedback",
+    "I have a suggestion": "feedback",
+}
+UNRELATED = [
+    "how are you doing",
+    "I would like to buy a new car",
+    "my dog likes to play in the garden",
+    "what time does the store close",
+    "can you tell me the news",
+    "it is raining outside again",
+    "hello is anybody there",
+    "I need to pay my bill",
+    "the weather is nice today",
+    "turn off the kitchen lights",
+]
+
+
+def _value(sphinx, grammar, text, rate=16000, phone=False):  # type: ignore[no-untyped-def]
+    audio = caller_speech(text)
+    if phone:
+        audio = telephone(audio)
+    hyp = recognise(sphinx, grammar, audio, rate)
+    interp = grammar.interpret(hyp.text)
+    return (interp.value if interp and hyp.confidence >= 0.45 else None), hyp
+
+
+def test_yes_no(sphinx, grammars) -> None:  # type: ignore[no-untyped-def]
+    g = grammars.get("yes_no")
+    results = {t: _value(sphinx, g, t)[0] for t in YES_NO}
+    expected = {t: ("no" if t in ("no", "nope", "wrong") else "yes") for t in YES_NO}
+    assert sum(results[t] == expected[t] for t in YES_NO) >= 6, results
+
+
+def test_main_menu_phrases(sphinx, grammars) -> None:  # type: ignore[no-untyped-def]
+    g = grammars.get("main_menu")
+    results = {t: _value(sphinx, g, t)[0] for t in MENU}
+    assert sum(results[t] == v for t, v in MENU.items()) >= len(MENU) - 1, results
+
+
+def test_eleven_digit_number(sphinx, grammars) -> None:  # type: ignore[no-untyped-def]
+    g = grammars.get("phone_number")
+    value, _ = _value(sphinx, g, "one three eight, zero zero one three, eight zero zero zero")
+    assert value == "13800138000"
+
+
+def test_six_digit_code(sphinx, grammars) -> None:  # type: ignore[no-untyped-def]
+    g = grammars.get("verification_code")
+    assert _value(sphinx, g, "four eight two, nine one three")[0] == "482913"
+
+
+@pytest.mark.parametrize("grammar", ["main_menu", "yes_no"])
+def test_unrelated_speech_is_rejected(sphinx, grammars, grammar) -> None:  # type: ignore[no-untyped-def]
+    g = grammars.get(grammar)
+    accepted = {t: v for t in UNRELATED if (v := _value(sphinx, g, t)[0]) is not None}
+    assert len(accepted) <= 1, f"accepted out-of-grammar speech: {accepted}"
+
+
+def test_vosk_korean_yes_no() -> None:
+    from ivr.speech import models
+    from ivr.speech.asr.vosk import VoskEngine
+    from ivr.speech.grammar import Grammar
+
+    path = models.bundled_model_paths()["ko-KR"]
+    engine = VoskEngine(path, "ko-KR")
+    grammar = Grammar("yes_no", "ko-KR", {"네": "yes", "아니요": "no"})
+    for text, value in (("네", "yes"), ("아니요", "no")):
+        hyp = recognise(engine, grammar, caller_speech(text, locale="ko-KR"))
+        interp = grammar.interpret(hyp.text)
+        assert interp is not None and interp.value == value, hyp
+    assert VoskEngine(path, "ko-KR").model is engine.model  # one model per process
+
+
+def test_pyttsx3_rate_changes_duration(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ivr.speech.tts import Synthesizer
+
+    synth = Synthesizer(tmp_path)
+    text = "Please say the phone number linked to your account."
+    slow = synth.segment(text, voice="en-us", rate_wpm=110, sample_rate=16000)
+    fast = synth.segment(text, voice="en-us", rate_wpm=180, sample_rate=16000)
+    assert len(slow) > 1.3 * len(fast)
+    assert len(fast) > 16000  # real audio, not an empty file

@@ -1,0 +1,148 @@
+"""Unit tests of logic: grammars, digit grouping, masking, codes, audio conversion."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ivr.config import Voice
+from ivr.dialog.prompts import SpokenDigits, group_digits, render_text
+from ivr.errors import ConfigError, ModelError
+from ivr.services.accounts import Accounts
+from ivr.services.codes import Codes, Issue, SmsOutbox, Verify
+from ivr.services.privacy import mask_phone, scrub
+from ivr.services.store import Store
+from ivr.speech.audio import alaw_decode, alaw_encode, resample, ulaw_decode, ulaw_encode
+from ivr.speech.grammar import COMMAND_PREFIX, DigitRule
+
+
+def test_grammar_compiles_to_jsgf_and_vosk(grammars) -> None:  # type: ignore[no-untyped-def]
+    g = grammars.get("phone_number")
+    jsgf = g.jsgf()
+    assert jsgf.count("<digit>") == 1 + 15  # the rule itself, 7 required, 8 optional
+    assert "public <answer> =" in jsgf and "agent" in jsgf
+    assert "oh" in g.vosk_phrases() and "agent" in g.vosk_phrases()
+    assert (
+        g.interpret("one three eight zero zero one three eight zero zero zero").value
+        == "13800138000"
+    )
+    assert g.interpret("one two three") is None  # too short
+    assert g.interpret("agent").value == COMMAND_PREFIX + "agent"
+    assert "0" not in g.keys and "*" not in g.keys  # digit entry keys, not commands
+    code = grammars.get("verification_code")
+    assert code.digits == DigitRule(6, 6) and code.interpret("i didn't get it").value == "resend"
+    yn = grammars.get("yes_no")
+    assert yn.key("1") == "yes" and yn.key("0") == COMMAND_PREFIX + "agent"
+    assert yn.is_complete("yes") and not grammars.get("phone_number").is_complete("one two")
+
+
+def test_bad_grammar_file_is_a_clear_error(tmp_path: Path) -> None:
+    from ivr.speech.grammar import GrammarBook
+
+    (tmp_path / "en-US").mkdir()
+    (tmp_path / "en-US" / "_digits.yaml").write_text("zero: '0'\n")
+    with pytest.raises(ConfigError, match="every digit"):
+        GrammarBook(tmp_path, "en-US")
+
+
+def test_every_grammar_word_is_known_to_the_model(grammars, sphinx) -> None:  # type: ignore[no-untyped-def]
+    for name in grammars.names():
+        assert sphinx.unknown_words(grammars.get(name).words()) == [], name
+
+
+def test_digit_grouping_and_masking() -> None:
+    assert group_digits("13800138000") == ["138", "0013", "8000"]
+    assert group_digits("482913") == ["482", "913"]
+    assert group_digits("20261120", "pairs") == ["20", "26", "11", "20"]
+    assert mask_phone("13800138000") == "*******8000"
+    assert scrub("code 482913 and phone 13800138000") == "code ****** and phone *******8000"
+    speech = render_text(
+        "I heard {n}. Is that right?", {"n": SpokenDigits("482913", keep=0)}, voice=Voice()
+    )
+    assert "482" not in speech.transcript and "*** ***" in speech.transcript
+    texts = [p.text for p in speech.parts if hasattr(p, "text")]
+    assert "4 8 2" in texts and "9 1 3" in texts  # spoken digit groups
+
+
+def test_slower_lowers_rate_and_lengthens_pauses() -> None:
+    v = Voice()
+    normal = render_text("One. Two.", {}, voice=v)
+    slow = render_text("One. Two.", {}, voice=v, slower=1)
+    assert slow.parts[0].rate_wpm < normal.parts[0].rate_wpm  # type: ignore[union-attr]
+    assert slow.parts[1].ms > normal.parts[1].ms  # type: ignore[union-attr]
+
+
+def _codes(clock: list[float], code: str | None = None) -> tuple[Codes, Accounts, SmsOutbox]:
+    store = Store(":memory:")
+    accounts = Accounts(store)
+    accounts.add("13800138000", "Wang Fang")
+    outbox = SmsOutbox(store)
+    return Codes(store, accounts, outbox, fixed_code=code, clock=lambda: clock[0]), accounts, outbox
+
+
+def test_code_is_six_random_digits_sent_by_text() -> None:
+    codes, _, outbox = _codes([1000.0])
+    assert codes.issue("13800138000") is Issue.SENT
+    body = outbox.messages("13800138000")[-1].body
+    sent = "".join(c for c in body if c.isdigit())[:6]
+    assert len(sent) == 6
+    assert codes.verify("13800138000", sent) is Verify.OK
+
+
+def test_code_expiry_tries_and_lock() -> None:
+    clock = [1000.0]
+    codes, accounts, _ = _codes(clock, "482913")
+    codes.issue("13800138000")
+    clock[0] += 301
+    assert codes.verify("13800138000", "482913") is Verify.EXPIRED
+    codes.issue("13800138000")
+    assert codes.verify("13800138000", "000000") is Verify.WRONG
+    assert codes.verify("13800138000", "000001") is Verify.WRONG
+    assert codes.verify("13800138000", "000002") is Verify.LOCKED
+    assert accounts.by_phone("13800138000").recovery_locked(clock[0] + 29 * 60)
+    assert codes.issue("13800138000") is Issue.LOCKED
+    clock[0] += 31 * 60
+    assert codes.issue("13800138000") is Issue.SENT
+
+
+def test_resend_limit() -> None:
+    codes, _, _ = _codes([1000.0], "482913")
+    codes.issue("13800138000")
+    assert codes.issue("13800138000", resend=True) is Issue.SENT
+    assert codes.issue("13800138000", resend=True) is Issue.SENT
+    assert codes.issue("13800138000", resend=True) is Issue.RESEND_LIMIT
+
+
+def test_g711_round_trip_and_antialiasing() -> None:
+    t = np.arange(16000) / 16000
+    tone = (np.sin(2 * np.pi * 440 * t) * 12000).astype(np.int16)
+    for enc, dec in ((ulaw_encode, ulaw_decode), (alaw_encode, alaw_decode)):
+        back = dec(enc(tone))
+        assert np.corrcoef(tone, back)[0, 1] > 0.999
+    high = (np.sin(2 * np.pi * 5000 * t) * 12000).astype(np.int16)
+    narrow = resample(high, 16000, 8000)
+    assert np.abs(narrow[200:-200]).max() < 300  # 5 kHz cannot exist at 8 kHz: filtered, not folded
+
+
+def test_model_archive_checks(tmp_path: Path) -> None:
+    from ivr.speech import models
+
+    ko = models.bundled_model_paths()["ko-KR"]
+    archive = tmp_path / "vosk-model-small-ko-test.tar"
+    with tarfile.open(archive, "w") as tf:
+        for rel in ("am/final.mdl", "conf/model.conf", "graph/HCLr.fst", "graph/Gr.fst"):
+            tf.add(ko / rel, arcname=f"vosk-model-small-ko-test/{rel}")
+    info = models.install_model(str(archive), tmp_path / "models", progress=False)
+    assert info.locale == "ko-KR" and models.find_model(tmp_path / "models", "ko-KR") == info
+    with pytest.raises(ModelError, match="checksum"):
+        models.install_model(str(archive), tmp_path / "m2", sha256="0" * 64)
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(archive.read_bytes()[:5000])
+    with pytest.raises(ModelError, match="cannot read model archive"):
+        models.install_model(str(broken), tmp_path / "m3")
+    assert [p.name for p in (tmp_path / "m3").iterdir()] == []
+    with pytest.raises(ModelError, match=r"no am/final\.mdl"):
+        models.check_layout(tmp_path)
