@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 
 from ivr.config import Settings, load_settings
 
-SHARED_SPEECH = Path(__file__).resolve().parents[2] / "shared" / "speech"
+SHARED_SPEECH = Path(
+    os.environ.get("IVR_SHARED_SPEECH", Path(__file__).resolve().parents[2] / "shared" / "speech")
+)
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -23,6 +23,15 @@ def runner(settings, tmp_path_factory):  # type: ignore[no-untyped-def]
     return QaRunner(settings, db_dir=tmp_path_factory.mktemp("qa-db"))
 
 
+def _connect_for(runner, call_id: str) -> sqlite3.Connection:  # type: ignore[no-untyped-def]
+    for db in runner.db_dir.glob("*.sqlite3"):
+        conn = sqlite3.connect(db)
+        if conn.execute("SELECT 1 FROM calls WHERE id = ?", (call_id,)).fetchone():
+            return conn
+        conn.close()
+    raise AssertionError(f"no database holds call {call_id}")
+
+
 @pytest.mark.parametrize("path", CALLS, ids=[p.parent.name for p in CALLS])
 def test_call(runner, path: Path) -> None:  # type: ignore[no-untyped-def]
     report = runner.run_path(path)
@@ -31,8 +40,7 @@ def test_call(runner, path: Path) -> None:  # type: ignore[no-untyped-def]
 
 def test_hangup_leaves_complete_record(runner) -> None:  # type: ignore[no-untyped-def]
     report = runner.run_path(REPO / "tests" / "calls" / "hangup_midway" / "call.yaml")
-    db = next(runner.db_dir.glob("hangup_midway-*.sqlite3"))
-    conn = sqlite3.connect(db)
+    conn = _connect_for(runner, report.call_id)
     row = conn.execute(
         "SELECT outcome, ended_at, states, caller_masked FROM calls WHERE id = ?", (report.call_id,)
     ).fetchone()
@@ -50,8 +58,7 @@ def test_hangup_leaves_complete_record(runner) -> None:  # type: ignore[no-untyp
 
 def test_codes_and_numbers_never_in_transcripts(runner) -> None:  # type: ignore[no-untyped-def]
     report = runner.run_path(REPO / "tests" / "calls" / "recovery_spoken_number" / "call.yaml")
-    db = next(runner.db_dir.glob("recovery_spoken_number-*.sqlite3"))
-    conn = sqlite3.connect(db)
+    conn = _connect_for(runner, report.call_id)
     text = " ".join(
         r[0] or ""
         for r in conn.execute(
