@@ -6,7 +6,7 @@ IVR := $(VENV)/bin/ivr
 APT_PACKAGES := espeak-ng libespeak-ng1 libportaudio2 ffmpeg sox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system venv demo test lint bench clean
+.PHONY: setup system venv demo test lint typecheck bench clean
 
 setup: system venv
 
@@ -31,7 +31,10 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check ivr tests bench
 
-test: setup lint
+typecheck: setup
+	$(VENV)/bin/mypy ivr
+
+test: setup lint typecheck
 	$(PY) -m pytest -q
 
 bench: setup

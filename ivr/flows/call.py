@@ -8,6 +8,7 @@ at any ask; they arrive as exceptions and move the machine the same way.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
 from transitions import Machine, MachineError
@@ -42,6 +43,7 @@ class CallFlow(EntryHandlers, RecoveryHandlers):
     """The model the machine drives; one per call."""
 
     state: str
+    trigger: Callable[[str], bool]  # added by the machine (transitions' model API)
 
     def __init__(
         self, dialog: Dialog, ctx: CallContext, services: Services, recorder: CallRecorder

@@ -82,7 +82,10 @@ class _Worker:
             import pyttsx3
             from pyttsx3.drivers import espeak as espeak_driver
 
-            espeak_driver.print = lambda *a, **k: log.debug("pyttsx3: %s", " ".join(map(str, a)))  # type: ignore[attr-defined]
+            def quiet(*args: object, **_kw: object) -> None:
+                log.debug("pyttsx3: %s", " ".join(map(str, args)))
+
+            espeak_driver.print = quiet  # the driver prints "Audio saved to ..." on stdout
             engine = pyttsx3.init("espeak")
         except Exception as exc:  # pyttsx3 raises many kinds when espeak-ng is missing
             self._ready.set_exception(
