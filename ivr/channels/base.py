@@ -56,6 +56,9 @@ class Channel(ABC):
     def is_playing(self) -> bool:
         """True while prompt audio is still going out."""
 
+    def asking(self, ask: str) -> None:  # noqa: B027 - optional hint
+        """The IVR is about to play the prompt of ``ask`` (the caller may answer over it)."""
+
     def listening(self, ask: str) -> None:  # noqa: B027 - optional hint
         """The IVR now listens for the answer to ``ask``."""
 

@@ -35,6 +35,7 @@ class Turn:
     keys: str = ""
     where: str = ""  # "file: turn #n", for messages
     text: str = ""  # what the caller says, when known (synthesised turns)
+    barge_in_ms: int | None = None  # speak this long after the prompt starts, over it
 
 
 class ScriptedChannel(Channel):
@@ -64,6 +65,7 @@ class ScriptedChannel(Channel):
         self.exhausted = False
         self.hung_up = False
         self.current: Turn | None = None
+        self._early = False
 
     # --- Channel -------------------------------------------------------------------------
     def receive(self) -> ChannelEvent:
@@ -97,8 +99,22 @@ class ScriptedChannel(Channel):
     def is_playing(self) -> bool:
         return self.clock < self._playing_until
 
+    def asking(self, ask: str) -> None:
+        upcoming = self._turns[0] if self._turns else None
+        if upcoming is not None and upcoming.barge_in_ms is not None and not self._early:
+            # the caller answers over this ask's prompt: start the turn with the prompt
+            self._pending = collections.deque(e for e in self._pending if isinstance(e, HangUp))
+            self._early = True
+            self._start_turn(lead_in_ms=upcoming.barge_in_ms)
+
     def listening(self, ask: str) -> None:
+        if self._early:  # this ask's turn already started during the prompt
+            self._early = False
+            return
         self._pending = collections.deque(e for e in self._pending if isinstance(e, HangUp))
+        self._start_turn(lead_in_ms=LEAD_IN_MS)
+
+    def _start_turn(self, *, lead_in_ms: int) -> None:
         if not self._turns:
             self.exhausted = True
             self.current = None
@@ -109,10 +125,11 @@ class ScriptedChannel(Channel):
         self.current = turn
         gap = [Frame(self._silence)] * (KEY_GAP_MS // 20)
         if turn.kind is TurnKind.AUDIO and turn.audio is not None:
-            self._pending.extend([Frame(self._silence)] * (LEAD_IN_MS // 20))
+            self._pending.extend([Frame(self._silence)] * (lead_in_ms // 20))
             audio = turn.audio.to_rate(self.sample_rate)
             self._pending.extend(Frame(f) for f in split_frames(audio.samples, self.sample_rate))
         elif turn.kind is TurnKind.DTMF:
+            self._pending.extend([Frame(self._silence)] * (lead_in_ms // 20))
             for key in turn.keys:
                 self._pending.extend(gap)
                 self._pending.append(Key(key))

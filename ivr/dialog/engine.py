@@ -8,6 +8,7 @@ or :class:`CallerHungUp`.
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 import time
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_FAILURES: Final = 3
 PARTIAL_EVERY_FRAMES: Final = 5
 BARGE_IN_SPEECH_FRAMES: Final = 10  # 200 ms of speech during a prompt stops it
+BARGE_IN_KEEP_FRAMES: Final = 30  # frames before the barge-in handed on to the recogniser
 
 
 class AskKind(enum.StrEnum):
@@ -146,6 +148,7 @@ class Dialog:
         log.debug("[%s] ivr: %s", self.recorder.call_id, speech.transcript)
         self.channel.play(audio)
         speech_run = 0
+        recent: collections.deque[Frame] = collections.deque(maxlen=BARGE_IN_KEEP_FRAMES)
         vad = Endpointer(self.channel.sample_rate, EndpointConfig())
         while self.channel.is_playing():
             event = self.channel.receive()
@@ -156,9 +159,12 @@ class Dialog:
                 self._pending.append(event)
                 return
             if barge_in_speech:
+                recent.append(event)
                 speech_run = speech_run + 1 if vad.is_speech(event.samples) else 0
                 if speech_run >= BARGE_IN_SPEECH_FRAMES:
                     self.channel.stop_playback()
+                    self._pending.extend(recent)  # the start of the answer goes to the recogniser
+                    log.debug("[%s] speech barge-in", self.recorder.call_id)
                     return
 
     # --- asking ----------------------------------------------------------------------------
@@ -182,6 +188,7 @@ class Dialog:
         while True:
             extra = 1 if failures >= 2 else 0  # the 2nd reprompt is slower
             self.state.last_prompt = (pid, variant, params)
+            self.channel.asking(ask_id)
             self._play(self.speech(pid, params, variant, extra), barge_in_speech=barge_in)
             heard = self._listen(ask_id, g, kind)
             self._record(ask_id, heard, sensitive)

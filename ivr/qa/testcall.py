@@ -5,6 +5,7 @@ Errors name the file and the turn (``calls/x/call.yaml: turn #3: ...``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -17,6 +18,7 @@ from ivr.speech.audio import read_audio
 
 OUTCOMES: Final = ("resolved", "transferred", "abandoned", "failed")
 TURN_KEYS: Final = {"audio", "dtmf", "silence", "hangup", "say"}
+OPTIONS: Final = {"text", "barge_in_ms"}
 
 
 @dataclass
@@ -103,6 +105,17 @@ def _turn(raw: Any, index: int, path: Path, locale: str, synthesize: bool) -> Tu
     where = f"{path}: turn #{index}"
     if not isinstance(raw, dict) or len(set(raw) & TURN_KEYS) != 1:
         raise ConfigError(f"{where}: expected exactly one of {sorted(TURN_KEYS)}, got {raw!r}")
+    unknown = set(raw) - TURN_KEYS - OPTIONS
+    if unknown:
+        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    barge = raw.get("barge_in_ms")
+    if barge is not None and (not isinstance(barge, int) or barge < 0):
+        raise ConfigError(f"{where}: barge_in_ms: expected milliseconds >= 0, got {barge!r}")
+    turn = _turn_body(raw, where, path, locale, synthesize)
+    return dataclasses.replace(turn, barge_in_ms=barge)
+
+
+def _turn_body(raw: dict[str, Any], where: str, path: Path, locale: str, synthesize: bool) -> Turn:
     if "audio" in raw:
         file = (path.parent / str(raw["audio"])).resolve()
         try:
