@@ -72,6 +72,7 @@ class Grammar:
     keys: dict[str, str] = field(default_factory=dict)
     digits: DigitRule | None = None
     digit_words: dict[str, str] = field(default_factory=dict)
+    garbage: tuple[str, ...] = ()  # common non-answers, for engines without a garbage model
 
     # --- what engines need ------------------------------------------------------------
     def words(self) -> set[str]:
@@ -210,6 +211,11 @@ class GrammarBook:
         if sorted(set(self.digit_words.values())) != list("0123456789"):
             raise ConfigError(f"{self.dir / '_digits.yaml'}: expected words for every digit 0-9")
         self.commands = _parse_source(self.dir / "_commands.yaml")
+        garbage_file = self.dir / "_garbage.yaml"
+        words = (_read_yaml(garbage_file) or []) if garbage_file.exists() else []
+        if not isinstance(words, list):
+            raise ConfigError(f"{garbage_file}: expected a list of words")
+        self.garbage = tuple(normalize(str(w)) for w in words)
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.dir.glob("*.yaml") if not p.stem.startswith("_"))
@@ -252,4 +258,5 @@ class GrammarBook:
             keys=keys,
             digits=source.digits,
             digit_words=self.digit_words if source.digits else {},
+            garbage=tuple(w for w in self.garbage if w not in phrases),
         )

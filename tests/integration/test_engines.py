@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ivr.qa.synth import caller_speech
@@ -76,19 +78,38 @@ def test_unrelated_speech_is_rejected(sphinx, grammars, grammar) -> None:  # typ
     assert len(accepted) <= 1, f"accepted out-of-grammar speech: {accepted}"
 
 
-def test_vosk_korean_yes_no() -> None:
+@pytest.fixture(scope="module")
+def korean():  # type: ignore[no-untyped-def]
     from ivr.speech import models
     from ivr.speech.asr.vosk import VoskEngine
-    from ivr.speech.grammar import Grammar
+    from ivr.speech.grammar import GrammarBook
 
-    path = models.bundled_model_paths()["ko-KR"]
-    engine = VoskEngine(path, "ko-KR")
-    grammar = Grammar("yes_no", "ko-KR", {"네": "yes", "아니요": "no"})
+    engine = VoskEngine(models.bundled_model_paths()["ko-KR"], "ko-KR")
+    book = GrammarBook(Path(__file__).resolve().parents[1] / "data" / "grammars", "ko-KR")
+    return engine, book.get("yes_no")
+
+
+def test_vosk_korean_yes_no(korean) -> None:  # type: ignore[no-untyped-def]
+    from ivr.speech.asr.vosk import VoskEngine
+
+    engine, grammar = korean
     for text, value in (("네", "yes"), ("아니요", "no")):
         hyp = recognise(engine, grammar, caller_speech(text, locale="ko-KR"))
         interp = grammar.interpret(hyp.text)
-        assert interp is not None and interp.value == value, hyp
-    assert VoskEngine(path, "ko-KR").model is engine.model  # one model per process
+        assert interp is not None and interp.value == value and hyp.confidence >= 0.45, hyp
+    assert VoskEngine(engine.model_path, "ko-KR").model is engine.model  # one model per process
+
+
+def test_vosk_rejects_unrelated_korean(korean) -> None:  # type: ignore[no-untyped-def]
+    engine, grammar = korean
+    unrelated = ["오늘 날씨가 정말 좋네요", "배가 고파요", "지하철역이 어디에 있어요",
+                 "음악을 듣고 싶어요", "친구와 같이 밥을 먹었어요"]
+    accepted = []
+    for text in unrelated:
+        hyp = recognise(engine, grammar, caller_speech(text, locale="ko-KR"))
+        if grammar.interpret(hyp.text) is not None and hyp.confidence >= 0.45:
+            accepted.append((text, hyp.text))
+    assert len(accepted) <= 1, accepted
 
 
 def test_pyttsx3_rate_changes_duration(tmp_path) -> None:  # type: ignore[no-untyped-def]
