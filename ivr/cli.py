@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"ivr demo: a simulated account-recovery call ({settings.locale})", flush=True)
     print("synthesising the caller's voice (espeak-ng) ...", flush=True)
     call = load_call(DEMO_CALL)
-    runner = QaRunner(settings, sample_rate=args.rate, db_dir=settings.home / "demo")
+    runner = QaRunner(settings, sample_rate=args.rate, db_file=settings.db_path)
 
     def show(kind: str, data: dict[str, Any]) -> None:
         if kind == "line" and data["speaker"] == "ivr":
@@ -456,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except IvrError as exc:
         print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"ivr: database error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

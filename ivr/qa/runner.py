@@ -64,6 +64,7 @@ class QaRunner:
         sample_rate: int = 16000,
         record_dir: Path | None = None,
         db_dir: Path | None = None,
+        db_file: Path | None = None,
     ) -> None:
         self.settings = settings
         self.sample_rate = sample_rate
@@ -73,6 +74,7 @@ class QaRunner:
         self._tmp = tempfile.TemporaryDirectory(prefix="ivr-qa-") if db_dir is None else None
         self.db_dir = db_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.latencies_ms: list[float] = []
+        self.db_file = db_file  # one shared database instead of a fresh one per call
 
     def run_path(self, path: Path) -> CallReport:
         started = time.perf_counter()
@@ -91,7 +93,7 @@ class QaRunner:
         channel: ScriptedChannel | None = None,
         observer: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> CallReport:
-        db = self.db_dir / f"{call.path.parent.name}-{time.time_ns()}.sqlite3"
+        db = self.db_file or self.db_dir / f"{call.path.parent.name}-{time.time_ns()}.sqlite3"
         store = Store(db)
         runtime = Runtime(
             self.settings.with_(locale=call.locale),

@@ -102,8 +102,13 @@ def test_vosk_korean_yes_no(korean) -> None:  # type: ignore[no-untyped-def]
 
 def test_vosk_rejects_unrelated_korean(korean) -> None:  # type: ignore[no-untyped-def]
     engine, grammar = korean
-    unrelated = ["오늘 날씨가 정말 좋네요", "배가 고파요", "지하철역이 어디에 있어요",
-                 "음악을 듣고 싶어요", "친구와 같이 밥을 먹었어요"]
+    unrelated = [
+        "오늘 날씨가 정말 좋네요",
+        "배가 고파요",
+        "지하철역이 어디에 있어요",
+        "음악을 듣고 싶어요",
+        "친구와 같이 밥을 먹었어요",
+    ]
     accepted = []
     for text in unrelated:
         hyp = recognise(engine, grammar, caller_speech(text, locale="ko-KR"))

@@ -1,0 +1,109 @@
+"""The `ivr` command as a user runs it (subprocesses, real engines, a temporary home)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+
+def ivr(home: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ivr.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={"IVR_HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cli-home")
+
+
+def test_demo_plays_a_whole_call(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "demo.wav"
+    run = ivr(home, "demo", "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    assert "outcome: resolved" in run.stdout
+    assert "CALLER : [speech] heard 'yes' -> yes" in run.stdout
+    assert "482913" not in run.stdout  # the code is never shown
+    with wave.open(str(out)) as w:
+        assert w.getnchannels() == 2
+        data = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, 2)
+    caller, ivr_side = np.abs(data[:, 0]).mean(), np.abs(data[:, 1]).mean()
+    assert caller > 50 and ivr_side > 50  # both sides really speak
+    listing = ivr(home, "calls", "list", "--json")  # the demo call is in the home database
+    calls = json.loads(listing.stdout)
+    assert calls[0]["outcome"] == "resolved" and calls[0]["caller"] == "*******8000"
+    broken = ivr(home, "calls", "list", "--db", str(tmp_path))  # a folder, not a database
+    assert broken.returncode == 2 and "database" in broken.stderr
+
+
+def test_calls_list_and_show(home: Path, tmp_path: Path) -> None:
+    from ivr.config import load_settings
+    from ivr.qa.runner import QaRunner
+
+    runner = QaRunner(load_settings(home=home), db_dir=tmp_path)
+    report = runner.run_path(REPO / "tests" / "calls" / "three_wrong_codes" / "call.yaml")
+    db = next(tmp_path.glob("*.sqlite3"))
+    listing = ivr(home, "calls", "list", "--db", str(db))
+    assert report.call_id in listing.stdout and "verification_failed" in listing.stdout
+    assert "*******8000" in listing.stdout and "13800138000" not in listing.stdout
+    shown = ivr(home, "calls", "show", report.call_id[:8], "--db", str(db), "--json")
+    record = json.loads(shown.stdout)
+    assert record["outcome"] == "transferred"
+    assert [t["ask"] for t in record["turns"]][:2] == ["main_menu", "confirm_caller_id"]
+    assert record["states"][-1] == "transfer"
+    assert all("111111" not in line["text"] for line in record["transcript"])
+    missing = ivr(home, "calls", "show", "nope", "--db", str(db))
+    assert missing.returncode == 1 and "no call" in missing.stderr
+
+
+def test_say_rate_and_prompts_build(home: Path, tmp_path: Path) -> None:
+    slow, fast = tmp_path / "slow.wav", tmp_path / "fast.wav"
+    assert ivr(home, "say", "Your code was sent.", "-o", str(slow), "--rate", "110").returncode == 0
+    assert ivr(home, "say", "Your code was sent.", "-o", str(fast), "--rate", "190").returncode == 0
+    with wave.open(str(slow)) as a, wave.open(str(fast)) as b:
+        assert a.getnframes() > 1.3 * b.getnframes() > 0
+    built = ivr(home, "prompts", "build", "--locale", "en-US", "--sample-rates", "8000")
+    assert built.returncode == 0, built.stderr
+    cached = list((home / "cache" / "prompts").rglob("*.wav"))
+    assert len(cached) > 50
+    again = ivr(home, "prompts", "build", "--locale", "en-US", "--sample-rates", "8000")
+    assert again.returncode == 0
+    assert len(list((home / "cache" / "prompts").rglob("*.wav"))) == len(cached)
+
+
+def test_doctor_and_models(home: Path, tmp_path: Path) -> None:
+    doctor = ivr(home, "doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "speech input en-US: pocketsphinx" in doctor.stdout
+    listed = ivr(home, "models", "list")
+    assert "ko-KR" in listed.stdout
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not an archive at all")
+    bad = ivr(home, "models", "install", str(junk))
+    assert bad.returncode == 2 and "ivr:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bad_config_is_a_clear_error(home: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_text("brand = 'X'\nno_such_setting = 1\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "ivr.cli", "--config", str(cfg), "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"IVR_HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 2 and "unknown setting 'no_such_setting'" in run.stderr
