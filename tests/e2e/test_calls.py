@@ -139,3 +139,48 @@ def test_asr_command_json(tmp_path: Path, ivr_home: Path) -> None:
     assert out.returncode == 0, out.stderr
     row = json.loads(out.stdout.splitlines()[0])
     assert row["value"] == "yes" and row["engine"] == "pocketsphinx" and row["file"] == str(wav)
+
+
+def test_resend_sends_a_second_text(runner) -> None:  # type: ignore[no-untyped-def]
+    report = runner.run_path(REPO / "tests" / "calls" / "resend_code" / "call.yaml")
+    conn = _connect_for(runner, report.call_id)
+    kinds = [r[0] for r in conn.execute("SELECT kind FROM sms_outbox ORDER BY id")]
+    assert kinds == ["verification_code", "verification_code"]
+    assert [t["value"] for t in report.turns][2] == "resend"
+    assert report.outcome == "resolved"
+
+
+def test_repeat_and_slower_replay_the_prompt(runner) -> None:  # type: ignore[no-untyped-def]
+    report = runner.run_path(REPO / "tests" / "calls" / "repeat_and_slower" / "call.yaml")
+    conn = _connect_for(runner, report.call_id)
+    lines = [
+        r[0]
+        for r in conn.execute(
+            "SELECT text FROM transcript WHERE call_id = ? AND speaker = 'ivr' ORDER BY seq",
+            (report.call_id,),
+        )
+    ]
+    menu = [line for line in lines if line.startswith("How can I help you today?")]
+    assert len(menu) == 3  # first time, after "repeat", after "slower"
+    assert any("more slowly" in line for line in lines)
+
+
+def test_walkthrough_case_names_the_step(runner) -> None:  # type: ignore[no-untyped-def]
+    report = runner.run_path(REPO / "tests" / "calls" / "walkthrough_stuck" / "call.yaml")
+    conn = _connect_for(runner, report.call_id)
+    case = json.loads(conn.execute("SELECT case_json FROM agent_queue").fetchone()[0])
+    assert case["reason"] == "stuck_on_step" and case["step"] == "reset_password step 3"
+    assert case["verified"] is True and case["intent"] == "account_recovery"
+    steps = [
+        line
+        for line in (t["speaker"] + ":" + t["text"] for t in case["transcript"])
+        if line.startswith("ivr:Step ")
+    ]
+    assert [s.split(".")[0] for s in steps] == [
+        "ivr:Step 1 of 4",
+        "ivr:Step 2 of 4",
+        "ivr:Step 2 of 4",
+        "ivr:Step 1 of 4",
+        "ivr:Step 2 of 4",
+        "ivr:Step 3 of 4",
+    ]
