@@ -294,7 +294,8 @@ def _download(url: str, dest: Path, *, progress: bool) -> None:
 
 def _verify(archive: Path, expected_sha: str | None, *, downloaded: bool) -> None:
     if expected_sha is None:
-        log.warning("no SHA-256 checksum known for %s; not verified", archive.name)
+        level = logging.WARNING if downloaded else logging.INFO
+        log.log(level, "no SHA-256 checksum known for %s; not verified", archive.name)
         return
     got = _sha256(archive)
     if got != expected_sha:
@@ -353,6 +354,9 @@ def _safe_extract(archive: Path, into: Path, label: str) -> None:
         raise
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         reason = str(exc) or type(exc).__name__
+        if isinstance(exc, tarfile.ReadError) and "could not be opened" in reason:
+            # tarfile lists every compression it tried, on several lines
+            reason = "not a zip or tar (plain, gzip, bzip2 or xz) archive"
         raise ModelError(f"cannot read model archive {label}: {reason}") from exc
 
 

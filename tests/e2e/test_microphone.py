@@ -1,0 +1,275 @@
+"""`ivr call` through the real sounddevice → PortAudio → ALSA → PulseAudio path.
+
+A private PulseAudio daemon gives a pipe source (the caller's microphone: the test writes
+speech into it in real time) and a null sink (the speaker: the test records its monitor).
+No mocks of sounddevice: the IVR process opens the devices like on a desk PC.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ivr.qa.synth import caller_speech
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("pulseaudio") is None, reason="PulseAudio not installed (make test installs it)"
+)
+
+RATE = 16000
+ASOUNDRC = """pcm.!default { type pulse }
+ctl.!default { type pulse }
+pcm.caller { type pulse; device "caller" }
+pcm.speaker { type pulse; device "out" }
+"""
+
+
+class Pulse:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fifo = root / "in.fifo"
+        (root / "run").mkdir()
+        (root / ".asoundrc").write_text(ASOUNDRC)
+        self.env = {
+            "HOME": str(root),
+            "XDG_RUNTIME_DIR": str(root / "run"),
+            "PATH": "/usr/bin:/bin",
+            "IVR_HOME": str(root / "ivr"),
+        }
+        self.daemon = subprocess.Popen(
+            [
+                "pulseaudio",
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--disallow-exit",
+                "-L",
+                "module-native-protocol-unix",
+                "-L",
+                f"module-null-sink sink_name=out rate={RATE} channels=1",
+                "-L",
+                f"module-pipe-source source_name=caller file={self.fifo} format=s16le "
+                f"rate={RATE} channels=1",
+            ],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 15
+        while not self.fifo.exists():
+            if time.monotonic() > deadline or self.daemon.poll() is not None:
+                raise RuntimeError("PulseAudio did not start")
+            time.sleep(0.05)
+        self._stop = threading.Event()
+        self._speech: list[np.ndarray] = []
+        self._writer = threading.Thread(target=self._write, daemon=True)
+        self._writer.start()
+        self.out = root / "out.raw"
+        self.recorder = subprocess.Popen(
+            [
+                "parec",
+                "-d",
+                "out.monitor",
+                f"--rate={RATE}",
+                "--channels=1",
+                "--format=s16le",
+                str(self.out),
+            ],
+            env=self.env,
+            start_new_session=True,
+        )
+
+    def say_repeatedly(self, text: str, every_sec: float) -> None:
+        audio = caller_speech(text).to_rate(RATE).samples
+        gap = np.zeros(int(every_sec * RATE) - len(audio), np.int16)
+        self._speech = [np.concatenate([audio, gap])]
+
+    def _write(self) -> None:
+        """The caller's microphone, in real time: speech when asked for, silence otherwise."""
+        fd = os.open(self.fifo, os.O_WRONLY)
+        chunk = RATE // 50
+        start = time.monotonic()
+        n = 0
+        pos = 0
+        try:
+            while not self._stop.is_set():
+                if self._speech:
+                    loop = self._speech[0]
+                    data = np.take(loop, range(pos, pos + chunk), mode="wrap")
+                    pos = (pos + chunk) % len(loop)
+                else:
+                    data = np.zeros(chunk, np.int16)
+                os.write(fd, data.astype("<i2").tobytes())
+                n += 1
+                time.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
+        finally:
+            os.close(fd)
+
+    def played(self) -> np.ndarray:
+        return np.fromfile(self.out, dtype="<i2") if self.out.exists() else np.zeros(0, np.int16)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._writer.join(timeout=5)
+        for proc in (self.recorder, self.daemon):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def pulse(tmp_path: Path) -> Iterator[Pulse]:
+    p = Pulse(tmp_path)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def ivr_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ivr.cli", *args]
+
+
+def calls(pulse: Pulse) -> list[dict[str, object]]:
+    out = subprocess.run(
+        ivr_cmd("calls", "list", "--json"),
+        env=pulse.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return json.loads(out.stdout)
+
+
+def test_devices_lists_the_sound_devices(pulse: Pulse) -> None:
+    out = subprocess.run(
+        ivr_cmd("devices"), env=pulse.env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and "caller" in out.stdout and "speaker" in out.stdout
+
+
+def test_spoken_call_through_the_sound_devices(pulse: Pulse) -> None:
+    """The caller's speech reaches the dialog through the devices and the prompts come out.
+
+    What the recogniser makes of it is not asserted here: over this path PocketSphinx
+    still misses the first answer (see the README, Known problems).
+    """
+    pulse.say_repeatedly("operator", every_sec=3.5)
+    run = subprocess.run(
+        ivr_cmd("call", "--input", "caller", "--output", "speaker", "--caller-id", "13800138000"),
+        env=pulse.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=150,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "CALLER : [speech]" in run.stdout, run.stdout  # voice detected, turn taken
+    played = pulse.played()
+    frames = played[: len(played) // 320 * 320].astype(np.int32).reshape(-1, 320)
+    loud = np.abs(frames).mean(axis=1)
+    assert (loud > 300).sum() * 0.02 > 5.0, "the IVR's prompts did not come out of the speaker"
+    record = calls(pulse)[0]
+    assert record["channel"] == "microphone" and record["outcome"] == "transferred"
+    assert record["caller"] == "*******8000"
+
+
+def _spawn_on_pty(pulse: Pulse) -> tuple[subprocess.Popen[bytes], int]:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        ivr_cmd("call", "--input", "caller", "--output", "speaker"),
+        env=pulse.env,
+        cwd=REPO,
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    os.close(slave)
+    return proc, master
+
+
+def _read_until(proc: subprocess.Popen[bytes], text: str, timeout: float) -> str:
+    assert proc.stdout is not None
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"did not see {text!r} in {seen.decode(errors='replace')}")
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+    return seen.decode(errors="replace")
+
+
+def test_keys_typed_on_the_terminal_reach_the_flow(pulse: Pulse) -> None:
+    proc, master = _spawn_on_pty(pulse)
+    try:
+        _read_until(proc, "How can I help you today?", 60)
+        os.write(master, b"0")
+        rest = _read_until(proc, "transferred caller_request", 60)
+        assert "[key 0]" in rest
+        assert proc.wait(timeout=60) == 0
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+def test_ctrl_c_hangs_up_with_a_complete_record(pulse: Pulse) -> None:
+    proc, master = _spawn_on_pty(pulse)
+    try:
+        _read_until(proc, "How can I help you today?", 60)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    record = calls(pulse)[0]
+    assert record["outcome"] == "abandoned" and record["ended_at"] is not None
+    assert record["states"][:2] == ["welcome", "main_menu"]
+
+
+def test_missing_device_is_a_clear_error(pulse: Pulse) -> None:
+    run = subprocess.run(
+        ivr_cmd("call", "--input", "no-such-microphone"),
+        env=pulse.env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert run.returncode == 2
+    assert "no input device 'no-such-microphone'" in run.stderr and "ivr devices" in run.stderr
+    assert "Traceback" not in run.stderr
