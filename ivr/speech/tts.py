@@ -5,9 +5,9 @@ shared engine without a lock loses files), so every synthesis goes through a
 single worker thread that owns the one engine. Quirks absorbed here:
 
 * queued ``setProperty`` calls are applied out of order by pyttsx3 2.99's
-  espeak driver, so voice and rate are set on the driver synchronously (its
-  ``getProperty("rate")`` reads espeak's default, not the current value, so
-  the rate is checked by audio duration in the tests);
+  espeak driver, and even a synchronous rate change was lost in about one
+  synthesis in six; so the voice is set on the driver synchronously and the
+  rate travels inside the text as an espeak-ng embedded command (``\x01150S``);
 * the driver prints "Audio saved to ..." on stdout: routed to the debug log;
 * ``runAndWait`` may return before the WAV is complete: every file is checked
   (complete header, frames present) and synthesised again once if not.
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 TRIM_DBFS: Final = -55.0
 EDGE_MS: Final = 40
 WAV_WAIT_SEC: Final = 2.0
+CACHE_VERSION: Final = 2  # bump when the way audio is made changes
+EMBEDDED: Final = "\x01"  # espeak-ng embedded command: "\x01150S" sets the speed for the text
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def _synthesize_file(engine: Any, text: str, voice: str, rate_wpm: int, path: Pa
     driver.setProperty("rate", int(rate_wpm))
     for _attempt in range(3):
         path.unlink(missing_ok=True)
-        engine.save_to_file(text, str(path))
+        engine.save_to_file(f"{EMBEDDED}{int(rate_wpm)}S{text}", str(path))
         engine.runAndWait()
         deadline = time.monotonic() + WAV_WAIT_SEC
         while time.monotonic() < deadline:  # the driver may finish writing after returning
@@ -175,7 +177,7 @@ class Synthesizer:
 
     @staticmethod
     def cache_key(text: str, voice: str, rate_wpm: int, sample_rate: int) -> str:
-        raw = f"{text}\x00{voice}\x00{rate_wpm}\x00{sample_rate}".encode()
+        raw = f"{CACHE_VERSION}\x00{text}\x00{voice}\x00{rate_wpm}\x00{sample_rate}".encode()
         return hashlib.sha256(raw).hexdigest()[:32]
 
     def segment(self, text: str, *, voice: str, rate_wpm: int, sample_rate: int) -> np.ndarray:

@@ -170,8 +170,10 @@ def test_devices_lists_the_sound_devices(pulse: Pulse) -> None:
 def test_spoken_call_through_the_sound_devices(pulse: Pulse) -> None:
     """The caller's speech reaches the dialog through the devices and the prompts come out.
 
-    What the recogniser makes of it is not asserted here: over this path PocketSphinx
-    still misses the first answer (see the README, Known problems).
+    The caller says "operator" every 3.5 s; half-duplex mutes the microphone while a prompt
+    plays, so the IVR takes speech turns only while it listens. Whether PocketSphinx then
+    understands the word is not asserted: over this path it still often misses it (README,
+    Known problems); the call ends transferred either way (caller_request or no_match).
     """
     pulse.say_repeatedly("operator", every_sec=3.5)
     run = subprocess.run(

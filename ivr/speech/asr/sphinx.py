@@ -30,6 +30,8 @@ WIP_DEFAULT: Final = 0.65
 # A stronger word insertion penalty for digit strings of open length: with 0.65 long numbers
 # gain inserted digits; exact-length strings and phrases decode best with the default.
 WIP_DIGITS: Final = 1e-3
+TRIM_FRAME: Final = 160  # 10 ms at 16 kHz
+TRIM_MARGIN_FRAMES: Final = 5
 FILLERS: Final = frozenset({"<s>", "</s>", "<sil>", "(NULL)", "SIL", "[NOISE]"})
 
 
@@ -45,6 +47,23 @@ def phone_error_rate(reference: list[str], heard: list[str]) -> float:
             row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (ref != got))
             prev = cur
     return row[-1] / len(reference)
+
+
+def _trim_to_voice(pcm: bytes) -> bytes:
+    """The 16 kHz audio from a little before the first voiced frame to a little after the last."""
+    samples = np.frombuffer(pcm, dtype=np.int16)
+    n = len(samples) // TRIM_FRAME
+    if n == 0:
+        return b""
+    frames = samples[: n * TRIM_FRAME].reshape(n, TRIM_FRAME).astype(np.float64)
+    energy = np.sqrt((frames**2).mean(axis=1))
+    floor = float(np.percentile(energy, 10))
+    voiced = np.nonzero(energy > max(floor * 4, 100.0))[0]
+    if len(voiced) == 0:
+        return b""
+    first = max(0, voiced[0] - TRIM_MARGIN_FRAMES)
+    last = min(n, voiced[-1] + 1 + TRIM_MARGIN_FRAMES)
+    return frames[first:last].astype(np.int16).tobytes()
 
 
 def confidence_from_per(per: float) -> float:
@@ -154,6 +173,7 @@ class SphinxRecognizer(Recognizer):
             raise EngineError(f"PocketSphinx rejected grammar {grammar.name!r}: {exc}") from exc
         self._frames = 0
         self._audio: list[bytes] = []
+        self._grammar = grammar
 
     def accept(self, frame: np.ndarray) -> None:
         if self._pair is None:
@@ -162,8 +182,7 @@ class SphinxRecognizer(Recognizer):
         if data:
             self._pair.grammar.process_raw(data)
             self._pair.phones.process_raw(data)
-            if self._first:
-                self._audio.append(data)
+            self._audio.append(data)
         self._frames += 1
 
     def partial(self) -> str:
@@ -195,10 +214,24 @@ class SphinxRecognizer(Recognizer):
                 pair.grammar.end_utt()
                 pair.phones.end_utt()
                 cmn = pair.cmn()
-            self._context["sphinx_cmn"] = cmn
-            self._engine.cmn = cmn
             hyp = pair.grammar.hyp()
             text = hyp.hypstr if hyp is not None else ""
+            if self._grammar.interpret(text) is None and self._audio:
+                # No whole answer: decode once more from the words alone. Silence and noise
+                # around them pull the live cepstral mean away from the voice.
+                trimmed = _trim_to_voice(b"".join(self._audio))
+                if trimmed:
+                    pair.start(cmn)
+                    pair.grammar.process_raw(trimmed)
+                    pair.phones.process_raw(trimmed)
+                    pair.grammar.end_utt()
+                    pair.phones.end_utt()
+                    again = pair.grammar.hyp()
+                    retry = again.hypstr if again is not None else ""
+                    log.debug("second chance: %r -> %r", text, retry)
+                    text = retry
+            self._context["sphinx_cmn"] = cmn
+            self._engine.cmn = cmn
             if not text.strip():
                 return Hypothesis("", 0.0, self._engine.name)
             words = [s.word for s in (pair.grammar.seg() or []) if s.word not in FILLERS]
