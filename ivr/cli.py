@@ -35,6 +35,19 @@ def _store(args: argparse.Namespace, settings: Settings) -> Any:
     return Store(Path(args.db) if getattr(args, "db", None) else settings.db_path)
 
 
+def show_live(kind: str, data: dict[str, Any]) -> None:
+    """Print the transcript as a call goes: what the IVR said, what was heard, value, confidence."""
+    if kind == "line" and data["speaker"] == "ivr":
+        print(f"  IVR    : {data['text']}", flush=True)
+    elif kind == "turn":
+        conf = "" if data["confidence"] is None else f", confidence {data['confidence']:.2f}"
+        print(
+            f"  CALLER : [{data['mode']}] heard {data['heard']!r} -> {data['value']}{conf}"
+            f"  (ask {data['ask']})",
+            flush=True,
+        )
+
+
 # --- demo ----------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     from ivr.qa.runner import QaRunner
@@ -47,22 +60,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     call = load_call(DEMO_CALL)
     runner = QaRunner(settings, sample_rate=args.rate, db_file=settings.db_path)
 
-    def show(kind: str, data: dict[str, Any]) -> None:
-        if kind == "line" and data["speaker"] == "ivr":
-            print(f"  IVR    : {data['text']}", flush=True)
-        elif kind == "turn":
-            conf = "" if data["confidence"] is None else f", confidence {data['confidence']:.2f}"
-            print(
-                f"  CALLER : [{data['mode']}] heard {data['heard']!r} -> {data['value']}{conf}"
-                f"  (ask {data['ask']})",
-                flush=True,
-            )
-
     from ivr.channels.scripted import ScriptedChannel
 
     channel = ScriptedChannel(call.turns, sample_rate=args.rate, caller_id=call.caller_id)
-    runner_observer = show
-    report = runner.run_call(call, channel=channel, observer=runner_observer)
+    report = runner.run_call(call, channel=channel, observer=show_live)
     out = Path(args.out)
     write_wav(out, channel.stereo(), channel.sample_rate)
     print(f"outcome: {report.outcome}  (states: {' -> '.join(report.states)})")
@@ -163,18 +164,8 @@ def cmd_call(args: argparse.Namespace) -> int:
         flush=True,
     )
 
-    def show(kind: str, data: dict[str, Any]) -> None:
-        if kind == "line" and data["speaker"] == "ivr":
-            print(f"  IVR    : {data['text']}", flush=True)
-        elif kind == "turn":
-            conf = "" if data["confidence"] is None else f", confidence {data['confidence']:.2f}"
-            print(
-                f"  CALLER : [{data['mode']}] heard {data['heard']!r} -> {data['value']}{conf}",
-                flush=True,
-            )
-
     try:
-        result = runtime.run_call(channel, observer=show)
+        result = runtime.run_call(channel, observer=show_live)
     finally:
         stop.set()
         signal.signal(signal.SIGINT, previous)

@@ -184,3 +184,9 @@ def test_walkthrough_case_names_the_step(runner) -> None:  # type: ignore[no-unt
         "ivr:Step 2 of 4",
         "ivr:Step 3 of 4",
     ]
+
+
+def test_keys_only_recovery_over_a_telephone_rate_channel(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    narrow = QaRunner(settings, sample_rate=8000, db_dir=tmp_path)
+    report = narrow.run_path(REPO / "tests" / "calls" / "recovery_keys_only" / "call.yaml")
+    assert report.passed, report.error

@@ -100,6 +100,14 @@ def test_vosk_korean_yes_no(korean) -> None:  # type: ignore[no-untyped-def]
     assert VoskEngine(engine.model_path, "ko-KR").model is engine.model  # one model per process
 
 
+def test_vosk_korean_over_the_phone(korean) -> None:  # type: ignore[no-untyped-def]
+    engine, grammar = korean
+    for text, value in (("네", "yes"), ("아니요", "no")):
+        hyp = recognise(engine, grammar, telephone(caller_speech(text, locale="ko-KR")), 8000)
+        interp = grammar.interpret(hyp.text)
+        assert interp is not None and interp.value == value and hyp.confidence >= 0.45, hyp
+
+
 def test_vosk_rejects_unrelated_korean(korean) -> None:  # type: ignore[no-untyped-def]
     engine, grammar = korean
     unrelated = [
