@@ -146,3 +146,26 @@ def test_model_archive_checks(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "m3").iterdir()] == []
     with pytest.raises(ModelError, match=r"no am/final\.mdl"):
         models.check_layout(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("turns: [\n", "not valid YAML"),
+        ("name: x\n", "non-empty list of turns"),
+        ("turns:\n  - dtmf: '12a'\n", "turn #1: dtmf: expected keys"),
+        ("turns:\n  - silence: true\n  - shout: 'x'\n", "turn #2: expected exactly one of"),
+        ("turns:\n  - silence: true\n    loud: 1\n", "turn #1: unknown keys"),
+        ("turns:\n  - silence: true\nexpect: {outcome: happy}\n", "expect.outcome"),
+    ],
+)
+def test_bad_test_call_files_name_the_file_and_turn(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    from ivr.qa.testcall import load_call
+
+    path = tmp_path / "call.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_call(path)
+    assert str(path) in str(info.value)
