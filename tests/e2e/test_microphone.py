@@ -211,6 +211,16 @@ def _spawn_on_pty(pulse: Pulse) -> tuple[subprocess.Popen[bytes], int]:
     return proc, master
 
 
+def _end(proc: subprocess.Popen[bytes], master: int) -> None:
+    """Close the terminal, make sure the process is gone, release its pipe."""
+    os.close(master)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
 def _read_until(proc: subprocess.Popen[bytes], text: str, timeout: float) -> str:
     assert proc.stdout is not None
     seen = b""
@@ -236,12 +246,7 @@ def test_keys_typed_on_the_terminal_reach_the_flow(pulse: Pulse) -> None:
         assert "[key 0]" in rest
         assert proc.wait(timeout=60) == 0
     finally:
-        os.close(master)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _end(proc, master)
 
 
 def test_ctrl_c_hangs_up_with_a_complete_record(pulse: Pulse) -> None:
@@ -251,12 +256,7 @@ def test_ctrl_c_hangs_up_with_a_complete_record(pulse: Pulse) -> None:
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     finally:
-        os.close(master)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        assert proc.stdout is not None
-        proc.stdout.close()
+        _end(proc, master)
     record = calls(pulse)[0]
     assert record["outcome"] == "abandoned" and record["ended_at"] is not None
     assert record["states"][:2] == ["welcome", "main_menu"]
