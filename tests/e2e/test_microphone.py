@@ -196,10 +196,10 @@ def test_spoken_call_through_the_sound_devices(pulse: Pulse) -> None:
     assert record["caller"] == "*******8000"
 
 
-def _spawn_on_pty(pulse: Pulse) -> tuple[subprocess.Popen[bytes], int]:
+def _spawn_on_pty(pulse: Pulse, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        ivr_cmd("call", "--input", "caller", "--output", "speaker"),
+        ivr_cmd("call", "--input", "caller", "--output", "speaker", *extra),
         env=pulse.env,
         cwd=REPO,
         stdin=slave,
@@ -260,6 +260,22 @@ def test_ctrl_c_hangs_up_with_a_complete_record(pulse: Pulse) -> None:
     record = calls(pulse)[0]
     assert record["outcome"] == "abandoned" and record["ended_at"] is not None
     assert record["states"][:2] == ["welcome", "main_menu"]
+
+
+def test_push_to_talk_ignores_the_microphone_until_talk_is_on(pulse: Pulse) -> None:
+    pulse.say_repeatedly("operator", every_sec=2.0)
+    proc, master = _spawn_on_pty(pulse, "--push-to-talk")
+    try:
+        first = _read_until(proc, "CALLER", 60)
+        first += _read_until(proc, "\n", 10)
+        assert "[no_input]" in first  # the caller spoke all along, but talk was off
+        os.write(master, b" ")
+        rest = _read_until(proc, "[speech]", 60)
+        assert "[talk on]" in rest
+        os.write(master, b"q")
+        proc.wait(timeout=60)
+    finally:
+        _end(proc, master)
 
 
 def test_missing_device_is_a_clear_error(pulse: Pulse) -> None:
