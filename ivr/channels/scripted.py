@@ -64,7 +64,6 @@ class ScriptedChannel(Channel):
         self.turns_used = 0
         self.exhausted = False
         self.hung_up = False
-        self.current: Turn | None = None
         self._early = False
 
     # --- Channel -------------------------------------------------------------------------
@@ -117,12 +116,10 @@ class ScriptedChannel(Channel):
     def _start_turn(self, *, lead_in_ms: int) -> None:
         if not self._turns:
             self.exhausted = True
-            self.current = None
             self._pending.append(HangUp("script ended"))
             return
         turn = self._turns.popleft()
         self.turns_used += 1
-        self.current = turn
         gap = [Frame(self._silence)] * (KEY_GAP_MS // 20)
         if turn.kind is TurnKind.AUDIO and turn.audio is not None:
             self._pending.extend([Frame(self._silence)] * (lead_in_ms // 20))

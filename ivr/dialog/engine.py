@@ -89,7 +89,6 @@ class Answer:
 @dataclass
 class DialogState:
     slower: int = 0
-    last_prompt: tuple[str, str, dict[str, Any]] | None = None
     transcript: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -187,7 +186,6 @@ class Dialog:
         variant = "text"
         while True:
             extra = 1 if failures >= 2 else 0  # the 2nd reprompt is slower
-            self.state.last_prompt = (pid, variant, params)
             self.channel.asking(ask_id)
             self._play(self.speech(pid, params, variant, extra), barge_in_speech=barge_in)
             heard = self._listen(ask_id, g, kind)

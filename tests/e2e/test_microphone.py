@@ -148,22 +148,25 @@ def ivr_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ivr.cli", *args]
 
 
-def calls(pulse: Pulse) -> list[dict[str, object]]:
-    out = subprocess.run(
-        ivr_cmd("calls", "list", "--json"),
+def run_ivr(pulse: Pulse, *args: str, timeout: int = 60) -> subprocess.CompletedProcess[str]:
+    """Run `ivr` to completion against the private sound server, no terminal attached."""
+    return subprocess.run(
+        ivr_cmd(*args),
         env=pulse.env,
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
-    return json.loads(out.stdout)
+
+
+def calls(pulse: Pulse) -> list[dict[str, object]]:
+    return json.loads(run_ivr(pulse, "calls", "list", "--json").stdout)
 
 
 def test_devices_lists_the_sound_devices(pulse: Pulse) -> None:
-    out = subprocess.run(
-        ivr_cmd("devices"), env=pulse.env, cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+    out = run_ivr(pulse, "devices")
     assert out.returncode == 0 and "caller" in out.stdout and "speaker" in out.stdout
 
 
@@ -176,14 +179,16 @@ def test_spoken_call_through_the_sound_devices(pulse: Pulse) -> None:
     Known problems); the call ends transferred either way (caller_request or no_match).
     """
     pulse.say_repeatedly("operator", every_sec=3.5)
-    run = subprocess.run(
-        ivr_cmd("call", "--input", "caller", "--output", "speaker", "--caller-id", "13800138000"),
-        env=pulse.env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    run = run_ivr(
+        pulse,
+        "call",
+        "--input",
+        "caller",
+        "--output",
+        "speaker",
+        "--caller-id",
+        "13800138000",
         timeout=150,
-        stdin=subprocess.DEVNULL,
     )
     assert run.returncode == 0, run.stderr
     assert "CALLER : [speech]" in run.stdout, run.stdout  # voice detected, turn taken
@@ -279,15 +284,7 @@ def test_push_to_talk_ignores_the_microphone_until_talk_is_on(pulse: Pulse) -> N
 
 
 def test_missing_device_is_a_clear_error(pulse: Pulse) -> None:
-    run = subprocess.run(
-        ivr_cmd("call", "--input", "no-such-microphone"),
-        env=pulse.env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    run = run_ivr(pulse, "call", "--input", "no-such-microphone")
     assert run.returncode == 2
     assert "no input device 'no-such-microphone'" in run.stderr and "ivr devices" in run.stderr
     assert "Traceback" not in run.stderr

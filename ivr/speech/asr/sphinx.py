@@ -171,7 +171,6 @@ class SphinxRecognizer(Recognizer):
             engine._give(self._pair)
             self._pair = None
             raise EngineError(f"PocketSphinx rejected grammar {grammar.name!r}: {exc}") from exc
-        self._frames = 0
         self._audio: list[bytes] = []
         self._grammar = grammar
 
@@ -183,7 +182,6 @@ class SphinxRecognizer(Recognizer):
             self._pair.grammar.process_raw(data)
             self._pair.phones.process_raw(data)
             self._audio.append(data)
-        self._frames += 1
 
     def partial(self) -> str:
         if self._pair is None:
