@@ -29,6 +29,8 @@ class Timeouts:
     end_silence_complete_ms: int = 400
     max_speech_ms: int = 15000
     inter_digit_ms: int = 5000
+    end_silence_recording_ms: int = 2500
+    max_recording_ms: int = 60000
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Settings:
     prompts_dir: Path = REPO_ROOT / "prompts"
     grammars_dir: Path = REPO_ROOT / "grammars"
     confidence_accept: float = 0.6
+    # dialled number (DNIS) -> locale, e.g. {"4008001001" = "zh-CN"}; others use ``locale``
+    dnis: dict[str, str] = field(default_factory=dict)
     confidence_reject: float = 0.45
     timeouts: Timeouts = field(default_factory=Timeouts)
     voice: Voice = field(default_factory=Voice)
@@ -136,4 +140,14 @@ def load_settings(
     clean = {k: v for k, v in overrides.items() if v is not None}
     if clean:
         settings = _merge(Settings, settings, clean, "options")
+    check_locales(settings)
     return settings
+
+
+def check_locales(settings: Settings) -> None:
+    """Every locale the settings name (default and DNIS mapping) must have prompts."""
+    named = {"locale": settings.locale} | {f"dnis.{k}": v for k, v in settings.dnis.items()}
+    for where, locale in named.items():
+        if not (settings.prompts_dir / str(locale)).is_dir():
+            known = sorted(p.name for p in settings.prompts_dir.iterdir() if p.is_dir())
+            raise ConfigError(f"{where}: unknown locale {locale!r}; expected one of {known}")

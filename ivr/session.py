@@ -17,9 +17,11 @@ from ivr.flows.call import CallFlow
 from ivr.services.accounts import Accounts
 from ivr.services.calls import CallRecorder, Outcome, TurnRecord
 from ivr.services.codes import Codes, SmsOutbox
+from ivr.services.feedback import FeedbackBox, FeedbackClassifier
 from ivr.services.knowledge import KnowledgeBase
 from ivr.services.privacy import mask_phone
 from ivr.services.store import Store
+from ivr.services.tickets import Messages, Tickets
 from ivr.speech.engines import Engines
 from ivr.speech.grammar import GrammarBook
 from ivr.speech.tts import Synthesizer
@@ -37,6 +39,8 @@ class CallResult:
     latencies_ms: list[float] = field(default_factory=list)
     error: str | None = None
     ticket_team: str | None = None
+    feedback_category: str | None = None
+    transcript: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Runtime:
@@ -57,7 +61,10 @@ class Runtime:
         self.accounts = Accounts(self.store)
         self.outbox = SmsOutbox(self.store)
         self.queue = AgentQueue(self.store)
+        self.tickets = Tickets(self.store, self.outbox)
+        self.feedback = FeedbackBox(self.store, self.store.path.parent / "feedback")
         self._books: dict[str, tuple[PromptBook, GrammarBook, KnowledgeBase]] = {}
+        self._classifiers: dict[str, FeedbackClassifier] = {}
 
     def books(self, locale: str) -> tuple[PromptBook, GrammarBook, KnowledgeBase]:
         if locale not in self._books:
@@ -67,7 +74,25 @@ class Runtime:
                 GrammarBook(s.grammars_dir, locale),
                 KnowledgeBase(s.prompts_dir, locale),
             )
+            self._classifiers[locale] = FeedbackClassifier(s.prompts_dir, locale)
         return self._books[locale]
+
+    def ticket_messages(self, locale: str) -> Messages:
+        """Text-message bodies for tickets, in the ticket's own language."""
+        prompts = self.books(locale)[0]
+        brand = self.settings.brand
+        return Messages(
+            created=prompts.text("sms_ticket_created").format(brand=brand, number="{number}"),
+            resolved=prompts.text("sms_ticket_resolved").format(
+                brand=brand, number="{number}", resolution="{resolution}"
+            ),
+        )
+
+    def locale_for(self, channel: Channel) -> str:
+        """The configured locale, unless the dialled number (DNIS) maps to another one."""
+        if channel.dialed and channel.dialed in self.settings.dnis:
+            return self.settings.dnis[channel.dialed]
+        return self.settings.locale
 
     def voice(self, locale: str) -> str:
         return self.settings.voice.voices.get(locale, locale.lower())
@@ -80,7 +105,7 @@ class Runtime:
         fixed_code: str | None = None,
         observer: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> CallResult:
-        locale = locale or self.settings.locale
+        locale = locale or self.locale_for(channel)
         prompts, grammars, knowledge = self.books(locale)
         recorder = CallRecorder(
             self.store,
@@ -108,7 +133,16 @@ class Runtime:
             ),
             fixed_code=fixed_code,
         )
-        services = Services(self.accounts, codes, self.queue, knowledge)
+        services = Services(
+            self.accounts,
+            codes,
+            self.queue,
+            knowledge,
+            tickets=self.tickets,
+            ticket_messages=self.ticket_messages(locale),
+            feedback=self.feedback,
+            classifier=self._classifiers[locale],
+        )
         ctx = CallContext(caller_id=channel.caller_id)
         flow = CallFlow(dialog, ctx, services, recorder)
         log.info(
@@ -144,6 +178,11 @@ class Runtime:
             turns=list(recorder.turns),
             latencies_ms=list(dialog.latencies_ms),
             error=error,
+            ticket_team=ctx.ticket_team,
+            feedback_category=ctx.collected.get("feedback_category")
+            if "feedback_id" in ctx.collected
+            else None,
+            transcript=list(dialog.state.transcript),
         )
 
     def _apologise(self, flow: CallFlow, dialog: Dialog) -> None:

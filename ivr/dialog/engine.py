@@ -15,13 +15,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import numpy as np
+
 from ivr.channels.base import Channel, ChannelEvent, Frame, HangUp, Key
-from ivr.config import Settings
+from ivr.config import Settings, Timeouts
 from ivr.dialog.prompts import PromptBook, SpokenDigits
 from ivr.services.calls import CallRecorder, TurnRecord
 from ivr.services.privacy import mask_phone
 from ivr.speech.asr.base import Engine, Recognizer
-from ivr.speech.audio import FRAME_MS
+from ivr.speech.audio import FRAME_MS, Audio
 from ivr.speech.endpoint import EndpointConfig, Endpointer, Event
 from ivr.speech.grammar import COMMAND_PREFIX, DigitRule, Grammar, GrammarBook
 from ivr.speech.tts import Speech, Synthesizer
@@ -86,6 +88,28 @@ class Answer:
     digits: str | None = None
 
 
+@dataclass(frozen=True)
+class Recording:
+    """Free speech kept whole (feedback), with what the free-form recogniser made of it."""
+
+    audio: Audio
+    text: str
+    confidence: float | None
+    ended_by: str  # silence | key | limit
+
+    @property
+    def seconds(self) -> float:
+        return self.audio.seconds
+
+
+def tone(rate: int, hz: float = 880.0, ms: int = 300) -> Audio:
+    """The short beep before a recording starts (with soft edges, so it does not click)."""
+    n = rate * ms // 1000
+    t = np.arange(n) / rate
+    ramp = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / (rate * 0.01))
+    return Audio((np.sin(2 * np.pi * hz * t) * ramp * 8000).astype(np.int16), rate)
+
+
 @dataclass
 class DialogState:
     slower: int = 0
@@ -137,14 +161,17 @@ class Dialog:
 
     def _play(self, speech: Speech, *, barge_in_speech: bool) -> None:
         audio = self.synth.render(speech, voice=self.voice, sample_rate=self.channel.sample_rate)
+        self.recorder.line("ivr", speech.transcript)
+        self.state.transcript.append(("ivr", speech.transcript))
+        log.debug("[%s] ivr: %s", self.recorder.call_id, speech.transcript)
+        self._play_audio(audio, barge_in_speech=barge_in_speech)
+
+    def _play_audio(self, audio: Audio, *, barge_in_speech: bool) -> None:
         if self._turn_end is not None:
             latency = (time.perf_counter() - self._turn_end) * 1000
             self._turn_end = None
             self.latencies_ms.append(latency)
             self.recorder.turn_latency(latency)
-        self.recorder.line("ivr", speech.transcript)
-        self.state.transcript.append(("ivr", speech.transcript))
-        log.debug("[%s] ivr: %s", self.recorder.call_id, speech.transcript)
         self.channel.play(audio)
         speech_run = 0
         recent: collections.deque[Frame] = collections.deque(maxlen=BARGE_IN_KEEP_FRAMES)
@@ -211,6 +238,103 @@ class Dialog:
             return Answer(
                 ask_id, heard.value, heard.mode, heard.heard, heard.confidence, heard.digits
             )
+
+    def record(self, ask_id: str, *, prompt: str | None = None, **params: Any) -> Recording:
+        """Free speech after a tone (feedback): until a long silence, ``#`` or the time limit.
+
+        The words are transcribed as they arrive (free-form, no grammar) and the audio is
+        kept. Before the caller starts talking, ``0`` and ``*`` are the usual commands; once
+        talking, only ``#`` counts. No input escalates like any ask.
+        """
+        t = self.settings.timeouts
+        pid = prompt or ask_id
+        failures = 0
+        variant = "text"
+        while True:
+            extra = 1 if failures >= 2 else 0
+            self.channel.asking(ask_id)
+            self._play(self.speech(pid, params, variant, extra), barge_in_speech=False)
+            self._pending = [e for e in self._pending if not isinstance(e, Frame)]
+            self._play_audio(tone(self.channel.sample_rate), barge_in_speech=False)
+            recording = self._take_recording(ask_id, t)
+            if recording is not None:
+                mode = (
+                    Mode.DTMF if recording.ended_by == "key" and not recording.text else Mode.SPEECH
+                )
+                self.recorder.turn(
+                    TurnRecord(ask_id, str(mode), recording.text, None, recording.confidence)
+                )
+                shown = recording.text or "(recorded, not transcribed)"
+                self.recorder.line("caller", shown)
+                self.state.transcript.append(("caller", shown))
+                return recording
+            self._record(ask_id, Heard(Mode.NO_INPUT), None)
+            failures += 1
+            if failures >= MAX_FAILURES:
+                raise TransferRequested("no_input", step=ask_id)
+            variant = f"noinput.{failures}"
+
+    def _take_recording(self, ask_id: str, t: Timeouts) -> Recording | None:
+        cfg = EndpointConfig(
+            no_input_ms=t.no_input_ms,
+            end_silence_ms=t.end_silence_recording_ms,
+            end_silence_complete_ms=t.end_silence_recording_ms,
+            max_speech_ms=t.max_recording_ms,
+        )
+        endpointer = Endpointer(self.channel.sample_rate, cfg)
+        self.channel.listening(ask_id)
+        recognizer: Recognizer | None = None
+        frames: list[np.ndarray] = []
+        ended_by = "silence"
+        try:
+            while True:
+                event = self._next_event()
+                if isinstance(event, HangUp):
+                    self.recorder.turn(TurnRecord(ask_id, str(Mode.HANGUP), None, None, None))
+                    raise CallerHungUp
+                if isinstance(event, Key):
+                    if not endpointer.in_speech:
+                        if event.key == "0":
+                            raise TransferRequested("caller_request", step=ask_id)
+                        if event.key == "*":
+                            raise MainMenuRequested
+                    if event.key == "#":
+                        if not frames:
+                            return None
+                        ended_by = "key"
+                        break
+                    continue
+                happened = endpointer.push(event.samples)
+                if happened is Event.NO_INPUT:
+                    return None
+                if happened is Event.START:
+                    frames.extend(endpointer.preroll)
+                    if self.engine is not None:
+                        recognizer = self.engine.recognizer(None, self.channel.sample_rate)
+                        for frame in endpointer.preroll:
+                            recognizer.accept(frame)
+                    continue
+                if not endpointer.in_speech and not frames:
+                    continue
+                frames.append(event.samples)
+                if recognizer is not None:
+                    recognizer.accept(event.samples)
+                if happened in (Event.END, Event.MAX_SPEECH):
+                    ended_by = "limit" if happened is Event.MAX_SPEECH else "silence"
+                    break
+            self._turn_end = time.perf_counter()
+            hyp = recognizer.finish() if recognizer is not None else None
+            recognizer = None
+            audio = Audio(np.concatenate(frames), self.channel.sample_rate)
+            return Recording(
+                audio=audio,
+                text=hyp.text if hyp is not None else "",
+                confidence=hyp.confidence if hyp is not None else None,
+                ended_by=ended_by,
+            )
+        finally:
+            if recognizer is not None:
+                recognizer.close()
 
     def _record(self, ask_id: str, heard: Heard, sensitive: Sensitive | None) -> None:
         text, value = heard.heard, heard.value

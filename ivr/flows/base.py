@@ -10,7 +10,9 @@ from ivr.dialog.engine import Dialog
 from ivr.services.accounts import Accounts
 from ivr.services.calls import CallRecorder
 from ivr.services.codes import Codes
+from ivr.services.feedback import FeedbackBox, FeedbackClassifier
 from ivr.services.knowledge import KnowledgeBase
+from ivr.services.tickets import Messages, Tickets
 
 
 @dataclass
@@ -19,6 +21,10 @@ class Services:
     codes: Codes
     queue: AgentQueue
     knowledge: KnowledgeBase
+    tickets: Tickets
+    ticket_messages: Messages
+    feedback: FeedbackBox
+    classifier: FeedbackClassifier
 
 
 @dataclass
@@ -34,7 +40,15 @@ class CallContext:
     candidate_code: str | None = None
     step: str | None = None
     transfer_reason: str | None = None
+    ticket_team: str | None = None
+    review_refusals: int = 0
+    feedback: Any = None  # the recording waiting for the caller's confirmation
     collected: dict[str, Any] = field(default_factory=dict)
+
+    def new_task(self) -> None:
+        """Back at the main menu: per-task counters start again."""
+        self.review_refusals = 0
+        self.feedback = None
 
 
 @dataclass(frozen=True)

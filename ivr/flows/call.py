@@ -14,16 +14,27 @@ from typing import Any, Final
 from transitions import Machine, MachineError
 
 from ivr.dialog.engine import CallerHungUp, Dialog, MainMenuRequested, TransferRequested
-from ivr.flows import entry, recovery
+from ivr.flows import content_review, entry, feedback, live_streaming, recovery, ticket_status
 from ivr.flows.base import CallContext, FlowSpec, Services
+from ivr.flows.content_review import ContentReviewHandlers
 from ivr.flows.entry import EntryHandlers
+from ivr.flows.feedback import FeedbackHandlers
+from ivr.flows.live_streaming import LiveStreamingHandlers
 from ivr.flows.recovery import RecoveryHandlers
+from ivr.flows.ticket_status import TicketStatusHandlers
 from ivr.services.calls import CallRecorder, Outcome
 from ivr.services.privacy import mask_phone
 
 log = logging.getLogger(__name__)
 
-FLOWS: Final[tuple[FlowSpec, ...]] = (entry.SPEC, recovery.SPEC)
+FLOWS: Final[tuple[FlowSpec, ...]] = (
+    entry.SPEC,
+    recovery.SPEC,
+    live_streaming.SPEC,
+    content_review.SPEC,
+    ticket_status.SPEC,
+    feedback.SPEC,
+)
 MAX_STATES_PER_CALL: Final = 400
 
 
@@ -39,7 +50,14 @@ def machine_tables(flows: tuple[FlowSpec, ...] = FLOWS) -> tuple[list[str], list
     return states, transitions
 
 
-class CallFlow(EntryHandlers, RecoveryHandlers):
+class CallFlow(
+    EntryHandlers,
+    RecoveryHandlers,
+    LiveStreamingHandlers,
+    ContentReviewHandlers,
+    TicketStatusHandlers,
+    FeedbackHandlers,
+):
     """The model the machine drives; one per call."""
 
     state: str

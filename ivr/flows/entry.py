@@ -7,17 +7,21 @@ from typing import Final
 from ivr.dialog.engine import AskKind
 from ivr.flows.base import FlowHandlers, FlowSpec
 
-BUILT_INTENTS: Final = ("account_recovery",)
-PLANNED_INTENTS: Final = ("live_streaming", "content_review", "ticket_status", "feedback")
+# The first state of each intent's flow.
+INTENT_STARTS: Final = {
+    "account_recovery": "recovery_start",
+    "live_streaming": "live_streaming_answer",
+    "content_review": "content_type",
+    "ticket_status": "ticket_number",
+    "feedback": "feedback_recording",
+}
 
 SPEC: Final = FlowSpec(
     name="entry",
-    states=("welcome", "main_menu", "not_available", "anything_else", "goodbye", "transfer", "end"),
+    states=("welcome", "main_menu", "anything_else", "goodbye", "transfer", "end"),
     transitions=(
         ("next", "welcome", "main_menu"),
-        ("account_recovery", "main_menu", "recovery_start"),
-        *((intent, "main_menu", "not_available") for intent in PLANNED_INTENTS),
-        ("next", "not_available", "transfer"),
+        *((intent, "main_menu", start) for intent, start in INTENT_STARTS.items()),
         ("yes", "anything_else", "main_menu"),
         ("no", "anything_else", "goodbye"),
         ("next", "goodbye", "end"),
@@ -32,14 +36,11 @@ class EntryHandlers(FlowHandlers):
         return "next"
 
     def do_main_menu(self) -> str:
+        self.ctx.new_task()
         answer = self.dialog.ask("main_menu", grammar="main_menu", kind=AskKind.MENU)
         self.ctx.intent = answer.value
         self.recorder.set(intent=answer.value)
         return answer.value
-
-    def do_not_available(self) -> str:
-        self.ctx.transfer_reason = "not_available"
-        return "next"
 
     def do_anything_else(self) -> str:
         return self.dialog.ask("anything_else", grammar="yes_no", kind=AskKind.YES_NO).value

@@ -32,6 +32,7 @@ class CallReport:
     outcome: str | None = None
     transfer_reason: str | None = None
     ticket_team: str | None = None
+    feedback_category: str | None = None
     states: list[str] = field(default_factory=list)
     turns: list[dict[str, Any]] = field(default_factory=list)
     call_id: str | None = None
@@ -47,6 +48,7 @@ class CallReport:
             "outcome": self.outcome,
             "transfer_reason": self.transfer_reason,
             "ticket_team": self.ticket_team,
+            "feedback_category": self.feedback_category,
             "states": self.states,
             "turns": self.turns,
             "call_id": self.call_id,
@@ -132,6 +134,8 @@ class QaRunner:
             runtime.accounts.add(str(account["phone"]), str(account.get("name", "Caller")))
         if not call.fixtures.get("accounts"):
             runtime.accounts.seed_demo()
+        for ticket in call.fixtures.get("tickets") or []:
+            runtime.tickets.seed(ticket)
 
     @staticmethod
     def _check(call: TestCall, result: CallResult, channel: ScriptedChannel) -> CallReport:
@@ -145,6 +149,15 @@ class QaRunner:
             )
         if "ticket_team" in exp.has and result.ticket_team != exp.ticket_team:
             failures.append(f"ticket_team: expected {exp.ticket_team}, got {result.ticket_team}")
+        if "feedback_category" in exp.has and result.feedback_category != exp.feedback_category:
+            failures.append(
+                f"feedback_category: expected {exp.feedback_category}, "
+                f"got {result.feedback_category}"
+            )
+        spoken = " ".join(" ".join(text.split()) for who, text in result.transcript if who == "ivr")
+        for phrase in exp.said:
+            if " ".join(phrase.split()).lower() not in spoken.lower():
+                failures.append(f"said: the IVR never said {phrase!r}")
         if channel.exhausted:
             failures.append(
                 f"{call.path}: the IVR asked again after the last turn "
@@ -165,6 +178,7 @@ class QaRunner:
             outcome=str(result.outcome),
             transfer_reason=result.transfer_reason,
             ticket_team=result.ticket_team,
+            feedback_category=result.feedback_category,
             states=result.states,
             turns=[t.as_dict() for t in result.turns],
             call_id=result.call_id,

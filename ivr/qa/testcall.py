@@ -19,6 +19,7 @@ from ivr.speech.audio import read_audio
 OUTCOMES: Final = ("resolved", "transferred", "abandoned", "failed")
 TURN_KEYS: Final = {"audio", "dtmf", "silence", "hangup", "say"}
 OPTIONS: Final = {"text", "barge_in_ms"}
+EXPECT_KEYS: Final = {"outcome", "transfer_reason", "ticket_team", "feedback_category", "said"}
 
 
 @dataclass
@@ -26,6 +27,8 @@ class Expect:
     outcome: str | None = None
     transfer_reason: str | None = None
     ticket_team: str | None = None
+    feedback_category: str | None = None
+    said: list[str] = field(default_factory=list)  # phrases the IVR must have spoken
     has: set[str] = field(default_factory=set)  # which keys were written in the file
 
 
@@ -83,8 +86,13 @@ def load_call(path: Path, *, synthesize: bool = True) -> TestCall:
         outcome=outcome,
         transfer_reason=raw_expect.get("transfer_reason"),
         ticket_team=raw_expect.get("ticket_team"),
+        feedback_category=raw_expect.get("feedback_category"),
+        said=_texts(raw_expect.get("said"), f"{where}: expect.said"),
         has=set(raw_expect),
     )
+    unknown = set(raw_expect) - EXPECT_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: expect: unknown keys {sorted(unknown)}")
     caller = data.get("caller_id")
     fixtures = data.get("fixtures") or {}
     if not isinstance(fixtures, dict):
@@ -142,3 +150,11 @@ def _turn_body(raw: dict[str, Any], where: str, path: Path, locale: str, synthes
     if "silence" in raw:
         return Turn(TurnKind.SILENCE, where=where)
     return Turn(TurnKind.HANGUP, where=where)
+
+
+def _texts(raw: Any, where: str) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise ConfigError(f"{where}: expected a list of texts")
+    return list(raw)

@@ -17,6 +17,11 @@ class Article:
     answer: str = ""
     steps: list[str] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)
+    points: list[str] = field(default_factory=list)
+
+    def spoken(self) -> str:
+        """The answer followed by its points, as one text to speak."""
+        return " ".join([self.answer, *self.points]).strip()
 
 
 class KnowledgeBase:
@@ -30,15 +35,15 @@ class KnowledgeBase:
                 raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
             if not isinstance(data, dict) or not isinstance(data.get("title"), str):
                 raise ConfigError(f"{path}: expected a mapping with a 'title'")
-            steps = data.get("steps") or []
-            if not isinstance(steps, list) or not all(isinstance(s, str) for s in steps):
-                raise ConfigError(f"{path}: 'steps' must be a list of texts")
+            steps = _texts(data, "steps", path)
+            points = _texts(data, "points", path)
             self.articles[path.stem] = Article(
                 id=path.stem,
                 title=data["title"],
                 answer=str(data.get("answer", "")),
                 steps=list(steps),
                 keywords=[str(k) for k in data.get("keywords") or []],
+                points=points,
             )
 
     def get(self, article_id: str) -> Article:
@@ -46,3 +51,10 @@ class KnowledgeBase:
             return self.articles[article_id]
         except KeyError as exc:
             raise ConfigError(f"knowledge article {article_id!r} not found in {self.dir}") from exc
+
+
+def _texts(data: dict[str, object], key: str, path: Path) -> list[str]:
+    items = data.get(key) or []
+    if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
+        raise ConfigError(f"{path}: {key!r} must be a list of texts")
+    return list(items)

@@ -75,6 +75,38 @@ CREATE TABLE IF NOT EXISTS agent_queue (
     status TEXT NOT NULL DEFAULT 'waiting',
     case_json TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tickets (
+    number TEXT PRIMARY KEY,
+    team TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    caller TEXT,
+    call_id TEXT,
+    locale TEXT NOT NULL,
+    details_json TEXT NOT NULL,
+    resolution TEXT
+);
+CREATE TABLE IF NOT EXISTS ticket_history (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    number TEXT NOT NULL REFERENCES tickets(number),
+    at REAL NOT NULL,
+    status TEXT NOT NULL,
+    note TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    call_id TEXT,
+    created_at REAL NOT NULL,
+    locale TEXT NOT NULL,
+    caller TEXT,
+    category TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    transcript TEXT NOT NULL,
+    audio_path TEXT,
+    seconds REAL NOT NULL,
+    confirmed INTEGER NOT NULL DEFAULT 0
+);
 """
 
 

@@ -31,11 +31,16 @@ COMMAND_PREFIX: Final = "@"
 DIGITS_GRAMMAR: Final = "digits"
 MAX_DIGITS: Final = 20
 _PUNCT = re.compile(r"[^\w' ]+", re.UNICODE)
+_HANZI = re.compile(r"([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
 
 
 def normalize(text: str) -> str:
-    """Lower case, no punctuation but apostrophes, single spaces."""
-    text = text.replace("\u2019", "'").lower()
+    """Lower case, no punctuation but apostrophes, single spaces.
+
+    Chinese characters become one token each: recognisers split Mandarin into words
+    differently, and character by character every split compares equal.
+    """
+    text = _HANZI.sub(r" \1 ", text.replace("\u2019", "'").lower())
     return " ".join(_PUNCT.sub(" ", text).split())
 
 

@@ -30,6 +30,7 @@ WIP_DEFAULT: Final = 0.65
 # A stronger word insertion penalty for digit strings of open length: with 0.65 long numbers
 # gain inserted digits; exact-length strings and phrases decode best with the default.
 WIP_DIGITS: Final = 1e-3
+FREE_FORM_POOL: Final = 2  # language-model decoders per process (feedback dictation)
 TRIM_FRAME: Final = 160  # 10 ms at 16 kHz
 TRIM_MARGIN_FRAMES: Final = 5
 FILLERS: Final = frozenset({"<s>", "</s>", "<sil>", "(NULL)", "SIL", "[NOISE]"})
@@ -118,6 +119,8 @@ class SphinxEngine(Engine):
         # from the last mean of its own call (the session passes it in ``context``), and a
         # call's first utterance from the last mean this process learned on any call.
         self.cmn: tuple[str, str] | None = None
+        self._free: list[Any] = []
+        self._free_slots = threading.BoundedSemaphore(FREE_FORM_POOL)
 
     def _take(self, wip: float) -> _DecoderPair:
         with self._lock:
@@ -138,8 +141,96 @@ class SphinxEngine(Engine):
         self, grammar: Grammar | None, sample_rate: int, context: dict[str, Any] | None = None
     ) -> Recognizer:
         if grammar is None:
-            raise EngineError("free-form recognition needs a Vosk model; none is installed")
+            return SphinxFreeForm(self, sample_rate, context)
         return SphinxRecognizer(self, grammar, sample_rate, context)
+
+    def _take_free(self) -> Any:
+        """A language-model decoder from the bounded pool (blocks while all are busy)."""
+        from pocketsphinx import Config, Decoder
+
+        self._free_slots.acquire()
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        try:
+            return Decoder(Config(samprate=MODEL_RATE, loglevel="FATAL"))
+        except RuntimeError as exc:
+            self._free_slots.release()
+            raise EngineError(f"PocketSphinx failed to load its language model: {exc}") from exc
+
+    def _give_free(self, decoder: Any) -> None:
+        with self._lock:
+            self._free.append(decoder)
+        self._free_slots.release()
+
+
+class SphinxFreeForm(Recognizer):
+    """Free-form dictation with the bundled language model (feedback): no grammar, no rejection.
+
+    Language-model decoders are large and slow (about 0.3 x real time), so a process keeps a
+    small bounded pool of them; a call waiting for one simply decodes a little later.
+    The first pass starts from the call's cepstral mean; the words are decoded once more
+    from the recording's own mean, which recovers many words on a long recording.
+    """
+
+    def __init__(
+        self, engine: SphinxEngine, sample_rate: int, context: dict[str, Any] | None = None
+    ) -> None:
+        self.sample_rate = sample_rate
+        self._engine = engine
+        self._decoder: Any = engine._take_free()
+        self._resampler = StreamResampler(sample_rate, MODEL_RATE)
+        self._audio: list[bytes] = []
+        cmn = (context or {}).get("sphinx_cmn", engine.cmn)
+        if cmn is not None:
+            self._decoder.set_cmn(cmn[0])
+        self._decoder.start_utt()
+
+    def accept(self, frame: np.ndarray) -> None:
+        if self._decoder is None:
+            raise EngineError("recogniser already finished")
+        data = self._resampler.process(frame).tobytes()
+        if data:
+            self._decoder.process_raw(data)
+            self._audio.append(data)
+
+    def partial(self) -> str:
+        if self._decoder is None:
+            return ""
+        hyp = self._decoder.hyp()
+        return hyp.hypstr if hyp is not None else ""
+
+    def finish(self) -> Hypothesis:
+        decoder, self._decoder = self._decoder, None
+        if decoder is None:
+            raise EngineError("recogniser already finished")
+        try:
+            tail = self._resampler.process(np.zeros(0, dtype=np.int16), last=True).tobytes()
+            if tail:
+                decoder.process_raw(tail)
+                self._audio.append(tail)
+            decoder.end_utt()
+            trimmed = _trim_to_voice(b"".join(self._audio))
+            if trimmed:
+                decoder.set_cmn(decoder.get_cmn(True))
+                decoder.start_utt()
+                decoder.process_raw(trimmed)
+                decoder.end_utt()
+            hyp = decoder.hyp()
+            text = hyp.hypstr if hyp is not None else ""
+            # the decoder's posterior is not calibrated for free text: report it as unknown-ish
+            return Hypothesis(text, 1.0 if text else 0.0, self._engine.name)
+        finally:
+            self._engine._give_free(decoder)
+
+    def close(self) -> None:
+        decoder, self._decoder = self._decoder, None
+        if decoder is not None:
+            try:
+                decoder.end_utt()
+            except RuntimeError:
+                log.debug("end_utt on an idle decoder")
+            self._engine._give_free(decoder)
 
 
 class SphinxRecognizer(Recognizer):
