@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from ivr import __version__
-from ivr.config import Settings, load_settings
+from ivr.config import Settings, check_locales, load_settings
 from ivr.errors import IvrError
+from ivr.services.privacy import mask_phone
 
 log = logging.getLogger("ivr")
-DEMO_CALL = Path(__file__).parent / "data" / "demo_call.yaml"
+DEMO_CALLS = {
+    "en-US": Path(__file__).parent / "data" / "demo_call.yaml",
+    "zh-CN": Path(__file__).parent / "data" / "demo_call.zh-CN.yaml",
+}
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -26,6 +30,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(Path(args.config) if args.config else None, home=home)
     if getattr(args, "locale", None):
         settings = settings.with_(locale=args.locale)
+        check_locales(settings)
     return settings
 
 
@@ -55,14 +60,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ivr.speech.audio import write_wav
 
     settings = _settings(args)
-    print(f"ivr demo: a simulated account-recovery call ({settings.locale})", flush=True)
-    print("synthesising the caller's voice (espeak-ng) ...", flush=True)
-    call = load_call(DEMO_CALL)
+    demo = DEMO_CALLS.get(settings.locale)
+    if demo is None:
+        print(f"ivr: no demo call for {settings.locale}", file=sys.stderr)
+        return 2
+    call = load_call(demo)
+    print(f"ivr demo: {call.name} ({settings.locale})", flush=True)
     runner = QaRunner(settings, sample_rate=args.rate, db_file=settings.db_path)
 
     from ivr.channels.scripted import ScriptedChannel
 
-    channel = ScriptedChannel(call.turns, sample_rate=args.rate, caller_id=call.caller_id)
+    channel = ScriptedChannel(
+        call.turns, sample_rate=args.rate, caller_id=call.caller_id, dialed=call.dialed
+    )
     report = runner.run_call(call, channel=channel, observer=show_live)
     out = Path(args.out)
     write_wav(out, channel.stereo(), channel.sample_rate)
@@ -466,6 +476,129 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 # --- parser --------------------------------------------------------------------------------------
+# --- back office: tickets, feedback; flow diagrams ------------------------------------------------
+def _runtime_services(args: argparse.Namespace) -> tuple[Settings, Any, Any]:
+    from ivr.services.codes import SmsOutbox
+    from ivr.services.tickets import Tickets
+
+    settings = _settings(args)
+    store = _store(args, settings)
+    return settings, store, Tickets(store, SmsOutbox(store))
+
+
+def _when(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def _details(details: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in details.items())
+
+
+def cmd_tickets_list(args: argparse.Namespace) -> int:
+    _, _, tickets = _runtime_services(args)
+    found = tickets.list(team=args.team, status=args.status, limit=args.limit)
+    if args.json:
+        print(json.dumps([t.as_dict() for t in found], indent=2, ensure_ascii=False))
+        return 0
+    for t in found:
+        print(
+            f"{t.number}  {_when(t.created_at)}  {t.team:15s} {t.status:12s} "
+            f"{mask_phone(t.caller) or '-':15s} {_details(t.details)}"
+        )
+    if not found:
+        print("no tickets")
+    return 0
+
+
+def cmd_tickets_show(args: argparse.Namespace) -> int:
+    _, _, tickets = _runtime_services(args)
+    ticket = tickets.get(args.number)
+    if ticket is None:
+        print(f"ivr: no ticket {args.number}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(ticket.as_dict(), indent=2, ensure_ascii=False))
+        return 0
+    print(f"ticket {ticket.number}: {ticket.status}  team {ticket.team}  locale {ticket.locale}")
+    print(f"caller {mask_phone(ticket.caller) or '-'}  call {ticket.call_id or '-'}")
+    print(f"details: {_details(ticket.details)}")
+    if ticket.resolution:
+        print(f"resolution: {ticket.resolution}")
+    for change in ticket.history:
+        print(f"  {_when(change.at)}  {change.status:12s} {change.note}")
+    return 0
+
+
+def cmd_tickets_update(args: argparse.Namespace) -> int:
+    from ivr.dialog.prompts import PromptBook
+    from ivr.services.tickets import Messages
+
+    settings, _, tickets = _runtime_services(args)
+    ticket = tickets.get(args.number)
+    if ticket is None:
+        print(f"ivr: no ticket {args.number}", file=sys.stderr)
+        return 1
+    prompts = PromptBook(settings.prompts_dir, ticket.locale)  # the caller's own language
+    brand = settings.brand
+    messages = Messages(
+        created=prompts.text("sms_ticket_created").format(brand=brand, number="{number}"),
+        resolved=prompts.text("sms_ticket_resolved").format(
+            brand=brand, number="{number}", resolution="{resolution}"
+        ),
+    )
+    updated = tickets.update(
+        args.number,
+        status=args.status,
+        resolution=args.resolution,
+        note=args.note,
+        messages=messages,
+    )
+    print(f"ticket {updated.number}: {updated.status}")
+    if updated.status == "resolved" and ticket.status != "resolved" and updated.caller:
+        print(f"text message with the result queued to {mask_phone(updated.caller)}")
+    return 0
+
+
+def cmd_feedback_list(args: argparse.Namespace) -> int:
+    from ivr.services.feedback import FeedbackBox
+
+    settings = _settings(args)
+    store = _store(args, settings)
+    items = FeedbackBox(store, store.path.parent / "feedback").list(
+        category=args.category, limit=args.limit
+    )
+    if args.json:
+        print(json.dumps([i.as_dict() for i in items], indent=2, ensure_ascii=False))
+        return 0
+    for i in items:
+        print(
+            f"#{i.id:<5d} {_when(i.created_at)}  {i.category:16s} -> {i.queue:11s} "
+            f"{i.seconds:5.1f} s  {i.caller or '-':15s} {i.transcript!r}"
+        )
+        if i.audio_path:
+            print(f"        audio: {i.audio_path}")
+    if not items:
+        print("no feedback")
+    return 0
+
+
+def cmd_flow_graph(args: argparse.Namespace) -> int:
+    from ivr.flows.graph import draw
+
+    data = draw(args.name, args.format)
+    if args.output:
+        Path(args.output).write_bytes(data)
+        print(f"wrote {args.output}")
+    elif args.format == "mermaid":
+        sys.stdout.write(data.decode())
+    else:
+        print(f"ivr: {args.format} is binary; give -o FILE", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ivr", description="Offline telephone IVR and voice assistant."
@@ -536,6 +669,52 @@ def build_parser() -> argparse.ArgumentParser:
     mi.add_argument("--locale", dest="model_locale", help="locale the model serves, e.g. zh-CN")
     mi.add_argument("--sha256", help="expected SHA-256 of the archive")
     mi.set_defaults(func=cmd_models_install)
+
+    tk = sub.add_parser("tickets", help="review tickets (back office)").add_subparsers(
+        dest="tickets", required=True
+    )
+    tl = tk.add_parser("list", help="tickets, newest first")
+    tl.add_argument("--team", help="only this team, e.g. content_review")
+    tl.add_argument("--status", choices=("open", "in_progress", "resolved"))
+    tl.add_argument("--limit", type=int, default=100)
+    tl.add_argument("--db")
+    tl.add_argument("--json", action="store_true")
+    tl.set_defaults(func=cmd_tickets_list)
+    ts = tk.add_parser("show", help="one ticket with its history")
+    ts.add_argument("number")
+    ts.add_argument("--db")
+    ts.add_argument("--json", action="store_true")
+    ts.set_defaults(func=cmd_tickets_show)
+    tu = tk.add_parser("update", help="move a ticket on; resolving it texts the caller")
+    tu.add_argument("number")
+    tu.add_argument("--status", choices=("open", "in_progress", "resolved"))
+    tu.add_argument("--resolution", help="the team's answer, read and texted to the caller")
+    tu.add_argument("--note", help="a note for the history")
+    tu.add_argument("--db")
+    tu.set_defaults(func=cmd_tickets_update)
+
+    fb = sub.add_parser("feedback", help="spoken feedback (back office)").add_subparsers(
+        dest="feedback", required=True
+    )
+    fl = fb.add_parser("list", help="feedback, newest first")
+    fl.add_argument(
+        "--category", choices=("feature_request", "bug", "complaint", "praise", "other")
+    )
+    fl.add_argument("--limit", type=int, default=100)
+    fl.add_argument("--db")
+    fl.add_argument("--json", action="store_true")
+    fl.set_defaults(func=cmd_feedback_list)
+
+    fw = sub.add_parser("flow", help="call flows").add_subparsers(dest="flow", required=True)
+    fg = fw.add_parser("graph", help="draw a flow's state machine from its definition")
+    fg.add_argument(
+        "name",
+        help="call (everything), entry, account_recovery, live_streaming, "
+        "content_review, ticket_status or feedback",
+    )
+    fg.add_argument("--format", choices=("mermaid", "svg", "png"), default="mermaid")
+    fg.add_argument("-o", "--output", help="file to write (required for svg and png)")
+    fg.set_defaults(func=cmd_flow_graph)
 
     c = sub.add_parser("calls", help="call records").add_subparsers(dest="calls", required=True)
     cl = c.add_parser("list", help="recent calls")

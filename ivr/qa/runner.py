@@ -73,8 +73,14 @@ class QaRunner:
         self.record_dir = record_dir
         self.engines = Engines(settings.models_dir)
         self.synth = Synthesizer(settings.cache_dir / "prompts")
-        self._tmp = tempfile.TemporaryDirectory(prefix="ivr-qa-") if db_dir is None else None
-        self.db_dir = db_dir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self._tmp = (
+            tempfile.TemporaryDirectory(prefix="ivr-qa-")
+            if db_dir is None and db_file is None
+            else None
+        )
+        if db_dir is None:
+            db_dir = Path(self._tmp.name) if self._tmp is not None else Path(db_file).parent  # type: ignore[arg-type]
+        self.db_dir = db_dir
         self.latencies_ms: list[float] = []
         self.db_file = db_file  # one shared database instead of a fresh one per call
 
