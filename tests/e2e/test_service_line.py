@@ -4,6 +4,7 @@ them (the `ivr` command on the same SQLite file), Mandarin by dialled number, fl
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -20,8 +21,8 @@ from ivr.channels.scripted import ScriptedChannel
 from ivr.flows.call import FLOWS
 from ivr.qa.runner import QaRunner
 from ivr.qa.testcall import load_call
-from ivr.session import Runtime
 from ivr.services.store import Store
+from ivr.session import Runtime
 from tests.conftest import REPO
 
 CALLS = REPO / "tests" / "calls"
@@ -115,7 +116,7 @@ def test_ticket_numbers_are_not_sequential(settings, tmp_path: Path) -> None:  #
         runtime.tickets.create("product", {}, caller=None, locale="en-US").number for _ in range(20)
     ]
     assert len(set(numbers)) == 20 and all(re.fullmatch(r"[1-9]\d{7}", n) for n in numbers)
-    gaps = {abs(int(a) - int(b)) for a, b in zip(numbers, numbers[1:], strict=False)}
+    gaps = {abs(int(a) - int(b)) for a, b in itertools.pairwise(numbers)}
     assert min(gaps) > 1  # consecutive tickets never differ by one
 
 
