@@ -39,6 +39,7 @@ test: setup lint typecheck
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/feedback.py
 
 clean:
 	rm -rf $(VENV) demo.wav .pytest_cache

@@ -13,7 +13,7 @@ from ivr.speech.grammar import Grammar
 
 def recognise(
     engine: Engine,
-    grammar: Grammar,
+    grammar: Grammar | None,
     audio: Audio,
     rate: int = 16000,
     context: dict[str, Any] | None = None,

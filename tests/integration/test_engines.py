@@ -134,3 +134,42 @@ def test_pyttsx3_rate_changes_duration(tmp_path) -> None:  # type: ignore[no-unt
     fast = synth.segment(text, voice="en-us", rate_wpm=180, sample_rate=16000)
     assert len(slow) > 1.3 * len(fast)
     assert len(fast) > 16000  # real audio, not an empty file
+
+
+def test_vosk_free_form_dictation(korean) -> None:  # type: ignore[no-untyped-def]
+    """Feedback uses the model with no grammar: words for speech, nothing for silence.
+
+    (The Korean model transcribes espeak-ng's Korean poorly, so only the plumbing is checked:
+    free dictation runs through the same adapter and is not bound to a grammar.)
+    """
+    import numpy as np
+
+    from ivr.speech.audio import Audio
+
+    engine, grammar = korean
+    hyp = recognise(engine, None, caller_speech("오늘 날씨가 정말 좋네요", locale="ko-KR"))
+    assert len(hyp.text.split()) >= 3, hyp
+    assert grammar.interpret(hyp.text) is None  # not forced onto the yes/no phrases
+    quiet = recognise(engine, None, Audio(np.zeros(16000, dtype=np.int16), 16000))
+    assert quiet.text == ""
+
+
+def test_sphinx_free_form_dictation(sphinx) -> None:  # type: ignore[no-untyped-def]
+    """The bundled English language model transcribes free speech (feedback) without a grammar."""
+    hyp = recognise(sphinx, None, caller_speech("thank you so much it is wonderful"))
+    assert {"thank", "you", "much"} <= set(hyp.text.split()), hyp
+
+
+def test_an_installed_model_serves_its_locale(tmp_path: Path) -> None:
+    """`ivr models install … --locale zh-CN` makes Vosk the recogniser for that locale."""
+    from ivr.speech import models
+    from ivr.speech.asr.vosk import VoskEngine
+    from ivr.speech.engines import Engines
+
+    engines = Engines(tmp_path / "models", bundled=False)
+    assert engines.for_locale("zh-CN") is None  # keys only until a model is installed
+    source = models.bundled_model_paths()["ko-KR"]
+    models.install_model(str(source), tmp_path / "models", locale="zh-CN", progress=False)
+    fresh = Engines(tmp_path / "models", bundled=False)
+    assert isinstance(fresh.for_locale("zh-CN"), VoskEngine)
+    assert fresh.describe("zh-CN").startswith("vosk")
