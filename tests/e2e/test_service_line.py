@@ -191,3 +191,14 @@ def test_flow_graph_png_and_bad_names(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = ivr(tmp_path, "flow", "graph", "nonsense")
     assert bad.returncode == 2 and "unknown flow" in bad.stderr and "content_review" in bad.stderr
+
+
+def test_mandarin_demo_runs_by_keys(tmp_path: Path) -> None:
+    out = tmp_path / "zh.wav"
+    result = ivr(tmp_path, "demo", "--locale", "zh-CN", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "outcome: resolved" in result.stdout
+    assert "您的视频已经恢复推荐" in result.stdout  # the resolution, read in Mandarin
+    with wave.open(str(out)) as w:
+        ivr_side = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)[1::2]
+    assert np.sqrt(np.mean(ivr_side.astype(np.float64) ** 2)) > 100
