@@ -533,21 +533,15 @@ def cmd_tickets_show(args: argparse.Namespace) -> int:
 
 def cmd_tickets_update(args: argparse.Namespace) -> int:
     from ivr.dialog.prompts import PromptBook
-    from ivr.services.tickets import Messages
+    from ivr.session import ticket_messages
 
     settings, _, tickets = _runtime_services(args)
     ticket = tickets.get(args.number)
     if ticket is None:
         print(f"ivr: no ticket {args.number}", file=sys.stderr)
         return 1
-    prompts = PromptBook(settings.prompts_dir, ticket.locale)  # the caller's own language
-    brand = settings.brand
-    messages = Messages(
-        created=prompts.text("sms_ticket_created").format(brand=brand, number="{number}"),
-        resolved=prompts.text("sms_ticket_resolved").format(
-            brand=brand, number="{number}", resolution="{resolution}"
-        ),
-    )
+    # the text message goes out in the language of the call that opened the ticket
+    messages = ticket_messages(PromptBook(settings.prompts_dir, ticket.locale), settings.brand)
     updated = tickets.update(
         args.number,
         status=args.status,

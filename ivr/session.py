@@ -43,6 +43,16 @@ class CallResult:
     transcript: list[tuple[str, str]] = field(default_factory=list)
 
 
+def ticket_messages(prompts: PromptBook, brand: str) -> Messages:
+    """The text messages of a ticket's life, from a locale's prompts."""
+    return Messages(
+        created=prompts.text("sms_ticket_created").format(brand=brand, number="{number}"),
+        resolved=prompts.text("sms_ticket_resolved").format(
+            brand=brand, number="{number}", resolution="{resolution}"
+        ),
+    )
+
+
 class Runtime:
     """What every call in a process shares: settings, store, models, prompts, grammars."""
 
@@ -79,14 +89,7 @@ class Runtime:
 
     def ticket_messages(self, locale: str) -> Messages:
         """Text-message bodies for tickets, in the ticket's own language."""
-        prompts = self.books(locale)[0]
-        brand = self.settings.brand
-        return Messages(
-            created=prompts.text("sms_ticket_created").format(brand=brand, number="{number}"),
-            resolved=prompts.text("sms_ticket_resolved").format(
-                brand=brand, number="{number}", resolution="{resolution}"
-            ),
-        )
+        return ticket_messages(self.books(locale)[0], self.settings.brand)
 
     def locale_for(self, channel: Channel) -> str:
         """The configured locale, unless the dialled number (DNIS) maps to another one."""

@@ -288,10 +288,7 @@ class Dialog:
         ended_by = "silence"
         try:
             while True:
-                event = self._next_event()
-                if isinstance(event, HangUp):
-                    self.recorder.turn(TurnRecord(ask_id, str(Mode.HANGUP), None, None, None))
-                    raise CallerHungUp
+                event = self._next_listening_event(ask_id)
                 if isinstance(event, Key):
                     if not endpointer.in_speech:
                         if event.key == "0":
@@ -354,6 +351,14 @@ class Dialog:
             return self._pending.pop(0)
         return self.channel.receive()
 
+    def _next_listening_event(self, ask_id: str) -> Frame | Key:
+        """The next frame or key of an answer; a hang-up is recorded as the ask's turn."""
+        event = self._next_event()
+        if isinstance(event, HangUp):
+            self.recorder.turn(TurnRecord(ask_id, str(Mode.HANGUP), None, None, None))
+            raise CallerHungUp
+        return event
+
     def _listen(self, ask_id: str, grammar: Grammar, kind: AskKind) -> Heard:
         t = self.settings.timeouts
         digits_mode = grammar.digits is not None
@@ -371,10 +376,7 @@ class Dialog:
         frames_since_key = 0
         try:
             while True:
-                event = self._next_event()
-                if isinstance(event, HangUp):
-                    self.recorder.turn(TurnRecord(ask_id, str(Mode.HANGUP), None, None, None))
-                    raise CallerHungUp
+                event = self._next_listening_event(ask_id)
                 if isinstance(event, Key):
                     frames_since_key = 0
                     if not digits_mode:
