@@ -41,6 +41,7 @@ class CallResult:
     ticket_team: str | None = None
     feedback_category: str | None = None
     transcript: list[tuple[str, str]] = field(default_factory=list)
+    locale: str = "en-US"
 
 
 def ticket_messages(prompts: PromptBook, brand: str) -> Messages:
@@ -186,6 +187,7 @@ class Runtime:
             if "feedback_id" in ctx.collected
             else None,
             transcript=list(dialog.state.transcript),
+            locale=locale,
         )
 
     def _apologise(self, flow: CallFlow, dialog: Dialog) -> None:

@@ -62,6 +62,12 @@ class Channel(ABC):
     def listening(self, ask: str) -> None:  # noqa: B027 - optional hint
         """The IVR now listens for the answer to ``ask``."""
 
+    def connect_agent(self) -> bool | None:
+        """Hand the caller to a live agent now: True when connected, False when no agent
+        answered (busy, no answer), None when this channel has no live agents (the case
+        waits in the agent queue)."""
+        return None
+
     def hang_up(self) -> None:  # noqa: B027 - optional
         """The IVR ends the call."""
 

@@ -136,5 +136,12 @@ class CallFlow(
         self.recorder.finish(Outcome.TRANSFERRED, reason=reason)
         try:
             self.dialog.say("transfer", position=position)
+            connected = self.dialog.channel.connect_agent()
+            if connected is False:
+                # no agent answered: the case stays in the queue and the caller is told so
+                log.info(
+                    "[%s] no agent answered; the case waits in the queue", self.recorder.call_id
+                )
+                self.dialog.say("agents_busy")
         except CallerHungUp:
-            log.info("[%s] caller hung up during the transfer message", self.recorder.call_id)
+            log.info("[%s] caller hung up during the transfer", self.recorder.call_id)

@@ -1,0 +1,628 @@
+"""SIP and RTP for `ivr serve`: the one module that knows the SIP library.
+
+Built on aiosipua (SIP: parsing, dialogs, transactions, 2xx retransmission, CANCEL, REFER)
+and aiortp (RTP: packets, jitter buffer, RFC 4733 telephone-events, RTCP). What this module
+adds around them, each proven by a test under ``tests/sip/``:
+
+* a retransmitted INVITE is the same call (the library would start a second dialog);
+* Record-Route is copied into our responses, so calls through a proxy work;
+* our BYE (and REFER) is retransmitted over UDP until answered (RFC 3261 timer E);
+* G.711 encoding is the project's own, bit-exact with the reference (the library's A-law
+  is inverted);
+* one 20 ms clock per process sends a packet for every call every 20 ms, silence included,
+  and hands the dialog one received frame per tick from a small playout buffer, so timeouts
+  run on time even when the peer sends nothing;
+* access control (403 for INVITEs from unlisted peers), a call limit (486), OPTIONS;
+* in-band keypad tones when the peer negotiated no telephone-events.
+
+The endpoint runs its own asyncio loop in one thread. Calls are handed to the application
+as :class:`Leg` objects whose methods are safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import ipaddress
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+from aiortp import RTPSession
+from aiortp.codecs.base import Codec as RtpCodec
+from aiortp.dtmf import DtmfEvent
+from aiortp.port_allocator import PortAllocator
+from aiosipua import (
+    IncomingCall,
+    SdpNegotiationError,
+    SipRequest,
+    SipResponse,
+    SipUAS,
+    UdpSipTransport,
+    negotiate_sdp,
+)
+from aiosipua.dialog import DialogState
+
+from ivr.channels.base import ChannelEvent, Frame, HangUp, Key
+from ivr.errors import ChannelError
+from ivr.services.privacy import mask_phone
+from ivr.speech.audio import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from ivr.speech.dtmf import ToneDetector
+
+log = logging.getLogger(__name__)
+
+RATE: Final = 8000
+FRAME: Final = 160  # 20 ms at 8 kHz
+TICK_S: Final = 0.02
+T1: Final = 0.5
+T2: Final = 4.0
+TIMER_B: Final = 64 * T1
+MAX_RX_BUFFER: Final = FRAME * 10  # 200 ms: older audio is dropped (peer clock drift)
+USER_AGENT: Final = "ivr"
+_DIGITS: Final = re.compile(r"\d+")
+
+
+class G711(RtpCodec):
+    """G.711 at 8 kHz with the project's bit-exact tables (µ-law and A-law)."""
+
+    def __init__(self, law: str) -> None:
+        if law not in ("PCMU", "PCMA"):
+            raise ValueError(f"expected PCMU or PCMA, got {law!r}")
+        self.law = law
+
+    @property
+    def name(self) -> str:
+        return self.law
+
+    @property
+    def sample_rate(self) -> int:
+        return RATE
+
+    @property
+    def samples_per_frame(self) -> int:
+        return FRAME
+
+    def encode(self, pcm: bytes) -> bytes:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
+        return (ulaw_encode if self.law == "PCMU" else alaw_encode)(samples)
+
+    def decode(self, payload: bytes) -> bytes:
+        out = (ulaw_decode if self.law == "PCMU" else alaw_decode)(bytes(payload))
+        return out.astype("<i2").tobytes()
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    host: str = "127.0.0.1"
+    port: int = 5080
+    rtp_ports: tuple[int, int] = (20000, 30000)
+    max_calls: int = 50
+    # INVITEs are taken only from these networks when the endpoint is bound elsewhere
+    # than loopback (empty: loopback sources only)
+    allowed_peers: tuple[str, ...] = ()
+
+
+def caller_number(request: SipRequest) -> str | None:
+    """The caller's number: P-Asserted-Identity (set by a trusted PBX) before From."""
+    for header in ("p-asserted-identity", "from"):
+        value = request.get_header(header)
+        if not value:
+            continue
+        match = re.search(r"(?:sips?|tel):\+?([^@;>]+)", value)
+        if match:
+            digits = "".join(_DIGITS.findall(match.group(1)))
+            if digits:
+                return digits
+    return None
+
+
+def dialled_number(request: SipRequest) -> str | None:
+    match = re.match(r"sips?:\+?([^@;>]+)@", request.uri or "")
+    return match.group(1) if match else None
+
+
+@dataclass
+class Leg:
+    """One call: its dialog and its media. Thread-safe for the application."""
+
+    call_id: str
+    caller: str | None
+    dialled: str | None
+    source: tuple[str, int]
+    codec: str
+    telephone_events: bool
+    endpoint: Endpoint = field(repr=False)
+    events: queue.Queue[ChannelEvent] = field(default_factory=queue.Queue, repr=False)
+    ended: threading.Event = field(default_factory=threading.Event, repr=False)
+    end_reason: str | None = None
+    rx_underruns: int = 0
+    rx_frames: int = 0
+    tx_frames: int = 0
+    _tx: collections.deque[np.ndarray] = field(default_factory=collections.deque, repr=False)
+    _tx_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _rx: bytearray = field(default_factory=bytearray, repr=False)
+    _call: IncomingCall | None = field(default=None, repr=False)
+    _rtp: Any = field(default=None, repr=False)
+    _timestamp: int = 0
+    _tones: ToneDetector | None = field(default=None, repr=False)
+    _refer_waiter: asyncio.Future[int] | None = field(default=None, repr=False)
+
+    # --- the application side (any thread) ---------------------------------------------
+    def play(self, samples: np.ndarray) -> None:
+        frames = [samples[i : i + FRAME] for i in range(0, len(samples), FRAME)]
+        with self._tx_lock:
+            self._tx.clear()
+            self._tx.extend(frames)
+
+    def stop_playback(self) -> None:
+        with self._tx_lock:
+            self._tx.clear()
+
+    def is_playing(self) -> bool:
+        with self._tx_lock:
+            return bool(self._tx)
+
+    def hang_up(self) -> None:
+        """End the call from our side (BYE, retransmitted until answered)."""
+        self.endpoint.run_soon(self.endpoint.end_leg, self, "ivr")
+
+    def transfer(self, target: str, timeout: float = 30.0) -> int:
+        """Ask the caller's side to call ``target`` (REFER); the final status of that call."""
+        future = asyncio.run_coroutine_threadsafe(
+            self.endpoint.refer(self, target, timeout), self.endpoint.loop
+        )
+        try:
+            return future.result(timeout + 5)
+        except (TimeoutError, ChannelError):
+            return 408
+
+    # --- the loop side ---------------------------------------------------------------------
+    def _tick(self) -> None:
+        with self._tx_lock:
+            out = self._tx.popleft() if self._tx else None
+        if out is None or len(out) < FRAME:
+            pad = np.zeros(FRAME, dtype=np.int16)
+            if out is not None:
+                pad[: len(out)] = out
+            out = pad
+        if self._rtp is not None:
+            # silence is sent too: peers and PBXs close calls whose RTP stops
+            payload = self._rtp.codec.encode(out.astype("<i2").tobytes())
+            self._rtp.send_audio(payload, self._timestamp)
+            self._timestamp = (self._timestamp + FRAME) & 0xFFFFFFFF
+            self.tx_frames += 1
+        if len(self._rx) >= FRAME * 2:
+            frame = np.frombuffer(bytes(self._rx[: FRAME * 2]), dtype="<i2").astype(np.int16)
+            del self._rx[: FRAME * 2]
+            self.rx_frames += 1
+        else:
+            frame = np.zeros(FRAME, dtype=np.int16)
+            self.rx_underruns += 1
+        if self._tones is not None:
+            key = self._tones.push(frame)
+            if key is not None:
+                self.events.put(Key(key))
+        self.events.put(Frame(frame))
+
+    def _on_audio(self, pcm: bytes, _timestamp: int) -> None:
+        self._rx.extend(pcm)
+        if len(self._rx) > MAX_RX_BUFFER * 2:
+            del self._rx[: len(self._rx) - MAX_RX_BUFFER * 2]
+
+
+class KeyEvents:
+    """RFC 4733 telephone-events to keys: one key per event, reported when it ends.
+
+    A new key starts with a new RTP timestamp, or with a packet that is not an end packet
+    after the previous event ended (a replayed recording reuses its timestamps); the three
+    copies of an end packet count once.
+    """
+
+    def __init__(self, on_key: Callable[[str], None]) -> None:
+        self.on_key = on_key
+        self._timestamp: int | None = None
+        self._ended = False
+
+    def handle_packet(self, packet: Any) -> None:
+        try:
+            event = DtmfEvent.parse(packet.payload)
+        except ValueError:
+            return  # a malformed telephone-event: ignored like any bad packet
+        if packet.timestamp != self._timestamp or (self._ended and not event.end):
+            self._timestamp = packet.timestamp
+            self._ended = False
+        if event.end and not self._ended:
+            self._ended = True
+            if event.digit in "0123456789*#":
+                self.on_key(event.digit)
+
+
+class _Udp(UdpSipTransport):
+    """The library's UDP transport, bound without its protocol's start-up assertion
+    (which fails, harmlessly but loudly, on Python 3.11's datagram transport)."""
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        owner = self
+
+        class Protocol(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                owner._dispatch(data, (str(addr[0]), int(addr[1])))
+
+            def error_received(self, exc: Exception) -> None:
+                log.debug("SIP socket error: %s", exc)
+
+        transport, _ = await loop.create_datagram_endpoint(Protocol, local_addr=self.local_addr)
+        self._udp_transport = transport
+
+
+class _Uas(SipUAS):
+    """The library's UAS with the fixes and policies listed in the module docstring."""
+
+    endpoint: Endpoint
+
+    def _handle_request(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        if request.method.upper() == "INVITE" and not self.endpoint.allowed(addr):
+            log.warning("INVITE from %s:%d refused: not an allowed peer", *addr)
+            self._send_error(request, 403, "Forbidden")
+            return
+        super()._handle_request(request, addr)
+
+    def _handle_invite(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        call_id = request.call_id or ""
+        existing = self._calls.get(call_id)
+        if existing is not None and existing.dialog.state != DialogState.CONFIRMED:
+            branch = request.via[0].branch if request.via else None
+            first = existing.invite.via[0].branch if existing.invite.via else None
+            if branch == first:
+                existing.trying()  # a retransmission of the INVITE we are answering
+                return
+        if (
+            existing is not None
+            and existing.dialog.state == DialogState.CONFIRMED
+            and request.via
+            and existing.invite.via
+            and request.via[0].branch == existing.invite.via[0].branch
+        ):
+            return  # the first INVITE again after our 200: our 200 is being retransmitted
+        super()._handle_invite(request, addr)
+
+    def _on_message(self, msg: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
+        if isinstance(msg, SipResponse):
+            self.endpoint.on_response(msg)
+            return
+        super()._on_message(msg, addr)
+
+
+def _copy_record_route(call: IncomingCall) -> None:
+    """Make the call's responses carry the INVITE's Record-Route (RFC 3261 §12.1.1)."""
+    routes = call.invite.headers.get("record-route")
+    if not routes:
+        return
+    call.dialog.route_set = list(routes)  # the UAS keeps the order as received
+    original = call.dialog.create_response
+
+    def create_response(request: SipRequest, status: int, reason: str, **kw: Any) -> SipResponse:
+        resp = original(request, status, reason, **kw)
+        if request is call.invite and 100 < status < 300:
+            for route in routes:
+                resp.headers.append("Record-Route", route)
+        return resp
+
+    call.dialog.create_response = create_response  # type: ignore[method-assign,assignment]
+
+
+class Endpoint:
+    """A SIP endpoint on one UDP address; calls arrive through ``on_call``.
+
+    ``on_call(leg)`` runs on the endpoint's loop and must return quickly: True to answer,
+    False to refuse (486, over capacity). Answered legs deliver events on ``leg.events``.
+    """
+
+    def __init__(self, config: EndpointConfig, on_call: Callable[[Leg], bool]) -> None:
+        self.config = config
+        self.on_call = on_call
+        self.loop = asyncio.new_event_loop()
+        self.legs: dict[str, Leg] = {}
+        self.draining = False
+        self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._uas: _Uas | None = None
+        self._ports = PortAllocator(config.rtp_ports)
+        self._pending: dict[tuple[str, str], asyncio.Future[SipResponse]] = {}
+        self._networks = [ipaddress.ip_network(p, strict=False) for p in config.allowed_peers]
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(10)
+        if self._error is not None:
+            raise ChannelError(
+                f"cannot listen for SIP on {self.config.host}:{self.config.port}: {self._error}"
+            ) from self._error
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
+        with contextlib.suppress(Exception):
+            future.result(15)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def run_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._start())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.close()
+
+    async def _start(self) -> None:
+        transport = _Udp(local_addr=(self.config.host, self.config.port))
+        uas = _Uas(transport, user_agent=USER_AGENT)
+        uas.endpoint = self
+        uas.on_invite = self._on_invite
+        uas.on_bye = self._on_bye
+        uas.on_cancel = self._on_cancel
+        uas.on_reinvite = self._on_reinvite
+        uas.on_ack_timeout = lambda call: self._closed_by_peer(call.call_id, "no ACK")
+        uas.on_transfer_progress = self._on_transfer_progress
+        await uas.start()
+        self._uas = uas
+        self._next_tick = self.loop.time() + TICK_S
+        self.loop.call_at(self._next_tick, self._tick)
+
+    async def _shutdown(self) -> None:
+        for leg in list(self.legs.values()):
+            await self._end(leg, "shutdown")
+        if self._uas is not None:
+            await self._uas.stop()
+
+    def allowed(self, addr: tuple[str, int]) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr[0])
+        except ValueError:
+            return False
+        if self._networks:
+            return any(ip in net for net in self._networks)
+        return ip.is_loopback
+
+    # --- the 20 ms clock -------------------------------------------------------------------
+    def _tick(self) -> None:
+        for leg in list(self.legs.values()):
+            try:
+                leg._tick()
+            except Exception:  # one call's fault never stops the clock of the others
+                log.exception("[%s] media tick failed", leg.call_id)
+        self._next_tick += TICK_S
+        now = self.loop.time()
+        if self._next_tick < now - 0.2:  # far behind (suspended): skip, do not burst
+            self._next_tick = now + TICK_S
+        self.loop.call_at(self._next_tick, self._tick)
+
+    # --- incoming calls --------------------------------------------------------------------
+    def _on_invite(self, call: IncomingCall) -> None:
+        self.loop.create_task(self._answer(call))
+
+    async def _answer(self, call: IncomingCall) -> None:
+        request = call.invite
+        if self.draining:
+            call.reject(503, "Service Unavailable")
+            return
+        if call.sdp_offer is None:
+            call.reject(488, "Not Acceptable Here")  # no offer: we do not do late offers
+            return
+        try:
+            answer_probe, pt = negotiate_sdp(call.sdp_offer, self.config.host, 0)
+        except (SdpNegotiationError, ValueError) as exc:
+            log.warning("INVITE %s: no usable audio offer: %s", request.call_id, exc)
+            call.reject(488, "Not Acceptable Here")
+            return
+        offer_audio = next(m for m in call.sdp_offer.media if m.media == "audio")
+        remote_ip = offer_audio.connection or call.sdp_offer.connection
+        if remote_ip is None or not offer_audio.port:
+            call.reject(488, "Not Acceptable Here")
+            return
+        events = next(
+            (
+                c.payload_type
+                for c in offer_audio.codecs
+                if c.encoding_name.lower() == "telephone-event"
+            ),
+            None,
+        )
+        codec = "PCMU" if pt == 0 else "PCMA"
+        leg = Leg(
+            call_id=request.call_id or "",
+            caller=caller_number(request),
+            dialled=dialled_number(request),
+            source=call.source_addr,
+            codec=codec,
+            telephone_events=events is not None,
+            endpoint=self,
+        )
+        if not self.on_call(leg):
+            call.reject(486, "Busy Here")
+            return
+        _copy_record_route(call)
+        call.ringing()
+        try:
+            rtp = await RTPSession.create(
+                local_addr=(self.config.host, 0),
+                remote_addr=(remote_ip.address, offer_audio.port),
+                payload_type=pt,
+                codec=G711(codec),
+                dtmf_payload_type=events if events is not None else 101,
+                jitter_prefetch=2,
+                port_allocator=self._ports,
+                symmetric_rtp=True,
+            )
+        except OSError as exc:
+            log.error("INVITE %s: no RTP port: %s", request.call_id, exc)
+            call.reject(503, "Service Unavailable")
+            leg.events.put(HangUp("failed"))
+            return
+        port = int(rtp._allocated_rtp_port or 0)
+        answer, _ = negotiate_sdp(
+            call.sdp_offer, self.config.host, port, dtmf_payload_type=events or 101
+        )
+        del answer_probe
+        rtp.on_audio = leg._on_audio
+        # our own key decoder in place of the library's, which drops repeated keys
+        rtp._dtmf_receiver = KeyEvents(lambda key: leg.events.put(Key(key)))  # type: ignore[assignment]
+        leg._rtp = rtp
+        leg._call = call
+        leg._tones = None if leg.telephone_events else ToneDetector(RATE)
+        self.legs[leg.call_id] = leg
+        call.accept(answer)
+        log.info(
+            "[%s] answered: caller %s, %s, telephone-events %s",
+            leg.call_id,
+            mask_phone(leg.caller),
+            codec,
+            "yes" if leg.telephone_events else "no (in-band tones)",
+        )
+
+    def _on_reinvite(self, call: IncomingCall) -> None:
+        """A re-INVITE (hold, session refresh, codec change): keep the media, answer again."""
+        leg = self.legs.get(call.call_id)
+        if leg is None or call.sdp_offer is None:
+            call.reject(488, "Not Acceptable Here")
+            return
+        try:
+            offer_audio = next(m for m in call.sdp_offer.media if m.media == "audio")
+            conn = offer_audio.connection or call.sdp_offer.connection
+            answer, _ = negotiate_sdp(
+                call.sdp_offer,
+                self.config.host,
+                leg._rtp._allocated_rtp_port,
+                supported_codecs=[0 if leg.codec == "PCMU" else 8],
+                dtmf_payload_type=101,
+            )
+        except (SdpNegotiationError, StopIteration, ValueError) as exc:
+            log.warning("[%s] re-INVITE refused: %s", call.call_id, exc)
+            call.reject(488, "Not Acceptable Here")
+            return
+        if conn is not None and offer_audio.port:
+            leg._rtp.update_remote((conn.address, offer_audio.port))
+        call.accept(answer)
+        log.info("[%s] re-INVITE answered; media unchanged", call.call_id)
+
+    def _on_bye(self, call: IncomingCall, _request: SipRequest) -> None:
+        self._closed_by_peer(call.call_id, "caller")
+
+    def _on_cancel(self, request: SipRequest, _addr: tuple[str, int]) -> None:
+        self._closed_by_peer(request.call_id or "", "caller")
+
+    def _closed_by_peer(self, call_id: str, reason: str) -> None:
+        leg = self.legs.pop(call_id, None)
+        if leg is None:
+            return
+        leg.end_reason = reason
+        leg.events.put(HangUp(reason))
+        leg.ended.set()
+        self.loop.create_task(self._close_media(leg))
+        log.info("[%s] ended by the peer (%s)", call_id, reason)
+
+    async def _close_media(self, leg: Leg) -> None:
+        if leg._rtp is not None:
+            with contextlib.suppress(Exception):
+                await leg._rtp.close()
+            leg._rtp = None
+
+    def end_leg(self, leg: Leg, reason: str) -> None:
+        self.loop.create_task(self._end(leg, reason))
+
+    async def _end(self, leg: Leg, reason: str) -> None:
+        if self.legs.pop(leg.call_id, None) is None:
+            return
+        leg.end_reason = reason
+        call = leg._call
+        if call is not None and call.dialog.state == DialogState.CONFIRMED:
+            bye = call.hangup()
+            if bye is not None:
+                await self._until_answered(bye, call.source_addr)
+        leg.events.put(HangUp(reason))
+        leg.ended.set()
+        await self._close_media(leg)
+
+    # --- requests we send: retransmitted until answered (RFC 3261 §17.1.2) ---------------
+    def on_response(self, resp: SipResponse) -> None:
+        cseq = resp.cseq
+        if cseq is None or (resp.status_code < 200 and cseq.method != "REFER"):
+            return
+        waiter = self._pending.get((resp.call_id or "", f"{cseq.seq} {cseq.method}"))
+        if waiter is not None and not waiter.done():
+            waiter.set_result(resp)
+
+    async def _until_answered(
+        self, request: SipRequest, dest: tuple[str, int]
+    ) -> SipResponse | None:
+        assert self._uas is not None
+        cseq = request.cseq
+        key = (request.call_id or "", f"{cseq.seq} {cseq.method}" if cseq else "")
+        waiter: asyncio.Future[SipResponse] = self.loop.create_future()
+        self._pending[key] = waiter
+        interval, waited = T1, 0.0
+        try:
+            while waited < TIMER_B:
+                try:
+                    return await asyncio.wait_for(asyncio.shield(waiter), interval)
+                except TimeoutError:
+                    waited += interval
+                    interval = min(interval * 2, T2)
+                    self._uas.transport.send(request, dest)  # timer E: send again
+            log.warning("[%s] %s never answered", request.call_id, request.method)
+            return None
+        finally:
+            self._pending.pop(key, None)
+
+    async def refer(self, leg: Leg, target: str, wait_s: float) -> int:
+        """Blind transfer: REFER the caller to ``target`` and wait for the outcome (NOTIFY)."""
+        call = leg._call
+        if call is None or call.dialog.state != DialogState.CONFIRMED:
+            raise ChannelError("the call is not established")
+        host, port = call._signaling_addr()
+        refer = call.dialog.create_request("REFER", via_host=host, via_port=port)
+        refer.headers.set_single("Refer-To", f"<{target}>")
+        refer.headers.set_single("Referred-By", f"<sip:ivr@{host}:{port}>")
+        refer.headers.set_single("Contact", f"<sip:ivr@{host}:{port}>")
+        assert self._uas is not None
+        leg._refer_waiter = self.loop.create_future()
+        self._uas.transport.send(refer, call.source_addr)
+        resp = await self._until_answered(refer, call.source_addr)
+        if resp is None or resp.status_code >= 300:
+            return resp.status_code if resp is not None else 408
+        try:
+            return await asyncio.wait_for(leg._refer_waiter, wait_s)
+        except TimeoutError:
+            return 408
+
+    def _on_transfer_progress(self, call_id: str, status: int, _reason: str) -> None:
+        leg = self.legs.get(call_id)
+        waiter = leg._refer_waiter if leg is not None else None
+        if waiter is not None and status >= 200 and not waiter.done():
+            waiter.set_result(status)
+
+    def wait_calls_ended(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.legs and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.legs

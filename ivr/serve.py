@@ -1,0 +1,175 @@
+"""`ivr serve`: answer SIP calls, one thread per call, every call on the same flows.
+
+Calls are isolated: each runs in its own thread with its own channel, dialog and record;
+a fault in one (bad packets, a crash in a flow) ends that call alone. SIGTERM stops new
+calls (503), lets the calls in progress finish for a grace period, then ends the rest
+(each record is complete, outcome ``abandoned``) and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ivr.channels.base import HangUp
+from ivr.channels.sip import SipChannel
+from ivr.channels.sip_stack import Endpoint, EndpointConfig, Leg
+from ivr.config import Settings
+from ivr.errors import ConfigError
+from ivr.qa.tape import CallTape
+from ivr.services.privacy import mask_phone
+from ivr.session import Runtime
+
+log = logging.getLogger("ivr.serve")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 5080
+    max_calls: int = 50
+    agent_uri: str | None = None
+    allowed_peers: tuple[str, ...] = ()
+    record_dir: Path | None = None
+    fixtures: dict[str, Any] | None = None
+    grace_s: float = 20.0
+
+
+def load_fixtures(path: Path) -> dict[str, Any]:
+    """The ``fixtures`` block of a test call (or a file holding just that block)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(f"fixtures file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping")
+    fixtures = data.get("fixtures", data)
+    if not isinstance(fixtures, dict):
+        raise ConfigError(f"{path}: fixtures: expected a mapping")
+    return fixtures
+
+
+class Server:
+    def __init__(self, settings: Settings, options: ServeOptions, runtime: Runtime | None = None):
+        self.settings = settings
+        self.options = options
+        self.runtime = runtime or Runtime(settings)
+        self.fixed_code: str | None = None
+        if options.fixtures:
+            self._apply_fixtures(options.fixtures)
+        self.endpoint = Endpoint(
+            EndpointConfig(
+                host=options.host,
+                port=options.port,
+                max_calls=options.max_calls,
+                allowed_peers=options.allowed_peers,
+            ),
+            self._on_call,
+        )
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.calls_done = 0
+
+    def _apply_fixtures(self, fixtures: dict[str, Any]) -> None:
+        try:
+            for account in fixtures.get("accounts") or []:
+                self.runtime.accounts.add(str(account["phone"]), str(account.get("name", "Caller")))
+            for ticket in fixtures.get("tickets") or []:
+                if self.runtime.tickets.get(str(ticket["number"])) is None:
+                    self.runtime.tickets.seed(ticket)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"fixtures: {exc}") from exc
+        code = fixtures.get("verification_code")
+        self.fixed_code = None if code is None else str(code)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.endpoint.start()
+        log.info(
+            "listening for SIP on udp %s:%d (up to %d calls)",
+            self.options.host,
+            self.options.port,
+            self.options.max_calls,
+        )
+
+    def serve_forever(self) -> None:
+        """Run until SIGTERM or SIGINT, then shut down cleanly."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._stop.set())
+        self.start()
+        print(f"ivr serve: ready on sip:ivr@{self.options.host}:{self.options.port}", flush=True)
+        self._stop.wait()
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        log.info("shutting down: no new calls; %d in progress", len(self._threads))
+        self.endpoint.draining = True
+        deadline = time.monotonic() + self.options.grace_s
+        while self._active() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for leg in list(self.endpoint.legs.values()):
+            leg.events.put(HangUp("shutdown"))  # the dialog ends; its record is complete
+        for thread in list(self._threads.values()):
+            thread.join(10)
+        self.endpoint.stop()
+        log.info("stopped after %d calls", self.calls_done)
+
+    def _active(self) -> int:
+        with self._lock:
+            return sum(t.is_alive() for t in self._threads.values())
+
+    # --- calls -----------------------------------------------------------------------------
+    def _on_call(self, leg: Leg) -> bool:
+        """On the SIP thread: answer (True) or refuse as busy (False)."""
+        if self._active() >= self.options.max_calls:
+            log.warning("[%s] refused: %d calls already", leg.call_id, self.options.max_calls)
+            return False
+        thread = threading.Thread(target=self._run, args=(leg,), name=f"call-{leg.call_id[:8]}")
+        with self._lock:
+            self._threads = {k: t for k, t in self._threads.items() if t.is_alive()}
+            self._threads[leg.call_id] = thread
+        thread.start()
+        return True
+
+    def _run(self, leg: Leg) -> None:
+        started = time.monotonic()
+        channel = SipChannel(leg, agent_uri=self.options.agent_uri)
+        tape = CallTape(channel) if self.options.record_dir is not None else None
+        try:
+            result = self.runtime.run_call(tape or channel, fixed_code=self.fixed_code)
+        except Exception:  # the call's own boundary already records; this is the last net
+            log.exception("[%s] call thread failed", leg.call_id)
+            channel.hang_up()
+            return
+        finally:
+            self.calls_done += 1
+        if tape is not None and self.options.record_dir is not None:
+            tape.save(self.options.record_dir / result.call_id, result)
+        log.info(
+            json.dumps(
+                {
+                    "event": "call_ended",
+                    "call_id": result.call_id,
+                    "sip_call_id": leg.call_id,
+                    "caller": mask_phone(leg.caller),
+                    "dialled": leg.dialled,
+                    "codec": leg.codec,
+                    "states": result.states,
+                    "outcome": str(result.outcome),
+                    "reason": result.transfer_reason,
+                    "seconds": round(time.monotonic() - started, 1),
+                    "rx_underruns": leg.rx_underruns,
+                }
+            )
+        )
