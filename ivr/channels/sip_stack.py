@@ -104,6 +104,7 @@ class EndpointConfig:
     port: int = 5080
     rtp_ports: tuple[int, int] = (20000, 30000)
     max_calls: int = 50
+    ring_s: float = 0.5  # 180 Ringing this long before answering (a caller hears one ring)
     # INVITEs are taken only from these networks when the endpoint is bound elsewhere
     # than loopback (empty: loopback sources only)
     allowed_peers: tuple[str, ...] = ()
@@ -463,6 +464,15 @@ class Endpoint:
             return
         _copy_record_route(call)
         call.ringing()
+        await asyncio.sleep(self.config.ring_s)
+        if call.dialog.state == DialogState.TERMINATED or self.draining:
+            if call.dialog.state != DialogState.TERMINATED:
+                call.reject(503, "Service Unavailable")
+            log.info("[%s] cancelled before the answer", leg.call_id)
+            leg.end_reason = "cancelled"
+            leg.events.put(HangUp("caller"))
+            leg.ended.set()
+            return
         try:
             rtp = await RTPSession.create(
                 local_addr=(self.config.host, 0),

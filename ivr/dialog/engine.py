@@ -172,6 +172,8 @@ class Dialog:
             self._turn_end = None
             self.latencies_ms.append(latency)
             self.recorder.turn_latency(latency)
+        if any(isinstance(e, Key) for e in self._pending):
+            return  # the caller already keyed ahead: no need to hear this prompt out
         self.channel.play(audio)
         speech_run = 0
         recent: collections.deque[Frame] = collections.deque(maxlen=BARGE_IN_KEEP_FRAMES)

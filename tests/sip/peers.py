@@ -1,0 +1,386 @@
+"""Real SIP peers for the tests: `ivr serve` itself, SIPp scenarios, a raw UDP client.
+
+Every process is started by these helpers, waited on with a bound and ended by its own id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SIPP_DATA = Path("/usr/share/sip-tester")
+KEY_PCAP = {
+    **{d: f"dtmf_2833_{d}.pcap" for d in "0123456789"},
+    "#": "dtmf_2833_pound.pcap",
+    "*": "dtmf_2833_star.pcap",
+}
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Ivr:
+    """A running `ivr serve` process."""
+
+    proc: subprocess.Popen[str]
+    port: int
+    db: Path
+    log: Path
+    out: object = None
+
+    def records(self) -> list[sqlite3.Row]:
+        conn = sqlite3.connect(self.db)
+        conn.row_factory = sqlite3.Row
+        try:
+            return list(conn.execute("SELECT * FROM calls ORDER BY started_at"))
+        finally:
+            conn.close()
+
+    def wait_records(
+        self, n: int, timeout: float = 60.0, finished: bool = True
+    ) -> list[sqlite3.Row]:
+        deadline = time.monotonic() + timeout
+        rows: list[sqlite3.Row] = []
+        while time.monotonic() < deadline:
+            rows = self.records()
+            done = [r for r in rows if r["ended_at"] is not None] if finished else rows
+            if len(done) >= n:
+                return rows
+            time.sleep(0.2)
+        raise AssertionError(
+            f"expected {n} finished calls, have {rows and [dict(r) for r in rows]}\n"
+            + self.log.read_text(errors="replace")[-3000:]
+        )
+
+    def stop(self, timeout: float = 40.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.out is not None:
+            self.out.close()  # type: ignore[attr-defined]
+        return int(self.proc.returncode)
+
+
+def start_ivr(home: Path, workdir: Path, *args: str, port: int | None = None) -> Ivr:
+    port = port or free_port()
+    db = workdir / f"ivr-{port}.sqlite3"
+    log = workdir / f"ivr-{port}.log"
+    env = {**os.environ, "IVR_HOME": str(home)}
+    out = log.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr", "serve", "--port", str(port), "--db", str(db), *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if "ready on" in log.read_text(errors="replace"):
+            return Ivr(proc, port, db, log, out)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(5)
+    out.close()
+    raise AssertionError("ivr serve did not start:\n" + log.read_text(errors="replace"))
+
+
+# --- SIPp scenarios ---------------------------------------------------------------------------
+SDP = """v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP {formats}
+{rtpmaps}a=ptime:20
+"""
+CODECS = {"PCMU": "a=rtpmap:0 PCMU/8000\n", "PCMA": "a=rtpmap:8 PCMA/8000\n"}
+EVENTS = "a=rtpmap:101 telephone-event/8000\na=fmtp:101 0-15\n"
+
+
+def sdp(codec: str = "PCMU", events: bool = True) -> str:
+    pt = "0" if codec == "PCMU" else "8"
+    return SDP.format(
+        formats=f"{pt} 101" if events else pt,
+        rtpmaps=CODECS[codec] + (EVENTS if events else ""),
+    )
+
+
+HEAD = """      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "Caller" <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:ivr@[remote_ip]:[remote_port]>{to_tag}
+      Call-ID: [call_id]
+      CSeq: {cseq}
+      Contact: <sip:{caller}@[local_ip]:[local_port]>
+      Max-Forwards: 70
+{extra}"""
+
+
+def _msg(
+    start: str, cseq: str, caller: str, body: str = "", to_tag: str = "", extra: str = ""
+) -> str:
+    body = "\n".join("      " + line for line in body.splitlines())
+    ctype = "      Content-Type: application/sdp\n" if body else ""
+    head = HEAD.format(caller=caller, cseq=cseq, to_tag=to_tag, extra=extra)
+    return (
+        f"    <![CDATA[\n      {start}\n{head}{ctype}      Content-Length: [len]\n\n{body}\n    ]]>"
+    )
+
+
+@dataclass
+class Scenario:
+    """A SIPp caller scenario, built step by step."""
+
+    caller: str = "13800138000"
+    steps: list[str] = field(default_factory=list)
+    cseq: int = 1
+
+    def invite(
+        self, codec: str = "PCMU", events: bool = True, extra: str = "", expect_200: str = ""
+    ) -> Scenario:
+        msg = _msg(
+            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
+            "1 INVITE",
+            self.caller,
+            sdp(codec, events),
+            extra=extra,
+        )
+        self.steps.append(f'  <send retrans="500">\n{msg}\n  </send>')
+        self.steps.append('  <recv response="100" optional="true"/>')
+        self.steps.append('  <recv response="180" optional="true"/>')
+        self.steps.append(f'  <recv response="200" rtd="true" rrs="true">{expect_200}</recv>')
+        self.steps.append(self._ack("1"))
+        return self
+
+    def _ack(self, seq: str) -> str:
+        msg = _msg(
+            "ACK [next_url] SIP/2.0",
+            f"{seq} ACK",
+            self.caller,
+            to_tag="[peer_tag_param]",
+            extra="[routes]\n" if False else "",
+        )
+        return f"  <send>\n{msg}\n  </send>"
+
+    def keys(self, keys: str, pause_ms: int = 2500) -> Scenario:
+        for key in keys:
+            self.pause(pause_ms)
+            self.steps.append(
+                f'  <nop><action><exec play_pcap_audio="{SIPP_DATA / KEY_PCAP[key]}"/>'
+                "</action></nop>"
+            )
+        return self
+
+    def pause(self, ms: int) -> Scenario:
+        self.steps.append(f'  <pause milliseconds="{ms}"/>')
+        return self
+
+    def audio(self, ulaw_file: Path) -> Scenario:
+        self.steps.append(f'  <nop><action><exec rtp_stream="{ulaw_file},-1,0"/></action></nop>')
+        return self
+
+    def reinvite(self) -> Scenario:
+        self.cseq += 1
+        msg = _msg(
+            "INVITE [next_url] SIP/2.0",
+            f"{self.cseq} INVITE",
+            self.caller,
+            sdp(),
+            to_tag="[peer_tag_param]",
+        )
+        self.steps.append(f'  <send retrans="500">\n{msg}\n  </send>')
+        self.steps.append('  <recv response="100" optional="true"/>')
+        self.steps.append('  <recv response="200"/>')
+        self.steps.append(self._ack(str(self.cseq)))
+        return self
+
+    def bye(self) -> Scenario:
+        self.cseq += 1
+        msg = _msg(
+            "BYE [next_url] SIP/2.0", f"{self.cseq} BYE", self.caller, to_tag="[peer_tag_param]"
+        )
+        self.steps.append(f'  <send retrans="500">\n{msg}\n  </send>')
+        self.steps.append('  <recv response="200"/>')
+        return self
+
+    def wait_bye(self, timeout_ms: int = 90000, answer: bool = True, check: str = "") -> Scenario:
+        self.steps.append(f'  <recv request="BYE" timeout="{timeout_ms}">{check}</recv>')
+        if answer:
+            self.steps.append(OK_TO_LAST)
+        return self
+
+    def xml(self, name: str = "ivr test") -> str:
+        return (
+            '<?xml version="1.0" encoding="ISO-8859-1" ?>\n'
+            f'<scenario name="{name}">\n' + "\n".join(self.steps) + "\n</scenario>\n"
+        )
+
+
+OK_TO_LAST = """  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>"""
+
+
+def run_sipp(
+    scenario: str,
+    ivr_port: int,
+    workdir: Path,
+    *,
+    calls: int = 1,
+    rate: int = 1,
+    limit: int | None = None,
+    timeout: float = 150.0,
+) -> subprocess.CompletedProcess[str]:
+    name = uuid.uuid4().hex[:8]
+    path = workdir / f"scenario-{name}.xml"
+    path.write_text(scenario)
+    cmd = [
+        "sipp",
+        f"127.0.0.1:{ivr_port}",
+        "-sf",
+        str(path),
+        "-m",
+        str(calls),
+        "-r",
+        str(rate),
+        "-l",
+        str(limit or calls),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(free_port()),
+        "-mp",
+        str(free_port()),
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-nostdin",
+        "-trace_err",
+        "-error_file",
+        str(workdir / f"sipp-{name}.err"),
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout + 30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate(5)
+    errors = workdir / f"sipp-{name}.err"
+    if errors.exists():
+        err += errors.read_text(errors="replace")[-4000:]
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+# --- a raw UDP client for exact and hostile messages ------------------------------------------
+class RawSip:
+    """A UDP socket that sends SIP text as written and collects what comes back."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def send(self, text: str | bytes, port: int) -> None:
+        data = text.encode() if isinstance(text, str) else text
+        self.sock.sendto(data, ("127.0.0.1", port))
+
+    def recv_all(self, wait: float = 1.5) -> list[str]:
+        out: list[str] = []
+        deadline = time.monotonic() + wait
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return out
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65535)
+            except TimeoutError:
+                return out
+            out.append(data.decode(errors="replace"))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def request(
+    method: str,
+    port: int,
+    client: RawSip,
+    *,
+    call_id: str,
+    branch: str,
+    cseq: int = 1,
+    body: str = "",
+    extra: str = "",
+    to_tag: str = "",
+    from_tag: str = "raw1",
+    uri: str | None = None,
+) -> str:
+    uri = uri or f"sip:ivr@127.0.0.1:{port}"
+    lines = [
+        f"{method} {uri} SIP/2.0",
+        f"Via: SIP/2.0/UDP 127.0.0.1:{client.port};branch={branch};rport",
+        f"From: <sip:13800138000@127.0.0.1:{client.port}>;tag={from_tag}",
+        f"To: <sip:ivr@127.0.0.1:{port}>{';tag=' + to_tag if to_tag else ''}",
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} {method}",
+        f"Contact: <sip:13800138000@127.0.0.1:{client.port}>",
+        "Max-Forwards: 70",
+    ]
+    if extra:
+        lines.append(extra.rstrip("\r\n"))
+    if body:
+        lines.append("Content-Type: application/sdp")
+    lines.append(f"Content-Length: {len(body.encode())}")
+    return "\r\n".join(lines) + "\r\n\r\n" + body
+
+
+def raw_sdp(rtp_port: int, formats: str = "0 101", rtpmap: str = "") -> str:
+    rtpmap = rtpmap or (
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+    )
+    return (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio {rtp_port} RTP/AVP {formats}\r\n{rtpmap}a=ptime:20\r\n"
+    )
+
+
+def status_of(message: str) -> int | None:
+    m = re.match(r"SIP/2\.0 (\d{3})", message)
+    return int(m.group(1)) if m else None
+
+
+def header(message: str, name: str) -> list[str]:
+    return re.findall(rf"^{name}:\s*(.*?)\r?$", message, re.MULTILINE | re.IGNORECASE)

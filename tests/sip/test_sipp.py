@@ -1,0 +1,105 @@
+"""`ivr serve` against SIPp: whole calls by RFC 4733 keys, hang-ups, CANCEL, re-INVITE."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.sip.peers import Ivr, Scenario, run_sipp, start_ivr
+
+FIXTURES = """fixtures:
+  accounts: [{phone: "13800138000", name: "Wang Fang"}]
+  verification_code: "482913"
+"""
+# main menu 1, caller ID yes, code, code read back yes, 4 steps done, logged in yes, nothing else
+RECOVERY_KEYS = "11" + "482913" + "1" + "1111" + "1" + "2"
+
+
+@pytest.fixture
+def ivr(ivr_home: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    fixtures = tmp_path / "fixtures.yaml"
+    fixtures.write_text(FIXTURES)
+    server = start_ivr(ivr_home, tmp_path, "--fixtures", str(fixtures))
+    yield server
+    server.stop()
+
+
+def turns(ivr: Ivr, call_id: str) -> list[tuple[str, str, str | None]]:
+    import sqlite3
+
+    conn = sqlite3.connect(ivr.db)
+    try:
+        return list(
+            conn.execute(
+                "SELECT ask, mode, value FROM turns WHERE call_id = ? ORDER BY seq", (call_id,)
+            )
+        )
+    finally:
+        conn.close()
+
+
+def test_account_recovery_by_keys(ivr: Ivr, tmp_path: Path) -> None:
+    scenario = Scenario().invite().keys(RECOVERY_KEYS).wait_bye()
+    result = run_sipp(scenario.xml(), ivr.port, tmp_path)
+    assert result.returncode == 0, result.stderr
+    (call,) = ivr.wait_records(1)
+    assert call["outcome"] == "resolved" and call["channel"] == "sip"
+    assert call["caller_masked"] == "*******8000"
+    states = json.loads(call["states"])
+    assert states[-1] == "goodbye" and "reset_password" in states
+    modes = {mode for _, mode, _ in turns(ivr, call["id"])}
+    assert modes == {"dtmf"}
+    # the code never reaches the record in clear
+    assert all(value != "482913" for _, _, value in turns(ivr, call["id"]))
+
+
+def test_caller_hangs_up_midway(ivr: Ivr, tmp_path: Path) -> None:
+    scenario = Scenario().invite().keys("11").pause(6000).bye()
+    result = run_sipp(scenario.xml(), ivr.port, tmp_path)
+    assert result.returncode == 0, result.stderr
+    (call,) = ivr.wait_records(1)
+    assert call["outcome"] == "abandoned" and call["ended_at"] is not None
+    asks = [ask for ask, _, _ in turns(ivr, call["id"])]
+    assert asks[:2] == ["main_menu", "confirm_caller_id"]
+    assert json.loads(call["states"])[:4] == [
+        "welcome",
+        "main_menu",
+        "recovery_start",
+        "confirm_caller_id",
+    ]
+
+
+def test_cancel_before_answer(ivr: Ivr, tmp_path: Path) -> None:
+    from tests.sip.peers import RawSip, raw_sdp, request, status_of
+
+    client = RawSip()
+    try:
+        invite = request(
+            "INVITE", ivr.port, client, call_id="cancel-1", branch="z9hG4bKc1", body=raw_sdp(40000)
+        )
+        client.send(invite, ivr.port)
+        first = client.recv_all(0.3)
+        assert 100 in [status_of(m) for m in first] or 180 in [status_of(m) for m in first]
+        cancel = request("CANCEL", ivr.port, client, call_id="cancel-1", branch="z9hG4bKc1")
+        client.send(cancel, ivr.port)
+        replies = [status_of(m) for m in client.recv_all(2.0)]
+        assert 200 in replies and 487 in replies  # CANCEL answered, INVITE terminated
+        assert not any(
+            s == 200 and "INVITE" in m
+            for s, m in zip(replies, replies, strict=True)
+            if isinstance(m, str)
+        )
+    finally:
+        client.close()
+    (call,) = ivr.wait_records(1, timeout=20)
+    assert call["outcome"] == "abandoned"
+
+
+def test_reinvite_keeps_the_call(ivr: Ivr, tmp_path: Path) -> None:
+    scenario = Scenario().invite().keys("11").pause(2000).reinvite().keys(RECOVERY_KEYS[2:])
+    result = run_sipp(scenario.wait_bye().xml(), ivr.port, tmp_path)
+    assert result.returncode == 0, result.stderr
+    (call,) = ivr.wait_records(1)
+    assert call["outcome"] == "resolved"
