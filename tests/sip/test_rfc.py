@@ -4,6 +4,7 @@ RTP every 20 ms while the IVR only listens, G.711 against the reference, bad inp
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 import time
@@ -166,8 +167,8 @@ def test_rtp_flows_every_20_ms_while_listening(ivr: Ivr) -> None:
     headers = [struct.unpack("!BBHI", data[:8]) for _, data in packets]
     seqs = [h[2] for h in headers]
     stamps = [h[3] for h in headers]
-    assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
-    assert all((b - a) % 2**32 == 160 for a, b in zip(stamps, stamps[1:], strict=False))
+    assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(seqs))
+    assert all((b - a) % 2**32 == 160 for a, b in itertools.pairwise(stamps))
     gaps = np.diff([t for t, _ in packets])
     assert np.median(gaps) == pytest.approx(0.02, abs=0.004)
     # while the IVR listens (8 s before the first reprompt) it still sends: silence packets
