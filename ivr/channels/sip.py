@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 
 from ivr.channels.base import Channel, ChannelEvent, HangUp
-from ivr.channels.sip_stack import RATE, Leg
+from ivr.channels.sip_stack import Leg
 from ivr.speech.audio import Audio
 
 RECEIVE_TIMEOUT_S = 2.0  # frames arrive every 20 ms; two seconds of nothing means the line died
@@ -13,11 +13,11 @@ RECEIVE_TIMEOUT_S = 2.0  # frames arrive every 20 ms; two seconds of nothing mea
 
 class SipChannel(Channel):
     name = "sip"
-    sample_rate = RATE
 
     def __init__(self, leg: Leg, agent_uri: str | None = None) -> None:
         self.leg = leg
         self.agent_uri = agent_uri
+        self.sample_rate = leg.rate  # 8 kHz for G.711, 16 kHz for G.722
         self.caller_id = leg.caller
         self.dialed = leg.dialled
         self._hung_up = False
@@ -35,7 +35,7 @@ class SipChannel(Channel):
         return event
 
     def play(self, audio: Audio) -> None:
-        self.leg.play(audio.to_rate(RATE).samples)
+        self.leg.play(audio.to_rate(self.sample_rate).samples)
 
     def stop_playback(self) -> None:
         self.leg.stop_playback()

@@ -37,6 +37,7 @@ from typing import Any, Final
 import numpy as np
 from aiortp import RTPSession
 from aiortp.codecs.base import Codec as RtpCodec
+from aiortp.codecs.g722 import G722Codec
 from aiortp.dtmf import DtmfEvent
 from aiortp.port_allocator import PortAllocator
 from aiosipua import (
@@ -64,7 +65,9 @@ TICK_S: Final = 0.02
 T1: Final = 0.5
 T2: Final = 4.0
 TIMER_B: Final = 64 * T1
-MAX_RX_BUFFER: Final = FRAME * 10  # 200 ms: older audio is dropped (peer clock drift)
+MAX_RX_MS: Final = 200  # older received audio is dropped (peer clock drift)
+# payload type -> (codec, audio rate); G.722 first: wideband is recognised far better
+CODECS: Final = {9: ("G722", 16000), 0: ("PCMU", RATE), 8: ("PCMA", RATE)}
 USER_AGENT: Final = "ivr"
 _DIGITS: Final = re.compile(r"\d+")
 
@@ -140,6 +143,7 @@ class Leg:
     codec: str
     telephone_events: bool
     endpoint: Endpoint = field(repr=False)
+    rate: int = RATE
     events: queue.Queue[ChannelEvent] = field(default_factory=queue.Queue, repr=False)
     ended: threading.Event = field(default_factory=threading.Event, repr=False)
     end_reason: str | None = None
@@ -156,8 +160,13 @@ class Leg:
     _refer_waiter: asyncio.Future[int] | None = field(default=None, repr=False)
 
     # --- the application side (any thread) ---------------------------------------------
+    @property
+    def frame(self) -> int:
+        return self.rate // 50
+
     def play(self, samples: np.ndarray) -> None:
-        frames = [samples[i : i + FRAME] for i in range(0, len(samples), FRAME)]
+        n = self.frame
+        frames = [samples[i : i + n] for i in range(0, len(samples), n)]
         with self._tx_lock:
             self._tx.clear()
             self._tx.extend(frames)
@@ -188,8 +197,9 @@ class Leg:
     def _tick(self) -> None:
         with self._tx_lock:
             out = self._tx.popleft() if self._tx else None
-        if out is None or len(out) < FRAME:
-            pad = np.zeros(FRAME, dtype=np.int16)
+        n = self.frame
+        if out is None or len(out) < n:
+            pad = np.zeros(n, dtype=np.int16)
             if out is not None:
                 pad[: len(out)] = out
             out = pad
@@ -197,14 +207,14 @@ class Leg:
             # silence is sent too: peers and PBXs close calls whose RTP stops
             payload = self._rtp.codec.encode(out.astype("<i2").tobytes())
             self._rtp.send_audio(payload, self._timestamp)
-            self._timestamp = (self._timestamp + FRAME) & 0xFFFFFFFF
+            self._timestamp = (self._timestamp + FRAME) & 0xFFFFFFFF  # 8 kHz clock, G.722 too
             self.tx_frames += 1
-        if len(self._rx) >= FRAME * 2:
-            frame = np.frombuffer(bytes(self._rx[: FRAME * 2]), dtype="<i2").astype(np.int16)
-            del self._rx[: FRAME * 2]
+        if len(self._rx) >= n * 2:
+            frame = np.frombuffer(bytes(self._rx[: n * 2]), dtype="<i2").astype(np.int16)
+            del self._rx[: n * 2]
             self.rx_frames += 1
         else:
-            frame = np.zeros(FRAME, dtype=np.int16)
+            frame = np.zeros(n, dtype=np.int16)
             self.rx_underruns += 1
         if self._tones is not None:
             key = self._tones.push(frame)
@@ -214,8 +224,9 @@ class Leg:
 
     def _on_audio(self, pcm: bytes, _timestamp: int) -> None:
         self._rx.extend(pcm)
-        if len(self._rx) > MAX_RX_BUFFER * 2:
-            del self._rx[: len(self._rx) - MAX_RX_BUFFER * 2]
+        limit = self.rate * MAX_RX_MS // 1000 * 2
+        if len(self._rx) > limit:
+            del self._rx[: len(self._rx) - limit]
 
 
 class KeyEvents:
@@ -243,6 +254,21 @@ class KeyEvents:
             self._ended = True
             if event.digit in "0123456789*#":
                 self.on_key(event.digit)
+
+
+def choose_codec(offer: Any) -> int:
+    """The payload type to answer with: G.722 when offered, else the first of PCMU/PCMA."""
+    audio = next((m for m in offer.media if m.media == "audio" and m.port), None)
+    if audio is None:
+        raise SdpNegotiationError("the offer has no audio stream")
+    offered = [c.payload_type for c in audio.codecs]
+    if 9 in offered:
+        return 9
+    for pt in offered:
+        if pt in (0, 8):
+            return pt
+    names = [c.encoding_name or str(c.payload_type) for c in audio.codecs]
+    raise SdpNegotiationError(f"no common codec: offered {names}; we take G722, PCMU, PCMA")
 
 
 class _Udp(UdpSipTransport):
@@ -431,7 +457,7 @@ class Endpoint:
             call.reject(488, "Not Acceptable Here")  # no offer: we do not do late offers
             return
         try:
-            answer_probe, pt = negotiate_sdp(call.sdp_offer, self.config.host, 0)
+            pt = choose_codec(call.sdp_offer)
         except (SdpNegotiationError, ValueError) as exc:
             log.warning("INVITE %s: no usable audio offer: %s", request.call_id, exc)
             call.reject(488, "Not Acceptable Here")
@@ -449,7 +475,7 @@ class Endpoint:
             ),
             None,
         )
-        codec = "PCMU" if pt == 0 else "PCMA"
+        codec, rate = CODECS[pt]
         leg = Leg(
             call_id=request.call_id or "",
             caller=caller_number(request),
@@ -458,6 +484,7 @@ class Endpoint:
             codec=codec,
             telephone_events=events is not None,
             endpoint=self,
+            rate=rate,
         )
         if not self.on_call(leg):
             call.reject(486, "Busy Here")
@@ -478,7 +505,7 @@ class Endpoint:
                 local_addr=(self.config.host, 0),
                 remote_addr=(remote_ip.address, offer_audio.port),
                 payload_type=pt,
-                codec=G711(codec),
+                codec=G711(codec) if codec != "G722" else G722Codec(),
                 dtmf_payload_type=events if events is not None else 101,
                 jitter_prefetch=2,
                 port_allocator=self._ports,
@@ -491,15 +518,18 @@ class Endpoint:
             return
         port = int(rtp._allocated_rtp_port or 0)
         answer, _ = negotiate_sdp(
-            call.sdp_offer, self.config.host, port, dtmf_payload_type=events or 101
+            call.sdp_offer,
+            self.config.host,
+            port,
+            supported_codecs=[pt],
+            dtmf_payload_type=events or 101,
         )
-        del answer_probe
         rtp.on_audio = leg._on_audio
         # our own key decoder in place of the library's, which drops repeated keys
         rtp._dtmf_receiver = KeyEvents(lambda key: leg.events.put(Key(key)))  # type: ignore[assignment]
         leg._rtp = rtp
         leg._call = call
-        leg._tones = None if leg.telephone_events else ToneDetector(RATE)
+        leg._tones = None if leg.telephone_events else ToneDetector(rate)
         self.legs[leg.call_id] = leg
         call.accept(answer)
         log.info(
@@ -523,7 +553,7 @@ class Endpoint:
                 call.sdp_offer,
                 self.config.host,
                 leg._rtp._allocated_rtp_port,
-                supported_codecs=[0 if leg.codec == "PCMU" else 8],
+                supported_codecs=[next(pt for pt, (c, _) in CODECS.items() if c == leg.codec)],
                 dtmf_payload_type=101,
             )
         except (SdpNegotiationError, StopIteration, ValueError) as exc:

@@ -384,3 +384,97 @@ def status_of(message: str) -> int | None:
 
 def header(message: str, name: str) -> list[str]:
     return re.findall(rf"^{name}:\s*(.*?)\r?$", message, re.MULTILINE | re.IGNORECASE)
+
+
+# --- baresip as a phone ------------------------------------------------------------------------
+BARESIP_CONFIG = """poll_method epoll
+sip_listen 127.0.0.1:{port}
+net_interface 127.0.0.1
+audio_player aufile,{dir}/player.wav
+audio_source {source}
+audio_alert aufile,/dev/null
+ausrc_srate 16000
+auplay_srate 16000
+module_path /usr/lib/baresip/modules
+module g711.so
+module g722.so
+module aufile.so
+module ausine.so
+module sndfile.so
+module menu.so
+module account.so
+snd_path {dir}/rec
+{extra}"""
+
+
+@dataclass
+class Baresip:
+    """A baresip phone with its own configuration folder; records what it hears."""
+
+    folder: Path
+    port: int
+    proc: subprocess.Popen[str] | None = None
+    log: Path | None = None
+    _out: object = None
+
+    @classmethod
+    def make(
+        cls,
+        folder: Path,
+        source: str,
+        *,
+        codecs: str = "G722/16000/1,PCMU/8000/1",
+        answer: bool = False,
+        user: str = "caller",
+    ) -> Baresip:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "rec").mkdir(exist_ok=True)
+        port = free_port()
+        extra = "answermode auto\n" if answer else ""
+        (folder / "config").write_text(
+            BARESIP_CONFIG.format(port=port, dir=folder, source=source, extra=extra)
+        )
+        (folder / "accounts").write_text(
+            f"<sip:{user}@127.0.0.1:{port}>;regint=0;audio_codecs={codecs}"
+            + (";answermode=auto" if answer else "")
+            + "\n"
+        )
+        return cls(folder, port)
+
+    def start(self, *commands: str, seconds: int = 120) -> None:
+        self.log = self.folder / "baresip.log"
+        args = ["baresip", "-f", str(self.folder), "-t", str(seconds)]
+        for command in commands:
+            args += ["-e", command]
+        self._out = self.log.open("w")
+        self.proc = subprocess.Popen(
+            args,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            cwd=self.folder,
+        )
+
+    def wait(self, timeout: float) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout)
+        self.stop()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self._out is not None:
+            self._out.close()  # type: ignore[attr-defined]
+            self._out = None
+
+    def heard(self) -> Path:
+        dumps = sorted((self.folder / "rec").glob("dump-*-dec.wav"))
+        assert dumps, (self.log.read_text(errors="replace") if self.log else "no log")[-3000:]
+        return dumps[-1]
