@@ -66,6 +66,16 @@ class Ivr:
             + self.log.read_text(errors="replace")[-3000:]
         )
 
+    def wait_log(self, text: str, timeout: float, count: int = 1) -> None:
+        """Wait until the server's log holds ``text`` (``count`` times)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log.read_text(errors="replace").count(text) >= count:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{text!r} not logged within {timeout} s:\n"
+                             + self.log.read_text(errors="replace")[-3000:])
+
     def stop(self, timeout: float = 40.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
