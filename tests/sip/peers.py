@@ -164,6 +164,11 @@ class Scenario:
     caller: str = "13800138000"
     steps: list[str] = field(default_factory=list)
     cseq: int = 1
+    proxied: bool = False  # through a proxy: in-dialog requests carry its Route headers
+
+    @property
+    def _routes(self) -> str:
+        return "      [routes]\n" if self.proxied else ""
 
     def invite(
         self, codec: str = "PCMU", events: bool = True, extra: str = "", expect_200: str = ""
@@ -188,7 +193,7 @@ class Scenario:
             f"{seq} ACK",
             self.caller,
             to_tag="[peer_tag_param]",
-            extra="[routes]\n" if False else "",
+            extra=self._routes,
         )
         return f"  <send>\n{msg}\n  </send>"
 
@@ -217,6 +222,7 @@ class Scenario:
             self.caller,
             sdp(),
             to_tag="[peer_tag_param]",
+            extra=self._routes,
         )
         self.steps.append(f'  <send retrans="500">\n{msg}\n  </send>')
         self.steps.append('  <recv response="100" optional="true"/>')
@@ -227,7 +233,8 @@ class Scenario:
     def bye(self) -> Scenario:
         self.cseq += 1
         msg = _msg(
-            "BYE [next_url] SIP/2.0", f"{self.cseq} BYE", self.caller, to_tag="[peer_tag_param]"
+            "BYE [next_url] SIP/2.0", f"{self.cseq} BYE", self.caller, to_tag="[peer_tag_param]",
+            extra=self._routes,
         )
         self.steps.append(f'  <send retrans="500">\n{msg}\n  </send>')
         self.steps.append('  <recv response="200"/>')
