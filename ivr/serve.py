@@ -147,7 +147,11 @@ class Server:
         channel = SipChannel(leg, agent_uri=self.options.agent_uri)
         tape = CallTape(channel) if self.options.record_dir is not None else None
         try:
-            result = self.runtime.run_call(tape or channel, fixed_code=self.fixed_code)
+            result = self.runtime.run_call(
+                tape or channel,
+                fixed_code=self.fixed_code,
+                observer=tape.observe if tape is not None else None,
+            )
         except Exception:  # the call's own boundary already records; this is the last net
             log.exception("[%s] call thread failed", leg.call_id)
             channel.hang_up()

@@ -1,9 +1,10 @@
 """Recording a real call as a test call (`ivr serve --record DIR`): the same format QA replays.
 
 A tape wraps the call's channel. Whatever the caller sends from the moment the IVR starts
-listening for an ask until it asks the next one is that ask's turn: keys become a ``dtmf``
-turn, speech is written to ``turns/NN.wav`` (trimmed to the voice) and becomes an ``audio``
-turn, nothing becomes ``silence``, a hang-up ``hangup``.
+listening for an ask until that turn is recorded is the ask's turn; keys typed ahead (over
+a prompt) go to the next turn. Keys become a ``dtmf`` turn, speech is written to
+``turns/NN.wav`` (trimmed to the voice) and becomes an ``audio`` turn, nothing becomes
+``silence``, a hang-up ``hangup``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class CallTape(Channel):
         self.dialed = inner.dialed
         self.turns: list[_Turn] = []
         self._current: _Turn | None = None
+        self._ahead = ""  # keys typed while no turn was open
 
     # recording
     def receive(self) -> ChannelEvent:
@@ -56,14 +58,21 @@ class CallTape(Channel):
                 turn.keys += event.key
             elif isinstance(event, HangUp):
                 turn.hangup = True
+        elif isinstance(event, Key):
+            self._ahead += event.key
         return event
 
+    def observe(self, kind: str, _data: dict[str, Any]) -> None:
+        """The call's observer: a recorded turn closes the tape's turn."""
+        if kind == "turn":
+            self._current = None
+
     def asking(self, ask: str) -> None:
-        self._current = None
         self.inner.asking(ask)
 
     def listening(self, ask: str) -> None:
-        self._current = _Turn(ask)
+        self._current = _Turn(ask, keys=self._ahead)
+        self._ahead = ""
         self.turns.append(self._current)
         self.inner.listening(ask)
 

@@ -73,8 +73,10 @@ class Ivr:
             if self.log.read_text(errors="replace").count(text) >= count:
                 return
             time.sleep(0.2)
-        raise AssertionError(f"{text!r} not logged within {timeout} s:\n"
-                             + self.log.read_text(errors="replace")[-3000:])
+        raise AssertionError(
+            f"{text!r} not logged within {timeout} s:\n"
+            + self.log.read_text(errors="replace")[-3000:]
+        )
 
     def stop(self, timeout: float = 40.0) -> int:
         if self.proc.poll() is None:
@@ -197,7 +199,7 @@ class Scenario:
         )
         return f"  <send>\n{msg}\n  </send>"
 
-    def keys(self, keys: str, pause_ms: int = 2500) -> Scenario:
+    def keys(self, keys: str, pause_ms: int = 1500) -> Scenario:
         for key in keys:
             self.pause(pause_ms)
             self.steps.append(
@@ -233,7 +235,10 @@ class Scenario:
     def bye(self) -> Scenario:
         self.cseq += 1
         msg = _msg(
-            "BYE [next_url] SIP/2.0", f"{self.cseq} BYE", self.caller, to_tag="[peer_tag_param]",
+            "BYE [next_url] SIP/2.0",
+            f"{self.cseq} BYE",
+            self.caller,
+            to_tag="[peer_tag_param]",
             extra=self._routes,
         )
         self.steps.append(f'  <send retrans="500">\n{msg}\n  </send>')

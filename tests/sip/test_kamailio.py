@@ -23,14 +23,32 @@ def start_kamailio(tmp_path: Path, ivr_ports: list[int]) -> tuple[subprocess.Pop
     listing = tmp_path / "dispatcher.list"
     listing.write_text("".join(f"1 sip:127.0.0.1:{p}\n" for p in ivr_ports))
     cfg = (REPO / "deploy" / "kamailio" / "kamailio.cfg").read_text()
-    cfg = (cfg.replace("@LISTEN@", f"127.0.0.1:{port}").replace("@MPATH@", str(mpath))
-           .replace("@LIST@", str(listing)))
+    cfg = (
+        cfg.replace("@LISTEN@", f"127.0.0.1:{port}")
+        .replace("@MPATH@", str(mpath))
+        .replace("@LIST@", str(listing))
+    )
     (tmp_path / "kamailio.cfg").write_text(cfg)
     log = (tmp_path / "kamailio.log").open("w")
     proc = subprocess.Popen(
-        ["kamailio", "-DD", "-E", "-f", str(tmp_path / "kamailio.cfg"), "-m", "64", "-M", "8",
-         "-P", str(tmp_path / "kamailio.pid"), "-Y", str(tmp_path)],
-        stdout=log, stderr=subprocess.STDOUT, text=True,
+        [
+            "kamailio",
+            "-DD",
+            "-E",
+            "-f",
+            str(tmp_path / "kamailio.cfg"),
+            "-m",
+            "64",
+            "-M",
+            "8",
+            "-P",
+            str(tmp_path / "kamailio.pid"),
+            "-Y",
+            str(tmp_path),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     log.close()
     probe = RawSip()
@@ -39,8 +57,16 @@ def start_kamailio(tmp_path: Path, ivr_ports: list[int]) -> tuple[subprocess.Pop
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
-            probe.send(request("OPTIONS", port, probe, call_id=f"p{time.time()}",
-                               branch=f"z9hG4bKp{time.time_ns()}"), port)
+            probe.send(
+                request(
+                    "OPTIONS",
+                    port,
+                    probe,
+                    call_id=f"p{time.time()}",
+                    branch=f"z9hG4bKp{time.time_ns()}",
+                ),
+                port,
+            )
             if 200 in [status_of(m) for m in probe.recv_all(0.5)]:
                 return proc, port
     finally:

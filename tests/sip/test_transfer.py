@@ -28,10 +28,12 @@ def tone_level(samples: np.ndarray, rate: int, hz: float) -> float:
 
 def test_caller_reaches_the_agent_phone(ivr_home: Path, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     t = np.arange(RATE * 120) / RATE
-    write_wav(tmp_path / "agent.wav", (np.sin(2 * np.pi * AGENT_TONE * t) * 6000).astype(np.int16),
-              RATE)
-    agent = Baresip.make(tmp_path / "agent", f"aufile,{tmp_path / 'agent.wav'}", answer=True,
-                         user="agents")
+    write_wav(
+        tmp_path / "agent.wav", (np.sin(2 * np.pi * AGENT_TONE * t) * 6000).astype(np.int16), RATE
+    )
+    agent = Baresip.make(
+        tmp_path / "agent", f"aufile,{tmp_path / 'agent.wav'}", answer=True, user="agents"
+    )
     agent.start(seconds=150)
     server = start_ivr(ivr_home, tmp_path, "--agent", f"sip:agents@127.0.0.1:{agent.port}")
     try:
@@ -46,8 +48,9 @@ def test_caller_reaches_the_agent_phone(ivr_home: Path, settings, tmp_path: Path
         # the caller's phone sends a tone once the transfer prompt is over, for the agent to hear
         pause = np.zeros(RATE * 14, np.int16)
         write_wav(tmp_path / "caller.wav", np.concatenate([speech, pause, tone]), RATE)
-        caller = Baresip.make(tmp_path / "caller", f"aufile,{tmp_path / 'caller.wav'}",
-                              user="13800138000")
+        caller = Baresip.make(
+            tmp_path / "caller", f"aufile,{tmp_path / 'caller.wav'}", user="13800138000"
+        )
         caller.start(f"/dial sip:ivr@127.0.0.1:{server.port}", seconds=int(words_end) + 60)
         caller.wait(words_end + 75)
         (call,) = server.wait_records(1, timeout=30)
@@ -85,8 +88,12 @@ def test_no_agent_answers(ivr_home: Path, settings, tmp_path: Path) -> None:  # 
         server.stop()
     assert call["outcome"] == "transferred"
     conn = sqlite3.connect(server.db)
-    said = " ".join(r[0] for r in conn.execute(
-        "SELECT text FROM transcript WHERE call_id = ? AND speaker = 'ivr'", (call["id"],)))
+    said = " ".join(
+        r[0]
+        for r in conn.execute(
+            "SELECT text FROM transcript WHERE call_id = ? AND speaker = 'ivr'", (call["id"],)
+        )
+    )
     assert "All our agents are busy right now" in said
     (status,) = conn.execute("SELECT status FROM agent_queue WHERE call_id = ?", (call["id"],))
     assert status == ("waiting",)

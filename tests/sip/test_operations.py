@@ -1,0 +1,110 @@
+"""Operating `ivr serve`: SIGTERM with calls in progress, `ivr calls list`, recorded calls
+that replay as test calls, one JSON log line per call with the caller masked."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.sip.peers import Scenario, run_sipp, start_ivr
+from tests.sip.test_sipp import FIXTURES, RECOVERY_KEYS
+
+
+def test_sigterm_ends_calls_cleanly(ivr_home: Path, tmp_path: Path) -> None:
+    server = start_ivr(ivr_home, tmp_path, "--grace", "1")
+    scenario = Scenario().invite().pause(60000).bye()  # a caller who would stay a minute
+    path = tmp_path / "long.xml"
+    path.write_text(scenario.xml())
+    sipp = subprocess.Popen(
+        [
+            "sipp",
+            f"127.0.0.1:{server.port}",
+            "-sf",
+            str(path),
+            "-m",
+            "2",
+            "-r",
+            "2",
+            "-l",
+            "2",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-timeout",
+            "90s",
+            "-nostdin",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        server.wait_records(2, timeout=20, finished=False)
+        time.sleep(2)
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(30) == 0
+    finally:
+        sipp.kill()
+        sipp.wait(5)
+        server.stop()
+    rows = server.records()
+    assert len(rows) == 2
+    for row in rows:  # each record complete, the calls ended by us (the caller did not hang up)
+        assert row["ended_at"] is not None and row["outcome"] == "abandoned"
+    log = server.log.read_text()
+    assert "shutting down" in log and "stopped after 2 calls" in log
+
+
+def test_recorded_call_replays_and_shows_in_calls_list(ivr_home: Path, tmp_path: Path) -> None:
+    fixtures = tmp_path / "fixtures.yaml"
+    fixtures.write_text(FIXTURES)
+    record = tmp_path / "recorded"
+    server = start_ivr(ivr_home, tmp_path, "--fixtures", str(fixtures), "--record", str(record))
+    try:
+        result = run_sipp(
+            Scenario().invite().keys(RECOVERY_KEYS).wait_bye().xml(), server.port, tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        server.wait_log('"event": "call_ended"', 30)
+    finally:
+        server.stop()
+    env = {**os.environ, "IVR_HOME": str(ivr_home)}
+    listed = subprocess.run(
+        [sys.executable, "-m", "ivr", "calls", "list", "--json", "--db", str(server.db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
+    (call,) = json.loads(listed.stdout)
+    assert call["channel"] == "sip" and call["outcome"] == "resolved"
+    assert call["caller"] == "*******8000"
+    # the JSON log line of the call: masked caller, states, outcome; never the full number
+    line = next(
+        json.loads(x.split("ivr.serve: ", 1)[1])
+        for x in server.log.read_text().splitlines()
+        if '"call_ended"' in x
+    )
+    assert line["caller"] == "*******8000" and line["outcome"] == "resolved"
+    assert "13800138000" not in server.log.read_text() and "482913" not in server.log.read_text()
+    # the recorded call is a test call: replayed through the scripted channel, same outcome
+    (folder,) = list(record.iterdir())
+    text = (folder / "call.yaml").read_text()
+    (folder / "call.yaml").write_text(text.replace("turns:", FIXTURES + "turns:", 1))
+    replay = subprocess.run(
+        [sys.executable, "-m", "ivr", "qa", "run", str(folder), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    report = json.loads(replay.stdout)
+    assert report["passed"] == 1, replay.stdout + replay.stderr
