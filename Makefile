@@ -40,6 +40,7 @@ test: setup lint typecheck
 bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/feedback.py
+	$(PY) bench/sip.py
 
 clean:
 	rm -rf $(VENV) demo.wav .pytest_cache

@@ -1,0 +1,116 @@
+"""SIP under load: `ivr serve` answering N calls at once that stream caller speech.
+
+For N in 1, 10, 30 and 50: turn latency p50/p95 (from the call records), CPU seconds of the
+server per call-minute, resident memory per extra call, and whether every call was
+answered and recorded. Writes bench/sip.json; prints a table for the README.
+
+    python bench/sip.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ivr.qa.synth import caller_speech  # noqa: E402
+from ivr.speech.audio import ulaw_encode  # noqa: E402
+from tests.sip.peers import Scenario, run_sipp, start_ivr  # noqa: E402
+
+CALL_S = 20
+LEVELS = (1, 10, 30, 50)
+
+
+def proc_stats(pid: int) -> tuple[float, int]:
+    """CPU seconds (user + system) and resident memory in bytes of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    rss = int(fields[21]) * 4096
+    return ticks / 100.0, rss
+
+
+def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | int | bool]:
+    server = start_ivr(home, work, "--max-calls", str(max(LEVELS) + 10))
+    try:
+        time.sleep(1.0)
+        cpu0, rss0 = proc_stats(server.proc.pid)
+        scenario = Scenario().invite().audio(audio).pause(CALL_S * 1000).bye()
+        started = time.monotonic()
+        peak = rss0
+        result_holder: dict[str, object] = {}
+
+        import threading
+
+        def sipp() -> None:
+            result_holder["r"] = run_sipp(
+                scenario.xml(), server.port, work, calls=n, rate=n, timeout=CALL_S + 60
+            )
+
+        thread = threading.Thread(target=sipp)
+        thread.start()
+        while thread.is_alive():
+            peak = max(peak, proc_stats(server.proc.pid)[1])
+            time.sleep(0.5)
+        wall = time.monotonic() - started
+        cpu1, _ = proc_stats(server.proc.pid)
+        rows = server.wait_records(n, timeout=60)
+        import sqlite3
+
+        conn = sqlite3.connect(server.db)
+        lat = [
+            r[0] for r in conn.execute("SELECT latency_ms FROM turns WHERE latency_ms IS NOT NULL")
+        ]
+        conn.close()
+        result = result_holder["r"]
+        return {
+            "calls": n,
+            "all_answered_and_recorded": bool(
+                getattr(result, "returncode", 1) == 0
+                and len(rows) == n
+                and all(r["ended_at"] for r in rows)
+            ),
+            "turns": len(lat),
+            "turn_latency_p50_ms": float(np.percentile(lat, 50)) if lat else float("nan"),
+            "turn_latency_p95_ms": float(np.percentile(lat, 95)) if lat else float("nan"),
+            "cpu_s_per_call_minute": (cpu1 - cpu0) / n / (wall / 60),
+            "rss_mb_per_extra_call": (peak - rss0) / n / 2**20,
+            "rss_mb_idle": rss0 / 2**20,
+        }
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        home = work / "home"
+        speech = caller_speech("ticket status").to_rate(8000).samples
+        loop = np.concatenate([np.zeros(8000 * 2, np.int16), speech, np.zeros(8000 * 3, np.int16)])
+        audio = work / "caller.ulaw"
+        audio.write_bytes(ulaw_encode(loop))
+        results = [run_level(n, home, work, audio) for n in LEVELS]
+    out = REPO / "bench" / "sip.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(
+        "| concurrent SIP calls | all answered and recorded | turn latency p50 / p95 "
+        "| CPU s per call-minute | RSS per extra call |"
+    )
+    print("|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['calls']} | {'yes' if r['all_answered_and_recorded'] else 'NO'} "
+            f"| {r['turn_latency_p50_ms']:.0f} / {r['turn_latency_p95_ms']:.0f} ms "
+            f"| {r['cpu_s_per_call_minute']:.2f} | {r['rss_mb_per_extra_call']:.1f} MB |"
+        )
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
