@@ -52,6 +52,25 @@ def _sounddevice() -> Any:
     return sd
 
 
+# PortAudio error codes that mean "the device is there but cannot be had now"
+BUSY_CODES: Final = {-9985, -9993, -9996}  # unavailable, bad config (in use), invalid device
+
+
+def open_error_message(exc: Exception) -> str:
+    """What to tell a person whose audio device could not be opened."""
+    code = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+    text = str(exc.args[0]) if exc.args else str(exc)
+    if code in BUSY_CODES or any(w in text.lower() for w in ("busy", "unavailable", "in use")):
+        return (
+            f"the audio device is busy or unavailable ({text}): close the program that is "
+            "using it, or pick another device with --input/--output (see `ivr devices`)"
+        )
+    return (
+        f"cannot open the audio device ({text}): pick another with --input/--output "
+        "(see `ivr devices`)"
+    )
+
+
 def list_devices() -> list[dict[str, Any]]:
     sd = _sounddevice()
     try:
@@ -122,10 +141,7 @@ class MicrophoneChannel(Channel):
             self._input.start()
             self._output.start()
         except Exception as exc:  # sounddevice.PortAudioError and friends
-            raise ChannelError(
-                f"cannot open the audio device ({exc}); it may be busy or missing: "
-                "pick another with --input/--output (see `ivr devices`)"
-            ) from exc
+            raise ChannelError(open_error_message(exc)) from exc
 
     # --- callbacks: only move frames ---------------------------------------------------------
     def _on_input(self, indata: np.ndarray, frames: int, _time: Any, status: Any) -> None:

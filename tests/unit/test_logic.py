@@ -169,3 +169,17 @@ def test_bad_test_call_files_name_the_file_and_turn(
     with pytest.raises(ConfigError, match=message) as info:
         load_call(path)
     assert str(path) in str(info.value)
+
+
+def test_busy_audio_device_message() -> None:
+    """PortAudio's own error objects (as sounddevice raises them) become advice, not codes."""
+    import sounddevice as sd
+
+    from ivr.channels.microphone import open_error_message
+
+    busy = open_error_message(
+        sd.PortAudioError("Error opening InputStream: Device unavailable", -9985)
+    )
+    assert "busy or unavailable" in busy and "--input" in busy and "ivr devices" in busy
+    other = open_error_message(sd.PortAudioError("Invalid sample rate", -9997))
+    assert "busy" not in other and "--input" in other
