@@ -1,0 +1,63 @@
+"""The SIP adapter's own logic: caller ID, dialled number, codec choice, RFC 4733 keys."""
+
+from __future__ import annotations
+
+import struct
+from types import SimpleNamespace
+
+import pytest
+from aiosipua import SdpNegotiationError, SipMessage
+from aiosipua.sdp import parse_sdp
+
+from ivr.channels.sip_stack import KeyEvents, caller_number, choose_codec, dialled_number
+
+
+def invite(*headers: str, uri: str = "sip:4008001001@10.0.0.1:5080") -> SipMessage:
+    text = (
+        f"INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK1\r\n"
+        "To: <sip:ivr@10.0.0.1>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
+        + "".join(h + "\r\n" for h in headers)
+        + "Content-Length: 0\r\n\r\n"
+    )
+    return SipMessage.parse(text)
+
+
+def test_caller_id_prefers_the_asserted_identity() -> None:
+    from_only = invite('From: "Wang" <sip:+86 138-0013-8000@pbx>;tag=1')
+    assert caller_number(from_only) == "8613800138000"  # type: ignore[arg-type]
+    asserted = invite(
+        "From: <sip:anonymous@anonymous.invalid>;tag=1", "P-Asserted-Identity: <tel:+13800138000>"
+    )
+    assert caller_number(asserted) == "13800138000"  # type: ignore[arg-type]
+    assert caller_number(invite("From: <sip:anonymous@x>;tag=1")) is None  # type: ignore[arg-type]
+    assert dialled_number(invite("From: <sip:a@b>;tag=1")) == "4008001001"  # type: ignore[arg-type]
+
+
+def offer(formats: str, rtpmaps: str) -> object:
+    return parse_sdp(
+        "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\n"
+        f"m=audio 4000 RTP/AVP {formats}\r\n{rtpmaps}"
+    )
+
+
+def test_codec_choice() -> None:
+    assert choose_codec(offer("8 0 9 101", "a=rtpmap:9 G722/8000\r\n")) == 9  # wideband first
+    assert choose_codec(offer("8 0 101", "")) == 8  # then the caller's order
+    with pytest.raises(SdpNegotiationError, match="no common codec"):
+        choose_codec(offer("18", "a=rtpmap:18 G729/8000\r\n"))
+
+
+def event(key: int, end: bool, ts: int) -> SimpleNamespace:
+    payload = struct.pack("!BBH", key, (0x80 if end else 0) | 10, 800)
+    return SimpleNamespace(payload=payload, timestamp=ts)
+
+
+def test_keys_from_telephone_events() -> None:
+    got: list[str] = []
+    keys = KeyEvents(got.append)
+    for ts, key in ((100, 1), (100, 1)):  # the same recording replayed: same timestamps
+        for end in (False, False, True, True, True):  # three copies of the end packet
+            keys.handle_packet(event(key, end, ts))
+    keys.handle_packet(event(11, True, 900))
+    keys.handle_packet(SimpleNamespace(payload=b"\x01", timestamp=950))  # malformed: ignored
+    assert got == ["1", "1", "#"]
