@@ -37,7 +37,9 @@ def proc_stats(pid: int) -> tuple[float, int]:
 
 
 def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | int | bool]:
+    t0 = time.monotonic()
     server = start_ivr(home, work, "--max-calls", str(max(LEVELS) + 10))
+    ready_s = time.monotonic() - t0
     try:
         time.sleep(1.0)
         cpu0, rss0 = proc_stats(server.proc.pid)
@@ -82,6 +84,7 @@ def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | 
             "cpu_s_per_call_minute": (cpu1 - cpu0) / n / (wall / 60),
             "rss_mb_per_extra_call": (peak - rss0) / n / 2**20,
             "rss_mb_idle": rss0 / 2**20,
+            "ready_s": ready_s,
         }
     finally:
         server.stop()
@@ -109,6 +112,7 @@ def main() -> None:
             f"| {r['turn_latency_p50_ms']:.0f} / {r['turn_latency_p95_ms']:.0f} ms "
             f"| {r['cpu_s_per_call_minute']:.2f} | {r['rss_mb_per_extra_call']:.1f} MB |"
         )
+    print(f"\n`ivr serve` ready to answer in {results[-1]['ready_s']:.1f} s (prompt cache warm)")
     print(f"written to {out}")
 
 
