@@ -616,6 +616,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         record_dir=Path(args.record) if args.record else None,
         fixtures=load_fixtures(Path(args.fixtures)) if args.fixtures else None,
         grace_s=args.grace,
+        ring_s=args.ring,
     )
     server = Server(settings, options, runtime)
     logging.getLogger("ivr").setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -750,6 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--allow", action="append", help="network allowed to send INVITEs (repeatable)")
     sv.add_argument("--max-calls", type=int, default=50, help="concurrent calls (then 486)")
     sv.add_argument("--grace", type=float, default=20.0, help="seconds calls get on SIGTERM")
+    sv.add_argument("--ring", type=float, default=0.5, help="seconds of ringing before answer")
     sv.add_argument("--locale", help="default locale (the dialled number may choose another)")
     sv.set_defaults(func=cmd_serve)
 

@@ -39,6 +39,7 @@ class ServeOptions:
     record_dir: Path | None = None
     fixtures: dict[str, Any] | None = None
     grace_s: float = 20.0
+    ring_s: float = 0.5
 
 
 def load_fixtures(path: Path) -> dict[str, Any]:
@@ -73,6 +74,7 @@ class Server:
                 port=options.port,
                 max_calls=options.max_calls,
                 allowed_peers=options.allowed_peers,
+                ring_s=options.ring_s,
             ),
             self._on_call,
         )

@@ -189,6 +189,52 @@ class Scenario:
         self.steps.append(self._ack("1"))
         return self
 
+    def invite_then_cancel(self) -> Scenario:
+        """INVITE, then CANCEL once it rings: 200 for the CANCEL, 487 for the INVITE."""
+        msg = _msg(
+            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0", "1 INVITE", self.caller, sdp()
+        )
+        cancel = _msg("CANCEL sip:ivr@[remote_ip]:[remote_port] SIP/2.0", "1 CANCEL", self.caller)
+        ack = _msg(
+            "ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
+            "1 ACK",
+            self.caller,
+            to_tag="[peer_tag_param]",
+        )
+        # CANCEL and the ACK of the 487 belong to the INVITE's transaction: its branch
+        cancel = cancel.replace("branch=[branch]", "branch=[branch-3]")
+        ack = ack.replace("branch=[branch]", "branch=[branch-6]")
+        self.steps += [
+            f'  <send retrans="500">\n{msg}\n  </send>',
+            '  <recv response="100" optional="true"/>',
+            '  <recv response="180"/>',
+            f"  <send>\n{cancel}\n  </send>",
+            '  <recv response="200"/>',
+            '  <recv response="487"/>',
+            f"  <send>\n{ack}\n  </send>",
+        ]
+        return self
+
+    def invite_expecting(self, status: int) -> Scenario:
+        """INVITE answered with an error ``status`` (then the ACK for it)."""
+        msg = _msg(
+            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0", "1 INVITE", self.caller, sdp()
+        )
+        ack = _msg(
+            "ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
+            "1 ACK",
+            self.caller,
+            to_tag="[peer_tag_param]",
+        )
+        ack = ack.replace("branch=[branch]", "branch=[branch-3]")  # same transaction
+        self.steps += [
+            f'  <send retrans="500">\n{msg}\n  </send>',
+            '  <recv response="100" optional="true"/>',
+            f'  <recv response="{status}"/>',
+            f"  <send>\n{ack}\n  </send>",
+        ]
+        return self
+
     def _ack(self, seq: str) -> str:
         msg = _msg(
             "ACK [next_url] SIP/2.0",

@@ -71,35 +71,62 @@ def test_caller_hangs_up_midway(ivr: Ivr, tmp_path: Path) -> None:
     ]
 
 
-def test_cancel_before_answer(ivr: Ivr, tmp_path: Path) -> None:
-    from tests.sip.peers import RawSip, raw_sdp, request, status_of
-
-    client = RawSip()
-    try:
-        invite = request(
-            "INVITE", ivr.port, client, call_id="cancel-1", branch="z9hG4bKc1", body=raw_sdp(40000)
-        )
-        client.send(invite, ivr.port)
-        first = client.recv_all(0.3)
-        assert 100 in [status_of(m) for m in first] or 180 in [status_of(m) for m in first]
-        cancel = request("CANCEL", ivr.port, client, call_id="cancel-1", branch="z9hG4bKc1")
-        client.send(cancel, ivr.port)
-        replies = [status_of(m) for m in client.recv_all(2.0)]
-        assert 200 in replies and 487 in replies  # CANCEL answered, INVITE terminated
-        assert not any(
-            s == 200 and "INVITE" in m
-            for s, m in zip(replies, replies, strict=True)
-            if isinstance(m, str)
-        )
-    finally:
-        client.close()
-    (call,) = ivr.wait_records(1, timeout=20)
-    assert call["outcome"] == "abandoned"
-
-
 def test_reinvite_keeps_the_call(ivr: Ivr, tmp_path: Path) -> None:
     scenario = Scenario().invite().keys("11").pause(2000).reinvite().keys(RECOVERY_KEYS[2:])
     result = run_sipp(scenario.wait_bye().xml(), ivr.port, tmp_path)
     assert result.returncode == 0, result.stderr
     (call,) = ivr.wait_records(1)
     assert call["outcome"] == "resolved"
+
+
+def test_sipp_cancels_before_the_answer(ivr_home: Path, tmp_path: Path) -> None:
+    server = start_ivr(ivr_home, tmp_path, "--ring", "3")
+    scenario = Scenario().invite_then_cancel()
+    try:
+        result = run_sipp(scenario.xml(), server.port, tmp_path)
+        assert result.returncode == 0, result.stderr
+        (call,) = server.wait_records(1, timeout=20)
+    finally:
+        server.stop()
+    assert call["outcome"] == "abandoned"
+
+
+def test_calls_over_the_limit_are_refused_busy(ivr_home: Path, tmp_path: Path) -> None:
+    server = start_ivr(ivr_home, tmp_path, "--max-calls", "1")
+    try:
+        first = Scenario().invite().pause(8000).bye()
+        path = tmp_path / "first.xml"
+        path.write_text(first.xml())
+        import subprocess
+
+        holder = subprocess.Popen(
+            [
+                "sipp",
+                f"127.0.0.1:{server.port}",
+                "-sf",
+                str(path),
+                "-m",
+                "1",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "-timeout",
+                "30s",
+                "-nostdin",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            server.wait_records(1, timeout=15, finished=False)
+            busy = Scenario().invite_expecting(486)
+            result = run_sipp(busy.xml(), server.port, tmp_path, timeout=20)
+            assert result.returncode == 0, result.stderr
+        finally:
+            holder.wait(30)
+        rows = server.wait_records(1)
+    finally:
+        server.stop()
+    assert len(rows) == 1  # the refused call never started a call

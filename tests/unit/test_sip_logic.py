@@ -61,3 +61,29 @@ def test_keys_from_telephone_events() -> None:
     keys.handle_packet(event(11, True, 900))
     keys.handle_packet(SimpleNamespace(payload=b"\x01", timestamp=950))  # malformed: ignored
     assert got == ["1", "1", "#"]
+
+
+def test_in_band_keypad_tones() -> None:
+    """Callers whose phone sends tones in the audio (no telephone-events) still key in."""
+    import numpy as np
+
+    from ivr.qa.synth import caller_speech
+    from ivr.speech.dtmf import ToneDetector, tone
+
+    def detect(signal: np.ndarray, rate: int) -> str:
+        detector, found = ToneDetector(rate), ""
+        n = rate // 50
+        for i in range(0, len(signal) - n + 1, n):
+            key = detector.push(signal[i : i + n])
+            found += key or ""
+        return found
+
+    for rate in (8000, 16000):
+        gap = np.zeros(rate // 10, np.int16)
+        keys = "1234567890*#"
+        keyed = np.concatenate([np.concatenate([tone(k, rate, 80, 2000), gap]) for k in keys])
+        assert detect(keyed, rate) == keys
+        twice = np.concatenate([tone("5", rate, 80), gap, tone("5", rate, 80), gap])
+        assert detect(twice, rate) == "55"
+    speech = caller_speech("one two three four five six seven eight nine zero").to_rate(8000)
+    assert detect(speech.samples, 8000) == ""  # spoken digits are not tones
