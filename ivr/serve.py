@@ -21,6 +21,7 @@ from ivr.channels.base import HangUp
 from ivr.channels.sip import SipChannel
 from ivr.channels.sip_stack import Endpoint, EndpointConfig, Leg
 from ivr.config import Settings
+from ivr.datafiles import read_yaml
 from ivr.errors import ConfigError
 from ivr.qa.tape import CallTape
 from ivr.services.privacy import mask_phone
@@ -44,14 +45,7 @@ class ServeOptions:
 
 def load_fixtures(path: Path) -> dict[str, Any]:
     """The ``fixtures`` block of a test call (or a file holding just that block)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(f"fixtures file not found: {path}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path, "fixtures file") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping")
     fixtures = data.get("fixtures", data)

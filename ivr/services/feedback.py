@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
+from ivr.datafiles import read_yaml
 from ivr.errors import ConfigError
 from ivr.services.privacy import mask_phone, scrub
 from ivr.services.store import Store
@@ -39,12 +38,7 @@ class FeedbackClassifier:
 
     def __init__(self, prompts_root: Path, locale: str) -> None:
         path = prompts_root / locale / "classifier" / "feedback.yaml"
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"no feedback classifier for {locale}: {path} is missing") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        data = read_yaml(path, f"the feedback classifier for {locale}") or {}
         routes = data.get("routes") or {}
         categories = data.get("categories") or {}
         if set(routes) != set(CATEGORIES):

@@ -370,6 +370,47 @@ def run_sipp(
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
+def start_sipp(
+    scenario: str, ivr_port: int, workdir: Path, calls: int = 1
+) -> subprocess.Popen[str]:
+    """SIPp in the background (for calls that must be in progress while the test acts)."""
+    path = workdir / f"scenario-{uuid.uuid4().hex[:8]}.xml"
+    path.write_text(scenario)
+    return subprocess.Popen(
+        [
+            "sipp",
+            f"127.0.0.1:{ivr_port}",
+            "-sf",
+            str(path),
+            "-m",
+            str(calls),
+            "-r",
+            str(calls),
+            "-l",
+            str(calls),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-timeout",
+            "90s",
+            "-nostdin",
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def end_process(proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 # --- a raw UDP client for exact and hostile messages ------------------------------------------
 class RawSip:
     """A UDP socket that sends SIP text as written and collects what comes back."""

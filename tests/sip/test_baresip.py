@@ -15,12 +15,9 @@ from ivr.services.knowledge import KnowledgeBase
 from ivr.speech.audio import read_audio, write_wav
 from ivr.speech.tts import Synthesizer
 from tests.sip.peers import Baresip, start_ivr
+from tests.sip.test_sipp import FIXTURES
 
 RATE = 16000
-FIXTURES = """fixtures:
-  accounts: [{phone: "13800138000", name: "Wang Fang"}]
-  verification_code: "482913"
-"""
 
 
 class Timeline:

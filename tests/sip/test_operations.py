@@ -11,39 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-from tests.sip.peers import Scenario, run_sipp, start_ivr
+from tests.sip.peers import Scenario, end_process, run_sipp, start_ivr, start_sipp
 from tests.sip.test_sipp import FIXTURES, RECOVERY_KEYS
 
 
 def test_sigterm_ends_calls_cleanly(ivr_home: Path, tmp_path: Path) -> None:
     server = start_ivr(ivr_home, tmp_path, "--grace", "1")
     scenario = Scenario().invite().pause(60000).bye()  # a caller who would stay a minute
-    path = tmp_path / "long.xml"
-    path.write_text(scenario.xml())
-    sipp = subprocess.Popen(
-        [
-            "sipp",
-            f"127.0.0.1:{server.port}",
-            "-sf",
-            str(path),
-            "-m",
-            "2",
-            "-r",
-            "2",
-            "-l",
-            "2",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-timeout",
-            "90s",
-            "-nostdin",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    sipp = start_sipp(scenario.xml(), server.port, tmp_path, calls=2)
     try:
         server.wait_records(2, timeout=20, finished=False)
         time.sleep(2)
@@ -51,7 +26,7 @@ def test_sigterm_ends_calls_cleanly(ivr_home: Path, tmp_path: Path) -> None:
         assert server.proc.wait(30) == 0
     finally:
         sipp.kill()
-        sipp.wait(5)
+        end_process(sipp)
         server.stop()
     rows = server.records()
     assert len(rows) == 2

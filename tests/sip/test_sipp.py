@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sip.peers import Ivr, Scenario, run_sipp, start_ivr
+from tests.sip.peers import Ivr, Scenario, end_process, run_sipp, start_ivr, start_sipp
 
 FIXTURES = """fixtures:
   accounts: [{phone: "13800138000", name: "Wang Fang"}]
@@ -94,38 +94,14 @@ def test_sipp_cancels_before_the_answer(ivr_home: Path, tmp_path: Path) -> None:
 def test_calls_over_the_limit_are_refused_busy(ivr_home: Path, tmp_path: Path) -> None:
     server = start_ivr(ivr_home, tmp_path, "--max-calls", "1")
     try:
-        first = Scenario().invite().pause(8000).bye()
-        path = tmp_path / "first.xml"
-        path.write_text(first.xml())
-        import subprocess
-
-        holder = subprocess.Popen(
-            [
-                "sipp",
-                f"127.0.0.1:{server.port}",
-                "-sf",
-                str(path),
-                "-m",
-                "1",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                "0",
-                "-timeout",
-                "30s",
-                "-nostdin",
-            ],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        holder = start_sipp(Scenario().invite().pause(8000).bye().xml(), server.port, tmp_path)
         try:
             server.wait_records(1, timeout=15, finished=False)
             busy = Scenario().invite_expecting(486)
             result = run_sipp(busy.xml(), server.port, tmp_path, timeout=20)
             assert result.returncode == 0, result.stderr
         finally:
-            holder.wait(30)
+            end_process(holder)
         rows = server.wait_records(1)
     finally:
         server.stop()

@@ -151,6 +151,6 @@ def test_classifier_files_are_checked(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="routes must name exactly"):
         FeedbackClassifier(tmp_path, "xx")
-    with pytest.raises(ConfigError, match="no feedback classifier"):
+    with pytest.raises(ConfigError, match="feedback classifier for yy not found"):
         FeedbackClassifier(tmp_path, "yy")
     assert set(CATEGORIES) == {"feature_request", "bug", "complaint", "praise", "other"}
