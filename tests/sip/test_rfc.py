@@ -308,3 +308,38 @@ def test_g711_matches_the_reference(law: str) -> None:
     theirs = np.frombuffer(back, dtype="<i2").astype(np.float64)
     assert np.corrcoef(ours, theirs)[0, 1] > 0.999 and np.array_equal(ours, theirs)
     assert np.corrcoef(ours, pcm)[0, 1] > 0.99  # and the same polarity as the input
+
+
+def test_jittered_reordered_audio_and_in_band_keys(ivr: Ivr) -> None:
+    """A phone that sends keypad tones inside the audio (no telephone-events), over a network
+    that delays and reorders packets: the jitter buffer puts the audio back in order and the
+    tone detector hears the key ("0": the caller asks for an agent)."""
+    import random
+
+    from ivr.speech.audio import ulaw_encode
+    from ivr.speech.dtmf import tone
+
+    call = RawCall(ivr, "inband-1", formats="0")
+    rng = random.Random(7)
+    try:
+        call.place()
+        time.sleep(1.0)
+        audio = np.concatenate([tone("0", 8000, 200, 6000), np.zeros(8000, np.int16)])
+        frames = [audio[i : i + 160] for i in range(0, len(audio), 160)]
+        packets = []
+        for n, frame in enumerate(frames):
+            head = struct.pack("!BBHII", 0x80, 0, 500 + n, 8000 + n * 160, 4321)
+            packets.append(head + ulaw_encode(frame))
+        for i in range(0, len(packets) - 1, 2):  # every pair arrives swapped
+            packets[i], packets[i + 1] = packets[i + 1], packets[i]
+        start = time.monotonic()
+        for n, packet in enumerate(packets):
+            due = start + n * 0.02 + rng.uniform(0, 0.03)  # up to 30 ms late
+            time.sleep(max(0.0, due - time.monotonic()))
+            call.rtp.sendto(packet, call.ivr_rtp)
+        bye = wait_for(call.sip, "BYE", 60)
+        call.sip.send(ok_for(bye), ivr.port)
+    finally:
+        call.close()
+    (row,) = ivr.wait_records(1)
+    assert row["outcome"] == "transferred" and row["transfer_reason"] == "caller_request"
