@@ -46,6 +46,7 @@ from aiosipua import (
     SipRequest,
     SipResponse,
     SipUAS,
+    TcpSipTransport,
     UdpSipTransport,
     negotiate_sdp,
 )
@@ -70,6 +71,7 @@ MAX_RX_MS: Final = 200  # older received audio is dropped (peer clock drift)
 CODECS: Final = {9: ("G722", 16000), 0: ("PCMU", RATE), 8: ("PCMA", RATE)}
 USER_AGENT: Final = "ivr"
 _DIGITS: Final = re.compile(r"\d+")
+_CALL_ID: Final = re.compile(rb"(?im)^(?:call-id|i)\s*:\s*(\S+)")
 
 
 class G711(RtpCodec):
@@ -108,6 +110,7 @@ class EndpointConfig:
     rtp_ports: tuple[int, int] = (20000, 30000)
     max_calls: int = 50
     ring_s: float = 0.5  # 180 Ringing this long before answering (a caller hears one ring)
+    tcp: bool = True  # SIP over TCP too, on the same port
     # INVITEs are taken only from these networks when the endpoint is bound elsewhere
     # than loopback (empty: loopback sources only)
     allowed_peers: tuple[str, ...] = ()
@@ -290,6 +293,32 @@ class _Udp(UdpSipTransport):
         self._udp_transport = transport
 
 
+class _Tcp(TcpSipTransport):
+    """The library's TCP transport; replies go back on the connection the call came in on
+    (RFC 3261 §18.2.2), also when the peer's Via names another port."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._by_call: dict[str, tuple[str, int]] = {}
+
+    def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
+        match = _CALL_ID.search(data)
+        if match:
+            self._by_call[match.group(1).decode(errors="replace")] = addr
+            if len(self._by_call) > 10000:  # forget the oldest calls
+                for key in list(self._by_call)[:5000]:
+                    del self._by_call[key]
+        super()._dispatch(data, addr)
+
+    def send(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
+        if addr not in self._connections:
+            addr = self._by_call.get(message.call_id or "", addr)
+        try:
+            super().send(message, addr)
+        except RuntimeError as exc:  # the peer closed its connection
+            log.warning("SIP over TCP: %s", exc)
+
+
 class _Uas(SipUAS):
     """The library's UAS with the fixes and policies listed in the module docstring."""
 
@@ -363,6 +392,7 @@ class Endpoint:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._uas: _Uas | None = None
+        self._servers: list[_Uas] = []
         self._ports = PortAllocator(config.rtp_ports)
         self._pending: dict[tuple[str, str], asyncio.Future[SipResponse]] = {}
         self._networks = [ipaddress.ip_network(p, strict=False) for p in config.allowed_peers]
@@ -402,25 +432,30 @@ class Endpoint:
         self.loop.close()
 
     async def _start(self) -> None:
-        transport = _Udp(local_addr=(self.config.host, self.config.port))
-        uas = _Uas(transport, user_agent=USER_AGENT)
-        uas.endpoint = self
-        uas.on_invite = self._on_invite
-        uas.on_bye = self._on_bye
-        uas.on_cancel = self._on_cancel
-        uas.on_reinvite = self._on_reinvite
-        uas.on_ack_timeout = lambda call: self._closed_by_peer(call.call_id, "no ACK")
-        uas.on_transfer_progress = self._on_transfer_progress
-        await uas.start()
-        self._uas = uas
+        address = (self.config.host, self.config.port)
+        transports: list[Any] = [_Udp(local_addr=address)]
+        if self.config.tcp:
+            transports.append(_Tcp(local_addr=address))
+        for transport in transports:
+            uas = _Uas(transport, user_agent=USER_AGENT)
+            uas.endpoint = self
+            uas.on_invite = self._on_invite
+            uas.on_bye = self._on_bye
+            uas.on_cancel = self._on_cancel
+            uas.on_reinvite = self._on_reinvite
+            uas.on_ack_timeout = lambda call: self._closed_by_peer(call.call_id, "no ACK")
+            uas.on_transfer_progress = self._on_transfer_progress
+            await uas.start()
+            self._servers.append(uas)
+        self._uas = self._servers[0]
         self._next_tick = self.loop.time() + TICK_S
         self.loop.call_at(self._next_tick, self._tick)
 
     async def _shutdown(self) -> None:
         for leg in list(self.legs.values()):
             await self._end(leg, "shutdown")
-        if self._uas is not None:
-            await self._uas.stop()
+        for uas in self._servers:
+            await uas.stop()
 
     def allowed(self, addr: tuple[str, int]) -> bool:
         try:
@@ -598,7 +633,7 @@ class Endpoint:
         if call is not None and call.dialog.state == DialogState.CONFIRMED:
             bye = call.hangup()
             if bye is not None:
-                await self._until_answered(bye, call.source_addr)
+                await self._until_answered(bye, call)
         leg.events.put(HangUp(reason))
         leg.ended.set()
         await self._close_media(leg)
@@ -612,10 +647,10 @@ class Endpoint:
         if waiter is not None and not waiter.done():
             waiter.set_result(resp)
 
-    async def _until_answered(
-        self, request: SipRequest, dest: tuple[str, int]
-    ) -> SipResponse | None:
-        assert self._uas is not None
+    async def _until_answered(self, request: SipRequest, call: IncomingCall) -> SipResponse | None:
+        """Wait for the final answer to our request, sending it again over UDP (timer E)."""
+        transport = call.transport
+        assert transport is not None
         cseq = request.cseq
         key = (request.call_id or "", f"{cseq.seq} {cseq.method}" if cseq else "")
         waiter: asyncio.Future[SipResponse] = self.loop.create_future()
@@ -628,7 +663,8 @@ class Endpoint:
                 except TimeoutError:
                     waited += interval
                     interval = min(interval * 2, T2)
-                    self._uas.transport.send(request, dest)  # timer E: send again
+                    if not transport.reliable:
+                        transport.send(request, call.source_addr)  # timer E: send again
             log.warning("[%s] %s never answered", request.call_id, request.method)
             return None
         finally:
@@ -644,10 +680,10 @@ class Endpoint:
         refer.headers.set_single("Refer-To", f"<{target}>")
         refer.headers.set_single("Referred-By", f"<sip:ivr@{host}:{port}>")
         refer.headers.set_single("Contact", f"<sip:ivr@{host}:{port}>")
-        assert self._uas is not None
+        assert call.transport is not None
         leg._refer_waiter = self.loop.create_future()
-        self._uas.transport.send(refer, call.source_addr)
-        resp = await self._until_answered(refer, call.source_addr)
+        call.transport.send(refer, call.source_addr)
+        resp = await self._until_answered(refer, call)
         if resp is None or resp.status_code >= 300:
             return resp.status_code if resp is not None else 408
         try:

@@ -327,7 +327,9 @@ def run_sipp(
     rate: int = 1,
     limit: int | None = None,
     timeout: float = 150.0,
+    transport: str = "u1",
 ) -> subprocess.CompletedProcess[str]:
+    """Run a SIPp scenario to its end; ``transport`` is SIPp's ``-t`` (u1 UDP, t1 TCP)."""
     name = uuid.uuid4().hex[:8]
     path = workdir / f"scenario-{name}.xml"
     path.write_text(scenario)
@@ -353,6 +355,8 @@ def run_sipp(
         "-timeout_error",
         "-nostdin",
         "-trace_err",
+        "-t",
+        transport,
         "-error_file",
         str(workdir / f"sipp-{name}.err"),
     ]

@@ -106,3 +106,11 @@ def test_calls_over_the_limit_are_refused_busy(ivr_home: Path, tmp_path: Path) -
     finally:
         server.stop()
     assert len(rows) == 1  # the refused call never started a call
+
+
+def test_account_recovery_over_tcp(ivr: Ivr, tmp_path: Path) -> None:
+    scenario = Scenario().invite().keys(RECOVERY_KEYS).wait_bye()
+    result = run_sipp(scenario.xml(), ivr.port, tmp_path, transport="t1")
+    assert result.returncode == 0, result.stderr
+    (call,) = ivr.wait_records(1)
+    assert call["outcome"] == "resolved"
