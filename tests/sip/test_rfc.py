@@ -343,3 +343,46 @@ def test_jittered_reordered_audio_and_in_band_keys(ivr: Ivr) -> None:
         call.close()
     (row,) = ivr.wait_records(1)
     assert row["outcome"] == "transferred" and row["transfer_reason"] == "caller_request"
+
+
+def test_bad_packets_in_one_call_leave_the_others_alone(ivr: Ivr) -> None:
+    import os
+
+    hostile = RawCall(ivr, "hostile-1")
+    good = RawCall(ivr, "good-1")
+    try:
+        hostile.place()
+        good.place()
+        junk = [
+            os.urandom(3),  # too short for RTP
+            os.urandom(200),  # random bytes
+            struct.pack("!BBHII", 0x00, 0, 1, 0, 99) + b"x" * 160,  # wrong RTP version
+            struct.pack("!BBHII", 0x80, 101, 2, 160, 99) + b"\x01",  # cut telephone-event
+            struct.pack("!BBHII", 0x80, 55, 3, 320, 99) + b"\xff" * 160,  # unknown payload
+            struct.pack("!BBHII", 0x80, 0, 4, 480, 99) + b"\xff" * 5000,  # oversized
+        ]
+        for _ in range(20):
+            for packet in junk:
+                hostile.rtp.sendto(packet, hostile.ivr_rtp)
+        good.key("0")  # the other caller goes on: asks for an agent, the IVR hangs up
+        bye = wait_for(good.sip, "BYE", 40)
+        good.sip.send(ok_for(bye), ivr.port)
+        assert len(hostile.rtp_packets(1.0)) > 40  # the hostile call is still served
+        hostile.sip.send(
+            request(
+                "BYE",
+                ivr.port,
+                hostile.sip,
+                call_id="hostile-1",
+                branch="z9hG4bKhb",
+                cseq=2,
+                to_tag=hostile.to_tag,
+            ),
+            ivr.port,
+        )
+        rows = ivr.wait_records(2)
+    finally:
+        hostile.close()
+        good.close()
+    assert sorted(str(r["outcome"]) for r in rows) == ["abandoned", "transferred"]
+    assert ivr.proc.poll() is None
