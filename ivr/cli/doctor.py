@@ -1,0 +1,47 @@
+"""`ivr` commands: what is installed and which engine serves each locale."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ivr import __version__
+from ivr.cli.common import settings_for
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import shutil
+
+    from ivr.speech.engines import Engines
+
+    settings = settings_for(args)
+    ok = True
+    print(f"ivr {__version__}; home {settings.home}")
+    for exe in ("espeak-ng", "ffmpeg", "sipp", "baresip"):
+        found = shutil.which(exe)
+        print(f"  {exe:10s} {'found at ' + found if found else 'not installed'}")
+        ok &= exe != "espeak-ng" or bool(found)
+    for module in (
+        "vosk",
+        "pocketsphinx",
+        "pyttsx3",
+        "sounddevice",
+        "transitions",
+        "soxr",
+        "webrtcvad",
+    ):
+        try:
+            __import__(module)
+            print(f"  {module:12s} ok")
+        except (ImportError, OSError) as exc:
+            print(f"  {module:12s} MISSING ({exc})")
+            ok = ok and module == "sounddevice"
+    engines = Engines(settings.models_dir)
+    for locale in sorted(p.name for p in settings.grammars_dir.iterdir() if p.is_dir()):
+        print(f"  speech input {locale}: {engines.describe(locale)}")
+    return 0 if ok else 1
+
+
+def register(sub: Any) -> None:
+    doc = sub.add_parser("doctor", help="what is installed and which engine serves each locale")
+    doc.set_defaults(func=cmd_doctor)

@@ -1,0 +1,57 @@
+"""`ivr` commands: answering SIP calls."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from ivr.cli.common import settings_for, store_for
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ivr.serve import ServeOptions, Server, load_fixtures
+    from ivr.session import Runtime
+
+    settings = settings_for(args)
+    if args.host not in ("127.0.0.1", "::1", "localhost") and not args.allow:
+        print(
+            f"ivr: serving on {args.host} needs --allow NETWORK for the peers (PBX, proxy) "
+            "that may send calls; everything else gets 403",
+            file=sys.stderr,
+        )
+        return 2
+    runtime = Runtime(settings, store=store_for(args, settings))
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        max_calls=args.max_calls,
+        agent_uri=args.agent,
+        allowed_peers=tuple(args.allow or ()),
+        record_dir=Path(args.record) if args.record else None,
+        fixtures=load_fixtures(Path(args.fixtures)) if args.fixtures else None,
+        grace_s=args.grace,
+        ring_s=args.ring,
+    )
+    server = Server(settings, options, runtime)
+    logging.getLogger("ivr").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    server.serve_forever()
+    return 0
+
+
+def register(sub: Any) -> None:
+    sv = sub.add_parser("serve", help="answer SIP calls")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=5080, help="SIP port, UDP (default 5080)")
+    sv.add_argument("--db", help="SQLite database (default: in the data directory)")
+    sv.add_argument("--record", help="folder: each call saved as a test call (call.yaml)")
+    sv.add_argument("--fixtures", help="a test call's fixtures block (accounts, code, tickets)")
+    sv.add_argument("--agent", help="agents' SIP address for transfers, e.g. sip:agents@pbx:5060")
+    sv.add_argument("--allow", action="append", help="network allowed to send INVITEs (repeatable)")
+    sv.add_argument("--max-calls", type=int, default=50, help="concurrent calls (then 486)")
+    sv.add_argument("--grace", type=float, default=20.0, help="seconds calls get on SIGTERM")
+    sv.add_argument("--ring", type=float, default=0.5, help="seconds of ringing before answer")
+    sv.add_argument("--locale", help="default locale (the dialled number may choose another)")
+    sv.set_defaults(func=cmd_serve)
