@@ -44,13 +44,16 @@ class Voice:
     sentence_pause_ms: int = 450
     group_pause_ms: int = 350
     slower_extra_pause_ms: int = 250
-    voices: dict[str, str] = field(default_factory=lambda: {"en-US": "en-us", "zh-CN": "cmn"})
+    # espeak-ng voice per locale; "auto" takes the best one the installed espeak-ng offers
+    voices: dict[str, str] = field(default_factory=lambda: {"en-US": "en-us", "zh-CN": "auto"})
 
 
 @dataclass(frozen=True)
 class Settings:
     home: Path
     brand: str = "StreamTube"
+    # the brand as callers of a locale know it (spoken and texted); others use ``brand``
+    brands: dict[str, str] = field(default_factory=lambda: {"zh-CN": "流管视频"})
     locale: str = "en-US"
     prompts_dir: Path = REPO_ROOT / "prompts"
     grammars_dir: Path = REPO_ROOT / "grammars"
@@ -76,6 +79,9 @@ class Settings:
     @property
     def recordings_dir(self) -> Path:
         return self.home / "recordings"
+
+    def brand_for(self, locale: str) -> str:
+        return self.brands.get(locale, self.brand)
 
     def with_(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

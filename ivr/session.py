@@ -25,6 +25,7 @@ from ivr.services.tickets import Messages, Tickets
 from ivr.speech.engines import Engines
 from ivr.speech.grammar import GrammarBook
 from ivr.speech.tts import Synthesizer
+from ivr.speech.voices import voice_for
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class Runtime:
 
     def ticket_messages(self, locale: str) -> Messages:
         """Text-message bodies for tickets, in the ticket's own language."""
-        return ticket_messages(self.books(locale)[0], self.settings.brand)
+        return ticket_messages(self.books(locale)[0], self.settings.brand_for(locale))
 
     def locale_for(self, channel: Channel) -> str:
         """The configured locale, unless the dialled number (DNIS) maps to another one."""
@@ -99,7 +100,7 @@ class Runtime:
         return self.settings.locale
 
     def voice(self, locale: str) -> str:
-        return self.settings.voice.voices.get(locale, locale.lower())
+        return voice_for(self.settings.voice, locale)
 
     def run_call(
         self,
@@ -133,7 +134,7 @@ class Runtime:
             self.accounts,
             self.outbox,
             message=prompts.text("sms_verification_code").format(
-                brand=self.settings.brand, code="{code}"
+                brand=self.settings.brand_for(locale), code="{code}"
             ),
             fixed_code=fixed_code,
         )

@@ -13,6 +13,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     import shutil
 
     from ivr.speech.engines import Engines
+    from ivr.speech.voices import english_reading_warning, find_voice, voice_for
 
     settings = settings_for(args)
     ok = True
@@ -39,6 +40,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     engines = Engines(settings.models_dir)
     for locale in sorted(p.name for p in settings.grammars_dir.iterdir() if p.is_dir()):
         print(f"  speech input {locale}: {engines.describe(locale)}")
+    for locale in sorted(p.name for p in settings.prompts_dir.iterdir() if p.is_dir()):
+        name = voice_for(settings.voice, locale)
+        found = find_voice(name)
+        print(f"  voice {locale}: espeak-ng {name!r} ({found.title if found else 'not installed'})")
+        warning = english_reading_warning(locale, name)
+        if warning:
+            print(f"  WARNING: {warning}")
     return 0 if ok else 1
 
 

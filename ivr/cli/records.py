@@ -116,7 +116,9 @@ def cmd_tickets_update(args: argparse.Namespace) -> int:
         print(f"ivr: no ticket {args.number}", file=sys.stderr)
         return 1
     # the text message goes out in the language of the call that opened the ticket
-    messages = ticket_messages(PromptBook(settings.prompts_dir, ticket.locale), settings.brand)
+    messages = ticket_messages(
+        PromptBook(settings.prompts_dir, ticket.locale), settings.brand_for(ticket.locale)
+    )
     updated = tickets.update(
         args.number,
         status=args.status,

@@ -9,6 +9,7 @@ from typing import Any
 
 from ivr.cli.common import settings_for
 from ivr.errors import IvrError
+from ivr.speech.voices import voice_for
 
 
 def cmd_asr(args: argparse.Namespace) -> int:
@@ -68,7 +69,7 @@ def cmd_say(args: argparse.Namespace) -> int:
     synth = Synthesizer(settings.cache_dir / "prompts")
     audio = synth.render(
         speech,
-        voice=settings.voice.voices.get(settings.locale, "en-us"),
+        voice=voice_for(settings.voice, settings.locale),
         sample_rate=args.sample_rate,
     )
     write_wav(args.output, audio.samples, audio.rate)
@@ -90,7 +91,7 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
     total = 0
     for locale in locales:
         book = PromptBook(settings.prompts_dir, locale)
-        voice = settings.voice.voices.get(locale, locale.lower())
+        voice = voice_for(settings.voice, locale)
         for pid in sorted(book.prompts):
             if book.placeholders(pid) - {"brand"}:
                 continue  # rendered per call (numbers, positions)
@@ -99,7 +100,7 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
                     speech = book.speech(
                         pid,
                         variant=variant,
-                        params={"brand": settings.brand},
+                        params={"brand": settings.brand_for(locale)},
                         voice=settings.voice,
                         slower=slower,
                     )

@@ -150,7 +150,7 @@ class Dialog:
         return self.prompts.speech(
             pid,
             variant=variant,
-            params={"brand": self.settings.brand, **params},
+            params={"brand": self.settings.brand_for(self.prompts.locale), **params},
             voice=self.settings.voice,
             slower=self.state.slower + extra,
         )

@@ -11,7 +11,7 @@ from typing import Final
 from ivr.errors import EngineError
 from ivr.speech.audio import Audio, read_audio
 
-CALLER_VOICES: Final = {"en-US": "en-us+f3", "zh-CN": "cmn+f3", "ko-KR": "ko"}
+CALLER_VOICES: Final = {"en-US": "en-us+f3", "zh-CN": "cmn-latn-pinyin+f3", "ko-KR": "ko"}
 CALLER_RATE_WPM: Final = 130
 
 
