@@ -49,6 +49,24 @@ class Voice:
 
 
 @dataclass(frozen=True)
+class Recognition:
+    """Which engine hears which kind of ask (measured: README, "Recognition"), and where.
+
+    A route is ``grammar`` (the grammar decoder alone), ``whisper`` (the transcriber
+    alone) or ``grammar+whisper`` (the grammar decoder, and Whisper as a second opinion
+    when the decoder is unsure, heard nothing it knows, or heard a global command).
+    """
+
+    whisper: bool = True  # use Whisper wherever an installed model serves the locale
+    workers: int = -1  # recognition worker processes; -1: one per core; 0: in the call's process
+    threads_per_worker: int = 1
+    beam_size: int = 5
+    digits: str = "whisper"  # phone numbers, codes, ticket numbers
+    phrases: str = "grammar+whisper"  # yes/no, menus, step commands
+    dictation: str = "whisper"  # feedback
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     brand: str = "StreamTube"
@@ -63,6 +81,8 @@ class Settings:
     confidence_reject: float = 0.45
     timeouts: Timeouts = field(default_factory=Timeouts)
     voice: Voice = field(default_factory=Voice)
+    asr: Recognition = field(default_factory=Recognition)
+    models: Path | None = None  # models directory (default: <home>/models; $IVR_MODELS)
 
     @property
     def db_path(self) -> Path:
@@ -70,7 +90,7 @@ class Settings:
 
     @property
     def models_dir(self) -> Path:
-        return self.home / "models"
+        return self.models or self.home / "models"
 
     @property
     def cache_dir(self) -> Path:
@@ -103,7 +123,7 @@ def _merge(cls: type, base: Any, data: dict[str, Any], where: str) -> Any:
         current = getattr(base, key)
         if dataclasses.is_dataclass(current) and isinstance(value, dict):
             changes[key] = _merge(type(current), current, value, f"{where}.{key}")
-        elif isinstance(current, Path):
+        elif isinstance(current, Path) or "Path" in str(known[key].type):
             changes[key] = Path(str(value)).expanduser()
         elif isinstance(current, bool) or not isinstance(current, int | float | str | dict):
             changes[key] = value
@@ -141,6 +161,8 @@ def load_settings(
     for key in ("brand", "locale"):
         if f"IVR_{key.upper()}" in os.environ:
             env[key] = os.environ[f"IVR_{key.upper()}"]
+    if os.environ.get("IVR_MODELS"):
+        env["models"] = os.environ["IVR_MODELS"]
     if env:
         settings = _merge(Settings, settings, env, "environment")
     clean = {k: v for k, v in overrides.items() if v is not None}

@@ -68,7 +68,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.store = store or Store(settings.db_path)
-        self.engines = engines or Engines(settings.models_dir)
+        self.engines = engines or Engines.from_settings(settings)
         self.synth = synth or Synthesizer(settings.cache_dir / "prompts")
         self.accounts = Accounts(self.store)
         self.outbox = SmsOutbox(self.store)

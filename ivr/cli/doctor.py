@@ -37,13 +37,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         except (ImportError, OSError) as exc:
             print(f"  {module:12s} MISSING ({exc})")
             ok = ok and module == "sounddevice"
-    engines = Engines(settings.models_dir)
+    engines = Engines.from_settings(settings)
     for locale in sorted(p.name for p in settings.grammars_dir.iterdir() if p.is_dir()):
         print(f"  speech input {locale}: {engines.describe(locale)}")
     for locale in sorted(p.name for p in settings.prompts_dir.iterdir() if p.is_dir()):
         name = voice_for(settings.voice, locale)
-        found = find_voice(name)
-        print(f"  voice {locale}: espeak-ng {name!r} ({found.title if found else 'not installed'})")
+        espeak = find_voice(name)
+        title = espeak.title if espeak else "not installed"
+        print(f"  voice {locale}: espeak-ng {name!r} ({title})")
         warning = english_reading_warning(locale, name)
         if warning:
             print(f"  WARNING: {warning}")

@@ -20,7 +20,7 @@ def cmd_asr(args: argparse.Namespace) -> int:
     settings = settings_for(args)
     locale = args.locale or settings.locale
     grammar = GrammarBook(settings.grammars_dir, locale).get(args.grammar, commands=False)
-    engine = Engines(settings.models_dir).require(locale)
+    engine = Engines.from_settings(settings).require(locale)
     status = 0
     for file in args.files:
         try:
@@ -128,6 +128,12 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         )
     for name, locale, path in rows:
         print(f"{name:40s} {locale:7s} {path}")
+    from ivr.speech import whisper_models
+
+    for name, model in whisper_models.CATALOGUE.items():
+        found = whisper_models.locate(settings.models_dir, name)
+        where = str(found.path) if found.path else "-"
+        print(f"{name:40s} {','.join(model.locales):7s} {where}  [whisper: {found.note}]")
     return 0
 
 
@@ -135,6 +141,12 @@ def cmd_models_install(args: argparse.Namespace) -> int:
     from ivr.speech import models
 
     settings = settings_for(args)
+    from ivr.speech import whisper_models
+
+    if args.source in whisper_models.CATALOGUE:
+        path = whisper_models.install(settings.models_dir, args.source)
+        print(f"installed {args.source} (Whisper, SHA-256 checked) at {path}")
+        return 0
     info = models.install_model(
         args.source, settings.models_dir, locale=args.model_locale, sha256=args.sha256
     )
@@ -166,7 +178,7 @@ def register(sub: Any) -> None:
     b.add_argument("--sample-rates", type=int, nargs="+", default=[8000, 16000])
     b.set_defaults(func=cmd_prompts_build)
 
-    m = sub.add_parser("models", help="Vosk models").add_subparsers(dest="models", required=True)
+    m = sub.add_parser("models", help="speech models: Vosk and Whisper").add_subparsers(dest="models", required=True)
     ml = m.add_parser("list", help="installed models")
     ml.set_defaults(func=cmd_models_list)
     mi = m.add_parser("install", help="install a model from a known name, URL, archive or folder")

@@ -71,7 +71,7 @@ class QaRunner:
         self.settings = settings
         self.sample_rate = sample_rate
         self.record_dir = record_dir
-        self.engines = Engines(settings.models_dir)
+        self.engines = Engines.from_settings(settings)
         self.synth = Synthesizer(settings.cache_dir / "prompts")
         self._tmp = (
             tempfile.TemporaryDirectory(prefix="ivr-qa-")

@@ -1,4 +1,10 @@
-"""Which recogniser serves which locale, loaded once per process and shared."""
+"""Which recognisers serve which locale, loaded once per process and shared.
+
+Per locale: a grammar decoder (Vosk when a Vosk model for the locale is installed,
+else PocketSphinx's bundled model for en-US) and, when a Whisper model that hears
+the locale is installed, Whisper in the recognition worker pool. The routes of
+``[asr]`` decide which one hears each kind of ask (``ivr.speech.asr.routed``).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,48 @@ import logging
 import threading
 from pathlib import Path
 
+from ivr.config import Recognition, Settings
 from ivr.errors import EngineError
 from ivr.speech.asr.base import Engine
+from ivr.speech.asr.pool import RecognitionPool
 
 log = logging.getLogger(__name__)
 
 
 class Engines:
-    """Vosk when a Vosk model for the locale is installed; else PocketSphinx for en-US."""
-
-    def __init__(self, models_dir: Path, *, bundled: bool = True) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        *,
+        bundled: bool = True,
+        asr: Recognition | None = None,
+        accept: float = 0.6,
+        reject: float = 0.45,
+    ) -> None:
         self.models_dir = models_dir
         self.bundled = bundled
+        self.asr = asr or Recognition()
+        self.accept = accept
+        self.reject = reject
         self._engines: dict[str, Engine | None] = {}
         self._lock = threading.Lock()
+        self._pool: RecognitionPool | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Engines:
+        return cls(
+            settings.models_dir,
+            asr=settings.asr,
+            accept=settings.confidence_accept,
+            reject=settings.confidence_reject,
+        )
+
+    @property
+    def pool(self) -> RecognitionPool:
+        if self._pool is None:
+            workers = None if self.asr.workers < 0 else self.asr.workers
+            self._pool = RecognitionPool(workers)
+        return self._pool
 
     def vosk_model_for(self, locale: str) -> Path | None:
         from ivr.speech import models
@@ -31,31 +65,88 @@ class Engines:
             return models.bundled_model_paths().get(locale)
         return None
 
-    def describe(self, locale: str) -> str:
+    def whisper_model_for(self, locale: str) -> tuple[str, Path] | None:
+        if not self.asr.whisper:
+            return None
+        from ivr.speech import whisper_models
+
+        found = whisper_models.for_locale(self.models_dir, locale)
+        if found is None or found.path is None:
+            return None
+        return found.model.name, found.path
+
+    def _grammar_description(self, locale: str) -> str | None:
         path = self.vosk_model_for(locale)
         if path is not None:
             return f"vosk ({path})"
         if locale == "en-US":
             return "pocketsphinx (bundled en-US model)"
-        return "none: keys only (install a Vosk model with `ivr models install`)"
+        return None
+
+    def describe(self, locale: str) -> str:
+        grammar = self._grammar_description(locale)
+        whisper = self.whisper_model_for(locale)
+        if grammar is None and whisper is None:
+            return "none: keys only (install a Vosk or Whisper model with `ivr models install`)"
+        if whisper is None:
+            return f"{grammar} for every ask"
+        if grammar is None:
+            return f"{whisper[0]} for every ask"
+        a = self.asr
+        return (
+            f"{grammar}; {whisper[0]} ({whisper[1]}); digits: {a.digits}, "
+            f"yes/no and menus: {a.phrases}, feedback: {a.dictation}"
+        )
+
+    def _grammar_engine(self, locale: str) -> Engine | None:
+        path = self.vosk_model_for(locale)
+        if path is not None:
+            from ivr.speech.asr.vosk import VoskEngine
+
+            return VoskEngine(path, locale)
+        if locale == "en-US":
+            from ivr.speech.asr.sphinx import SphinxEngine
+
+            return SphinxEngine(locale)
+        return None
 
     def for_locale(self, locale: str) -> Engine | None:
         with self._lock:
             if locale in self._engines:
                 return self._engines[locale]
+            grammar_engine = self._grammar_engine(locale)
+            whisper_engine = None
+            found = self.whisper_model_for(locale)
+            if found is not None:
+                from ivr.speech.asr.whisper import WhisperEngine
+
+                whisper_engine = WhisperEngine(
+                    found[1],
+                    locale,
+                    pool=self.pool,
+                    model_name=found[0],
+                    threads=self.asr.threads_per_worker,
+                    beam_size=self.asr.beam_size,
+                )
             engine: Engine | None
-            path = self.vosk_model_for(locale)
-            if path is not None:
-                from ivr.speech.asr.vosk import VoskEngine
-
-                engine = VoskEngine(path, locale)
-            elif locale == "en-US":
-                from ivr.speech.asr.sphinx import SphinxEngine
-
-                engine = SphinxEngine(locale)
-            else:
+            if grammar_engine is None and whisper_engine is None:
                 log.warning("no speech recogniser for %s: keys only", locale)
                 engine = None
+            elif whisper_engine is None:
+                engine = grammar_engine
+            else:
+                from ivr.speech.asr.routed import Route, RoutedEngine
+
+                engine = RoutedEngine(
+                    locale,
+                    grammar_engine=grammar_engine,
+                    whisper=whisper_engine,
+                    digits=Route(self.asr.digits),
+                    phrases=Route(self.asr.phrases),
+                    dictation=Route(self.asr.dictation),
+                    accept=self.accept,
+                    reject=self.reject,
+                )
             self._engines[locale] = engine
             return engine
 
@@ -64,3 +155,7 @@ class Engines:
         if engine is None:
             raise EngineError(f"no speech recogniser for {locale}: {self.describe(locale)}")
         return engine
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()

@@ -26,6 +26,7 @@ from typing import Any, Final
 import yaml
 
 from ivr.errors import ConfigError
+from ivr.speech.understand import NumberWords, understand
 
 COMMAND_PREFIX: Final = "@"
 DIGITS_GRAMMAR: Final = "digits"
@@ -78,6 +79,7 @@ class Grammar:
     digits: DigitRule | None = None
     digit_words: dict[str, str] = field(default_factory=dict)
     garbage: tuple[str, ...] = ()  # common non-answers, for engines without a garbage model
+    numbers: NumberWords = field(default_factory=NumberWords)  # for free-text recognisers
 
     # --- what engines need ------------------------------------------------------------
     def words(self) -> set[str]:
@@ -134,7 +136,7 @@ class Grammar:
             digits = self.digits_of(norm)
             if digits is not None and self.digits.accepts(digits):
                 return Interpretation(value=digits, digits=digits)
-        return None
+        return understand(self, norm)
 
     def is_complete(self, partial: str) -> bool:
         """True when a partial result already is a whole answer (for quick end of turn)."""
@@ -216,6 +218,7 @@ class GrammarBook:
         if sorted(set(self.digit_words.values())) != list("0123456789"):
             raise ConfigError(f"{self.dir / '_digits.yaml'}: expected words for every digit 0-9")
         self.commands = _parse_source(self.dir / "_commands.yaml")
+        self.numbers = NumberWords.load(self.dir / "_numbers.yaml")
         garbage_file = self.dir / "_garbage.yaml"
         words = (_read_yaml(garbage_file) or []) if garbage_file.exists() else []
         if not isinstance(words, list):
@@ -264,4 +267,5 @@ class GrammarBook:
             digits=source.digits,
             digit_words=self.digit_words if source.digits else {},
             garbage=tuple(w for w in self.garbage if w not in phrases),
+            numbers=self.numbers,
         )

@@ -117,8 +117,9 @@ class SphinxEngine(Engine):
         self._pools[WIP_DEFAULT].append(self._dictionary)
         # Live cepstral mean normalisation needs a mean to start from. Each utterance starts
         # from the last mean of its own call (the session passes it in ``context``), and a
-        # call's first utterance from the last mean this process learned on any call.
-        self.cmn: tuple[str, str] | None = None
+        # call's first utterance from the model's own initial mean: never from a mean learned
+        # on other calls, so the first caller after start is heard like the hundredth.
+        self.cmn: tuple[str, str] = self._dictionary.cmn()
         self._free: list[Any] = []
         self._free_slots = threading.BoundedSemaphore(FREE_FORM_POOL)
 
@@ -320,7 +321,6 @@ class SphinxRecognizer(Recognizer):
                     log.debug("second chance: %r -> %r", text, retry)
                     text = retry
             self._context["sphinx_cmn"] = cmn
-            self._engine.cmn = cmn
             if not text.strip():
                 return Hypothesis("", 0.0, self._engine.name)
             words = [s.word for s in (pair.grammar.seg() or []) if s.word not in FILLERS]

@@ -1,0 +1,100 @@
+"""Recognition off the call threads: worker processes that hold each model once.
+
+A call sends a finished utterance (16 kHz float audio) and gets the decoder's
+result back; the heavy work runs in another process, so no call's recognition
+holds the interpreter lock of the process that carries the calls. A worker that
+dies mid-utterance (killed, out of memory) is replaced and the utterance sent
+again: the caller only hears the reply a little later.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Final, TypeVar
+
+from ivr.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRIES: Final = 2
+RESULT_TIMEOUT_SEC: Final = 120.0
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+
+
+class RecognitionPool:
+    """``workers`` processes (``0``: decode in the calling process, one at a time)."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else max(0, workers)
+        self._lock = threading.Lock()
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._inline = threading.Lock()
+        self.replaced = 0  # how many times dead workers were replaced
+
+    def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                # spawn: a fresh interpreter, never a fork of a process that runs threads
+                ctx = multiprocessing.get_context("spawn")
+                self._executor = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=self.workers, mp_context=ctx
+                )
+            return self._executor
+
+    def _replace(self, broken: concurrent.futures.ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is broken:
+                log.warning("a recognition worker died; starting new workers")
+                self._executor = None
+                self.replaced += 1
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker (``fn`` and its arguments must pickle)."""
+        if self.workers == 0:
+            with self._inline:
+                return fn(*args)
+        last: BaseException | None = None
+        for _attempt in range(RETRIES + 1):
+            pool = self._pool()
+            try:
+                return pool.submit(fn, *args).result(timeout=RESULT_TIMEOUT_SEC)
+            except BrokenProcessPool as exc:
+                last = exc
+                self._replace(pool)
+            except concurrent.futures.TimeoutError as exc:
+                raise EngineError(f"recognition took over {RESULT_TIMEOUT_SEC:.0f} s") from exc
+        raise EngineError(f"recognition workers keep dying: {last}")
+
+    def warm(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Start every worker and run ``fn`` in each (e.g. load a model) before calls come."""
+        if self.workers == 0:
+            fn(*args)
+            return
+        pool = self._pool()
+        for fut in [pool.submit(fn, *args) for _ in range(self.workers)]:
+            fut.result(timeout=RESULT_TIMEOUT_SEC)
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            executor = self._executor
+        if executor is None:
+            return []
+        processes = getattr(executor, "_processes", None) or {}
+        return [p.pid for p in processes.values() if p.pid is not None]
+
+    def close(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,123 @@
+"""Which engine hears an ask: the grammar decoder, Whisper, or the decoder with a second opinion.
+
+The routes come from the settings (``[asr]``) and were chosen by measurement (README,
+"Recognition"). With ``grammar+whisper`` the grammar decoder streams as the caller
+speaks and its answer stands when it is sure and is not a global command; otherwise
+Whisper hears the same frames, and its answer wins if it maps onto the grammar. A
+global command ("agent") is accepted only when Whisper hears it too: a grammar
+decoder maps noise and unrelated speech onto short phrases, and a caller who never
+asked for a person must not be transferred as if they had.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import numpy as np
+
+from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
+from ivr.speech.asr.whisper import WhisperEngine
+from ivr.speech.grammar import Grammar
+
+
+class Route(enum.StrEnum):
+    GRAMMAR = "grammar"
+    WHISPER = "whisper"
+    BOTH = "grammar+whisper"
+
+
+class RoutedEngine(Engine):
+    """One locale's engines behind the one Engine interface the dialog knows."""
+
+    def __init__(
+        self,
+        locale: str,
+        *,
+        grammar_engine: Engine | None,
+        whisper: WhisperEngine | None,
+        digits: Route,
+        phrases: Route,
+        dictation: Route,
+        accept: float,
+        reject: float,
+    ) -> None:
+        if grammar_engine is None and whisper is None:
+            raise ValueError("a routed engine needs at least one engine")
+        self.locale = locale
+        self.grammar_engine = grammar_engine
+        self.whisper = whisper
+        self.routes = {"digits": digits, "phrases": phrases, "dictation": dictation}
+        self.accept = accept
+        self.reject = reject
+        self.name = "+".join(e.name for e in (grammar_engine, whisper) if e is not None)
+
+    def route(self, grammar: Grammar | None) -> Route:
+        kind = "dictation" if grammar is None else "digits" if grammar.digits else "phrases"
+        route = self.routes[kind]
+        if self.whisper is None:
+            return Route.GRAMMAR
+        if self.grammar_engine is None:
+            return Route.WHISPER
+        return route
+
+    def recognizer(
+        self, grammar: Grammar | None, sample_rate: int, context: dict[str, Any] | None = None
+    ) -> Recognizer:
+        route = self.route(grammar)
+        if route is Route.WHISPER:
+            assert self.whisper is not None
+            return self.whisper.recognizer(grammar, sample_rate, context)
+        assert self.grammar_engine is not None
+        first = self.grammar_engine.recognizer(grammar, sample_rate, context)
+        if route is Route.GRAMMAR or grammar is None or self.whisper is None:
+            return first
+        return SecondOpinion(first, self, grammar, sample_rate)
+
+    def unknown_words(self, words: set[str]) -> list[str]:
+        if self.grammar_engine is None:
+            return []
+        return self.grammar_engine.unknown_words(words)
+
+
+class SecondOpinion(Recognizer):
+    """The grammar decoder streams; Whisper hears the utterance again when the decoder is unsure."""
+
+    def __init__(
+        self, first: Recognizer, engine: RoutedEngine, grammar: Grammar, sample_rate: int
+    ) -> None:
+        self.first = first
+        self.engine = engine
+        self.grammar = grammar
+        self.sample_rate = sample_rate
+        self._frames: list[np.ndarray] = []
+
+    def accept(self, frame: np.ndarray) -> None:
+        self._frames.append(frame)
+        self.first.accept(frame)
+
+    def partial(self) -> str:
+        return self.first.partial()
+
+    def finish(self) -> Hypothesis:
+        hyp = self.first.finish()
+        meant = self.grammar.interpret(hyp.text)
+        if meant is not None and not meant.is_command and hyp.confidence >= self.engine.accept:
+            self._frames = []
+            return hyp
+        assert self.engine.whisper is not None
+        audio = np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
+        self._frames = []
+        other = self.engine.whisper.transcribe(audio, self.sample_rate, self.grammar)
+        if (
+            self.grammar.interpret(other.text) is not None
+            and other.confidence >= self.engine.reject
+        ):
+            return other
+        if meant is not None and not meant.is_command and hyp.confidence >= self.engine.reject:
+            return hyp  # unsure, and Whisper heard nothing better: the dialog confirms it
+        return Hypothesis(other.text or hyp.text, 0.0, self.engine.name)
+
+    def close(self) -> None:
+        self._frames = []
+        self.first.close()

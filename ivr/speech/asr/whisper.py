@@ -1,0 +1,203 @@
+"""Whisper (faster-whisper on CTranslate2) behind the Recognizer interface.
+
+Whisper transcribes rather than choosing among a grammar's phrases, so each ask
+steers it with a prompt listing what the ask expects (the grammar's phrases, or the
+digit words), and what it writes is mapped onto the grammar afterwards
+(``ivr.speech.understand``): text that maps to no value is no match.
+
+Whisper also writes text where nobody spoke ("Thank you.", "you", "six, six,
+six" on silence, noise, tones or keypad beeps). Only audio the endpointer took
+for speech reaches it, and a decode is dropped when the model itself says there
+was no speech (no-speech probability over 0.6 with an average log-probability
+under -1) or when the text repeats itself (compression ratio over 2.4); the
+grammar match does the rest. Decoding runs in the recognition worker processes
+(``ivr.speech.asr.pool``); a call holds only its utterance's audio.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
+from ivr.speech.asr.pool import RecognitionPool
+from ivr.speech.audio import resample
+from ivr.speech.grammar import Grammar
+
+log = logging.getLogger(__name__)
+
+WHISPER_RATE: Final = 16000
+NO_SPEECH_PROB: Final = 0.6
+NO_SPEECH_LOGPROB: Final = -1.0
+MAX_COMPRESSION: Final = 2.4
+MAX_PROMPT_CHARS: Final = 600
+MIN_AUDIO_MS: Final = 100
+
+_models: dict[tuple[str, int], Any] = {}
+_models_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+    @property
+    def invented(self) -> bool:
+        """The model's own signs that it wrote text where nobody spoke."""
+        silent = self.no_speech_prob > NO_SPEECH_PROB and self.avg_logprob < NO_SPEECH_LOGPROB
+        return silent or self.compression_ratio > MAX_COMPRESSION
+
+    @property
+    def confidence(self) -> float:
+        return 0.0 if not self.text else min(1.0, math.exp(self.avg_logprob))
+
+
+def _model(path: str, threads: int) -> Any:
+    with _models_lock:
+        key = (path, threads)
+        if key not in _models:
+            from faster_whisper import WhisperModel
+
+            _models[key] = WhisperModel(
+                path, device="cpu", compute_type="int8", cpu_threads=threads
+            )
+        return _models[key]
+
+
+def load(path: str, threads: int) -> bool:
+    """Load a model into this process (a worker warming up)."""
+    _model(path, threads)
+    return True
+
+
+def decode(
+    path: str, threads: int, audio: np.ndarray, language: str, prompt: str | None, beam_size: int
+) -> Decoded:
+    """One utterance, 16 kHz float32 mono, decoded greedily-stable (temperature 0)."""
+    model = _model(path, threads)
+    segments, _info = model.transcribe(
+        audio,
+        language=language,
+        beam_size=beam_size,
+        temperature=0.0,  # the fallback ladder adds seconds and invents more
+        initial_prompt=prompt,
+        condition_on_previous_text=False,
+        without_timestamps=True,
+        vad_filter=False,  # the endpointer already cut the utterance
+    )
+    segs = list(segments)
+    if not segs:
+        return Decoded("", -10.0, 1.0, 0.0)
+    weights = [max(1, len(s.tokens)) for s in segs]
+    avg = sum(s.avg_logprob * w for s, w in zip(segs, weights, strict=True)) / sum(weights)
+    return Decoded(
+        text=" ".join(s.text.strip() for s in segs).strip(),
+        avg_logprob=avg,
+        no_speech_prob=segs[0].no_speech_prob,
+        compression_ratio=max(s.compression_ratio for s in segs),
+    )
+
+
+def grammar_prompt(grammar: Grammar | None, locale: str) -> str | None:
+    """What the ask expects, written out: Whisper leans towards words it has just seen."""
+    if grammar is None:
+        return None
+    chinese = locale.startswith("zh")
+    sep = "，" if chinese else ", "  # noqa: RUF001 - Mandarin comma
+    words: list[str] = []
+    if grammar.digits is not None:
+        seen: set[str] = set()
+        for word, digit in grammar.digit_words.items():
+            if digit not in seen:  # one word per digit: "zero, one, two, ..."
+                seen.add(digit)
+                words.append(word)
+    words += [p for p in grammar.phrases if not p.startswith("@")]
+    if chinese:
+        words = ["".join(w.split()) for w in words]
+    text = sep.join(dict.fromkeys(words))
+    return (text[:MAX_PROMPT_CHARS] + ("。" if chinese else ".")) if text else None
+
+
+class WhisperEngine(Engine):
+    """A Whisper model for one locale, decoded in the shared worker pool."""
+
+    def __init__(
+        self,
+        path: Path,
+        locale: str,
+        *,
+        pool: RecognitionPool,
+        model_name: str = "whisper",
+        threads: int = 1,
+        beam_size: int = 5,
+    ) -> None:
+        self.path = str(path)
+        self.locale = locale
+        self.language = locale.split("-", 1)[0].lower()
+        self.name = model_name
+        self.pool = pool
+        self.threads = threads
+        self.beam_size = beam_size
+
+    def warm(self) -> None:
+        self.pool.warm(load, self.path, self.threads)
+
+    def recognizer(
+        self, grammar: Grammar | None, sample_rate: int, context: dict[str, Any] | None = None
+    ) -> Recognizer:
+        return WhisperRecognizer(self, grammar, sample_rate)
+
+    def unknown_words(self, words: set[str]) -> list[str]:
+        return []  # open vocabulary: any word can be written
+
+    def transcribe(self, audio: np.ndarray, rate: int, grammar: Grammar | None) -> Hypothesis:
+        """Decode int16 audio at ``rate``; an invented or empty decode comes back empty."""
+        if len(audio) * 1000 < MIN_AUDIO_MS * rate:
+            return Hypothesis("", 0.0, self.name)
+        pcm = resample(audio.astype(np.int16), rate, WHISPER_RATE).astype(np.float32) / 32768.0
+        result: Decoded = self.pool.run(
+            decode,
+            self.path,
+            self.threads,
+            pcm,
+            self.language,
+            grammar_prompt(grammar, self.locale),
+            self.beam_size,
+        )
+        if result.invented:
+            log.debug("whisper: dropped %r (%s)", result.text, result)
+            return Hypothesis("", 0.0, self.name)
+        return Hypothesis(result.text, result.confidence, self.name)
+
+
+class WhisperRecognizer(Recognizer):
+    """Keeps the utterance's frames; decodes the whole utterance when it ends."""
+
+    def __init__(self, engine: WhisperEngine, grammar: Grammar | None, sample_rate: int) -> None:
+        self.engine = engine
+        self.grammar = grammar
+        self.sample_rate = sample_rate
+        self._frames: list[np.ndarray] = []
+
+    def accept(self, frame: np.ndarray) -> None:
+        self._frames.append(frame)
+
+    def partial(self) -> str:
+        return ""
+
+    def finish(self) -> Hypothesis:
+        audio = np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
+        self._frames = []
+        return self.engine.transcribe(audio, self.sample_rate, self.grammar)
+
+    def close(self) -> None:
+        self._frames = []

@@ -1,0 +1,215 @@
+"""From free text to a grammar's value: what a transcribing recogniser heard, understood.
+
+Grammar decoders (PocketSphinx, Vosk) return one of the grammar's phrases; a
+transcriber (Whisper) writes whatever it heard: "I forgot my password.", "It's
+138 0013 8000", "double five", "巴" for 八. This module maps such text onto the
+grammar, and anything that maps to no single value is no match, so speech outside
+the grammar is rejected by construction:
+
+* the whole text is a phrase, or exactly one value's phrases occur in it as whole
+  words (a longer phrase hides the shorter ones inside it: 不是 is not 是);
+* a global command only counts when the text is that command and nothing else of
+  substance (clear evidence: "agent", "I want to talk to a person");
+* digit asks take digit words, figures, "oh", "double five", "twenty one" and
+  "eight hundred" (``_numbers.yaml``), and in Mandarin any character that sounds
+  like a digit (八 and 巴 are both ``ba``), by pinyin.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import yaml
+
+from ivr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ivr.speech.grammar import Grammar, Interpretation
+
+_FIGURES: Final = re.compile(r"\d")
+_HANZI_CHAR: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# words that carry no answer of their own around a command ("I want to talk to an agent")
+MAX_COMMAND_EXTRA_WORDS: Final = 5
+
+
+@dataclass(frozen=True)
+class NumberWords:
+    """How a locale says numbers beyond its digit words (``grammars/<locale>/_numbers.yaml``)."""
+
+    aliases: dict[str, str] = field(default_factory=dict)
+    repeat: dict[str, int] = field(default_factory=dict)
+    teens: dict[str, str] = field(default_factory=dict)
+    tens: dict[str, str] = field(default_factory=dict)
+    hundred: tuple[str, ...] = ()
+
+    @classmethod
+    def load(cls, path: Path) -> NumberWords:
+        if not path.exists():
+            return cls()
+        try:
+            data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping")
+        unknown = set(data) - {"aliases", "repeat", "teens", "tens", "hundred"}
+        if unknown:
+            raise ConfigError(f"{path}: unknown keys {sorted(unknown)}")
+        try:
+            return cls(
+                aliases={str(k): str(v) for k, v in (data.get("aliases") or {}).items()},
+                repeat={str(k): int(v) for k, v in (data.get("repeat") or {}).items()},
+                teens={str(k): str(v) for k, v in (data.get("teens") or {}).items()},
+                tens={str(k): str(v) for k, v in (data.get("tens") or {}).items()},
+                hundred=tuple(str(w) for w in data.get("hundred") or ()),
+            )
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+
+
+# --- Mandarin by sound -----------------------------------------------------------------------
+def is_hanzi(token: str) -> bool:
+    return bool(_HANZI_CHAR.fullmatch(token))
+
+
+@functools.cache
+def pinyin(token: str) -> str:
+    """A Chinese character's syllable without tone (八 and 巴 → "ba"); other tokens unchanged."""
+    if not is_hanzi(token):
+        return token
+    from pypinyin import lazy_pinyin
+
+    return lazy_pinyin(token)[0]
+
+
+def _sounds(tokens: list[str]) -> list[str]:
+    return [pinyin(t) for t in tokens]
+
+
+# --- digits ----------------------------------------------------------------------------------
+def digits_in(tokens: list[str], digit_words: dict[str, str], numbers: NumberWords) -> str | None:
+    """The digit string the tokens say, or None when a token is neither a number nor filler.
+
+    Filler words may stand before the number ("my number is ..."), never inside it.
+    """
+    by_sound = {pinyin(w): d for w, d in digit_words.items() if is_hanzi(w)}
+    out = ""
+    started = False
+    pending_repeat = 1
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        piece: str | None = None
+        if tok.isdigit():
+            piece = tok
+        elif tok in digit_words:
+            piece = digit_words[tok]
+        elif tok in numbers.aliases and (
+            started or (nxt is not None and _is_number(nxt, digit_words, numbers))
+        ):
+            piece = numbers.aliases[tok]
+        elif is_hanzi(tok) and pinyin(tok) in by_sound:
+            piece = by_sound[pinyin(tok)]
+        elif tok in numbers.teens:
+            piece = numbers.teens[tok]
+        elif tok in numbers.tens:
+            piece = numbers.tens[tok]
+            if nxt is not None and nxt in digit_words and digit_words[nxt] != "0":
+                piece += digit_words[nxt]
+                i += 1
+            else:
+                piece += "0"
+        elif tok in numbers.repeat:
+            pending_repeat = numbers.repeat[tok]
+            i += 1
+            continue
+        elif tok in numbers.hundred and out:
+            after = tokens[i + 1 :]
+            follows = bool(after) and _is_number(after[0], digit_words, numbers)
+            out += "" if follows else "00"
+            if follows and after[0] in digit_words:
+                out += "0"  # "eight hundred five" is 805
+            i += 1
+            continue
+        if piece is None:
+            if started:
+                return None  # words inside a number: not a number answer
+            i += 1
+            continue
+        started = True
+        out += piece * pending_repeat if len(piece) == 1 else piece
+        pending_repeat = 1
+        i += 1
+    return out or None
+
+
+def _is_number(tok: str, digit_words: dict[str, str], numbers: NumberWords) -> bool:
+    return (
+        tok.isdigit()
+        or tok in digit_words
+        or tok in numbers.teens
+        or tok in numbers.tens
+        or tok in numbers.repeat
+    )
+
+
+# --- phrases ---------------------------------------------------------------------------------
+def _occurrences(tokens: list[str], phrase: list[str]) -> list[tuple[int, int]]:
+    n = len(phrase)
+    return [(i, i + n) for i in range(len(tokens) - n + 1) if tokens[i : i + n] == phrase]
+
+
+def phrase_matches(tokens: list[str], phrases: dict[str, str]) -> list[tuple[int, int, str]]:
+    """(start, end, value) of every phrase in the tokens, longer phrases hiding shorter ones.
+
+    Chinese characters are compared by sound, so a homophone written by the recogniser
+    (吃别 for 识别) still matches.
+    """
+    sounds = _sounds(tokens)
+    found: list[tuple[int, int, str]] = []
+    for phrase, value in phrases.items():
+        words = phrase.split()
+        target = _sounds(words) if any(is_hanzi(w) for w in words) else words
+        hay = sounds if any(is_hanzi(w) for w in words) else tokens
+        found += [(s, e, value) for s, e in _occurrences(hay, target)]
+    found.sort(key=lambda m: (m[0], -(m[1] - m[0])))
+    kept: list[tuple[int, int, str]] = []
+    for m in sorted(found, key=lambda m: -(m[1] - m[0])):
+        if not any(k[0] <= m[0] and m[1] <= k[1] for k in kept):
+            kept.append(m)
+    return sorted(kept)
+
+
+def understand(grammar: Grammar, text: str) -> Interpretation | None:
+    """The one value ``text`` stands for under ``grammar``, or None (no match)."""
+    from ivr.speech.grammar import COMMAND_PREFIX, Interpretation, normalize
+
+    norm = normalize(text)
+    if not norm:
+        return None
+    if norm in grammar.phrases:
+        return Interpretation(grammar.phrases[norm])
+    tokens = norm.split()
+    sounds = " ".join(_sounds(tokens))
+    for phrase, value in grammar.phrases.items():  # the whole answer by sound (Mandarin)
+        if " ".join(_sounds(phrase.split())) == sounds:
+            return Interpretation(value)
+    if grammar.digits is not None:
+        digits = digits_in(tokens, grammar.digit_words, grammar.numbers)
+        if digits is not None:
+            return Interpretation(digits, digits) if grammar.digits.accepts(digits) else None
+    matches = phrase_matches(tokens, grammar.phrases)
+    values = {v for _, _, v in matches}
+    if len(values) != 1:
+        return None
+    value = values.pop()
+    if value.startswith(COMMAND_PREFIX):
+        covered = sum(e - s for s, e, _ in matches)
+        if len(tokens) - covered > MAX_COMMAND_EXTRA_WORDS:
+            return None  # a command buried in a longer sentence is no clear request
+    return Interpretation(value)
