@@ -16,28 +16,50 @@ def cmd_qa_run(args: argparse.Namespace) -> int:
     from ivr.qa.testcall import find_calls
 
     settings = settings_for(args)
-    runner = QaRunner(
-        settings,
-        sample_rate=args.rate,
-        record_dir=Path(args.record) if args.record else None,
-    )
+    conditions = _conditions(args.condition)
+    paths = find_calls([Path(p) for p in args.paths])
     reports = []
-    for path in find_calls([Path(p) for p in args.paths]):
-        report = runner.run_path(path)
-        reports.append(report)
-        mark = "PASS" if report.passed else "FAIL"
-        print(
-            f"{mark} {report.name} ({path}) -> {report.outcome} {report.transfer_reason or ''}",
-            file=sys.stderr,
+    engines = None
+    for condition in conditions:
+        runner = QaRunner(
+            settings,
+            sample_rate=args.rate,
+            record_dir=Path(args.record) / condition if args.record else None,
+            condition=condition,
         )
-        if report.error:
-            print(f"     {report.error}", file=sys.stderr)
+        engines = runner.engines = engines or runner.engines  # one model pool for every run
+        for path in paths:
+            report = runner.run_path(path)
+            reports.append(report)
+            mark = "PASS" if report.passed else "FAIL"
+            print(
+                f"{mark} [{condition}] {report.name} ({path}) -> {report.outcome} "
+                f"{report.transfer_reason or ''}",
+                file=sys.stderr,
+            )
+            if report.error:
+                print(f"     {report.error}", file=sys.stderr)
+    if engines is not None:
+        engines.close()
     passed = sum(r.passed for r in reports)
     failed = len(reports) - passed
+    rates = {
+        c: sum(r.passed for r in reports if r.condition == c)
+        / max(1, sum(r.condition == c for r in reports))
+        for c in conditions
+    }
+    if len(conditions) > 1:
+        for c, rate in rates.items():
+            print(f"{c}: {rate:.0%} passed", file=sys.stderr)
     if args.json:
         print(
             json.dumps(
-                {"passed": passed, "failed": failed, "calls": [r.as_dict() for r in reports]},
+                {
+                    "passed": passed,
+                    "failed": failed,
+                    "conditions": rates,
+                    "calls": [r.as_dict() for r in reports],
+                },
                 indent=2,
             )
         )
@@ -45,6 +67,16 @@ def cmd_qa_run(args: argparse.Namespace) -> int:
         _write_junit(Path(args.junit), reports)
     print(f"{passed} passed, {failed} failed", file=sys.stderr)
     return 0 if failed == 0 and reports else 1
+
+
+def _conditions(chosen: list[str] | None) -> list[str]:
+    from ivr.qa.conditions import Condition
+
+    if not chosen:
+        return [Condition.CLEAN.value]
+    if "all" in chosen:
+        return [c.value for c in Condition]
+    return list(dict.fromkeys(chosen))
 
 
 def _write_junit(path: Path, reports: list[Any]) -> None:
@@ -80,7 +112,12 @@ def cmd_qa_synth(args: argparse.Namespace) -> int:
     for i, turn in enumerate(data.get("turns") or [], 1):
         if isinstance(turn, dict) and "say" in turn:
             wav = out_dir / "turns" / f"{i:02d}.wav"
-            write_caller_wav(wav, str(turn["say"]), locale=data.get("locale", "en-US"))
+            write_caller_wav(
+                wav,
+                str(turn["say"]),
+                locale=data.get("locale", "en-US"),
+                condition=args.condition,
+            )
             data["turns"][i - 1] = {"audio": f"turns/{wav.name}", "text": turn["say"]}
     (out_dir / "call.yaml").write_text(
         yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8"
@@ -105,8 +142,16 @@ def register(sub: Any) -> None:
         help="channel sample rate (8000: telephone)",
     )
     r.add_argument("--record", help="folder for a stereo WAV of each call")
+    r.add_argument(
+        "--condition",
+        action="append",
+        choices=("clean", "phone", "noisy", "all"),
+        help="caller condition: clean voice, phone line (8 kHz G.711), slow voice in noise; "
+        "repeatable, 'all' runs the matrix (default clean)",
+    )
     r.set_defaults(func=cmd_qa_run, locale=None)
     s = qa.add_parser("synth", help="write WAV files for a test call's `say:` turns")
     s.add_argument("path")
     s.add_argument("--out", required=True)
+    s.add_argument("--condition", choices=("clean", "phone", "noisy"), default="clean")
     s.set_defaults(func=cmd_qa_synth)

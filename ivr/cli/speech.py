@@ -178,7 +178,9 @@ def register(sub: Any) -> None:
     b.add_argument("--sample-rates", type=int, nargs="+", default=[8000, 16000])
     b.set_defaults(func=cmd_prompts_build)
 
-    m = sub.add_parser("models", help="speech models: Vosk and Whisper").add_subparsers(dest="models", required=True)
+    m = sub.add_parser("models", help="speech models: Vosk and Whisper").add_subparsers(
+        dest="models", required=True
+    )
     ml = m.add_parser("list", help="installed models")
     ml.set_defaults(func=cmd_models_list)
     mi = m.add_parser("install", help="install a model from a known name, URL, archive or folder")

@@ -38,6 +38,7 @@ class CallReport:
     call_id: str | None = None
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
+    condition: str = "clean"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +54,7 @@ class CallReport:
             "turns": self.turns,
             "call_id": self.call_id,
             "failures": self.failures,
+            "condition": self.condition,
         }
 
 
@@ -67,9 +69,14 @@ class QaRunner:
         record_dir: Path | None = None,
         db_dir: Path | None = None,
         db_file: Path | None = None,
+        condition: str = "clean",
     ) -> None:
+        from ivr.qa.conditions import RENDERINGS, Condition
+
         self.settings = settings
-        self.sample_rate = sample_rate
+        self.condition = Condition(condition)
+        # a phone-line caller is heard on an 8 kHz channel, whatever rate was asked for
+        self.sample_rate = RENDERINGS[self.condition].channel_rate or sample_rate
         self.record_dir = record_dir
         self.engines = Engines.from_settings(settings)
         self.synth = Synthesizer(settings.cache_dir / "prompts")
@@ -87,10 +94,11 @@ class QaRunner:
     def run_path(self, path: Path) -> CallReport:
         started = time.perf_counter()
         try:
-            call = load_call(path)
+            call = load_call(path, condition=self.condition)
         except IvrError as exc:
             return CallReport(name=path.parent.name, path=str(path), passed=False, error=str(exc))
         report = self.run_call(call)
+        report.condition = str(self.condition)
         report.seconds = time.perf_counter() - started
         return report
 

@@ -59,8 +59,12 @@ def find_calls(paths: list[Path]) -> list[Path]:
     return found
 
 
-def load_call(path: Path, *, synthesize: bool = True) -> TestCall:
-    """Load one test call; ``say:`` turns (text) are synthesised with the caller voice."""
+def load_call(path: Path, *, synthesize: bool = True, condition: str = "clean") -> TestCall:
+    """Load one test call; ``say:`` turns (text) are synthesised with the caller voice.
+
+    ``condition`` (ivr.qa.conditions) renders every caller turn as a clean voice, on a
+    phone line, or slow in noise.
+    """
     path = path / "call.yaml" if path.is_dir() else path
     where = str(path)
     try:
@@ -75,7 +79,7 @@ def load_call(path: Path, *, synthesize: bool = True) -> TestCall:
     raw_turns = data.get("turns")
     if not isinstance(raw_turns, list) or not raw_turns:
         raise ConfigError(f"{where}: expected a non-empty list of turns")
-    turns = [_turn(t, i, path, locale, synthesize) for i, t in enumerate(raw_turns, 1)]
+    turns = [_turn(t, i, path, locale, synthesize, condition) for i, t in enumerate(raw_turns, 1)]
     raw_expect = data.get("expect") or {}
     if not isinstance(raw_expect, dict):
         raise ConfigError(f"{where}: expect: expected a mapping")
@@ -109,7 +113,7 @@ def load_call(path: Path, *, synthesize: bool = True) -> TestCall:
     )
 
 
-def _turn(raw: Any, index: int, path: Path, locale: str, synthesize: bool) -> Turn:
+def _turn(raw: Any, index: int, path: Path, locale: str, synthesize: bool, condition: str) -> Turn:
     where = f"{path}: turn #{index}"
     if not isinstance(raw, dict) or len(set(raw) & TURN_KEYS) != 1:
         raise ConfigError(f"{where}: expected exactly one of {sorted(TURN_KEYS)}, got {raw!r}")
@@ -119,11 +123,13 @@ def _turn(raw: Any, index: int, path: Path, locale: str, synthesize: bool) -> Tu
     barge = raw.get("barge_in_ms")
     if barge is not None and (not isinstance(barge, int) or barge < 0):
         raise ConfigError(f"{where}: barge_in_ms: expected milliseconds >= 0, got {barge!r}")
-    turn = _turn_body(raw, where, path, locale, synthesize)
+    turn = _turn_body(raw, where, path, locale, synthesize, condition)
     return dataclasses.replace(turn, barge_in_ms=barge)
 
 
-def _turn_body(raw: dict[str, Any], where: str, path: Path, locale: str, synthesize: bool) -> Turn:
+def _turn_body(
+    raw: dict[str, Any], where: str, path: Path, locale: str, synthesize: bool, condition: str
+) -> Turn:
     if "audio" in raw:
         file = (path.parent / str(raw["audio"])).resolve()
         try:
@@ -132,16 +138,19 @@ def _turn_body(raw: dict[str, Any], where: str, path: Path, locale: str, synthes
             raise ConfigError(f"{where}: {exc}") from exc
         if len(audio.samples) == 0:
             raise ConfigError(f"{where}: {file} holds no audio")
+        if condition != "clean":
+            from ivr.qa.conditions import Condition, degrade
+
+            audio = degrade(audio, Condition(condition), key=f"{file.name}")
         return Turn(TurnKind.AUDIO, audio=audio, where=where, text=str(raw.get("text", "")))
     if "say" in raw:
         text = str(raw["say"])
         if not synthesize:
             return Turn(TurnKind.AUDIO, where=where, text=text)
-        from ivr.qa.synth import caller_speech
+        from ivr.qa.synth import condition_speech
 
-        return Turn(
-            TurnKind.AUDIO, audio=caller_speech(text, locale=locale), where=where, text=text
-        )
+        audio = condition_speech(text, locale=locale, condition=condition)
+        return Turn(TurnKind.AUDIO, audio=audio, where=where, text=text)
     if "dtmf" in raw:
         keys = str(raw["dtmf"])
         if not keys or any(k not in "0123456789*#" for k in keys):

@@ -1,0 +1,76 @@
+"""Caller conditions for test calls: the same call as a clean voice, on a phone line, slow in noise.
+
+A test call's caller audio (``say:`` turns, synthesised, and recorded ``audio:``
+turns) is rendered in one condition:
+
+* ``clean``: the synthetic caller voice as it is (the default);
+* ``phone``: a female voice through an 8 kHz G.711 µ-law line, heard on an 8 kHz channel;
+* ``noisy``: a slow, low-pitched voice with line noise at 15 dB SNR.
+
+Noise is drawn from a generator seeded by the turn's text, so a condition renders the
+same audio on every run (a deterministic system must give the same result twice).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+
+from ivr.speech.audio import Audio, rms_dbfs, telephone
+
+
+class Condition(enum.StrEnum):
+    CLEAN = "clean"
+    PHONE = "phone"
+    NOISY = "noisy"
+
+
+@dataclass(frozen=True)
+class Rendering:
+    voice_variant: str | None  # espeak-ng variant after "+", None: the default caller voice
+    rate_wpm: int | None  # None: the default caller rate
+    pitch: int | None  # espeak-ng pitch 0-99, None: the voice's own
+    phone_line: bool
+    snr_db: float | None
+    channel_rate: int | None  # the channel's rate this condition implies (None: as asked)
+
+
+RENDERINGS: Final[dict[Condition, Rendering]] = {
+    Condition.CLEAN: Rendering(None, None, None, False, None, None),
+    Condition.PHONE: Rendering("f2", 140, None, True, None, 8000),
+    Condition.NOISY: Rendering("m3", 105, 25, False, 15.0, None),
+}
+
+
+def _seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+
+
+def add_noise(audio: Audio, snr_db: float, *, seed: int) -> Audio:
+    """Line noise (pink-ish hiss and hum) at ``snr_db`` under the speech's level."""
+    rng = np.random.default_rng(seed)
+    n = len(audio.samples)
+    white = rng.standard_normal(n)
+    pink = np.cumsum(white)  # integrated: more energy low down, like line and room noise
+    pink -= np.convolve(pink, np.ones(64) / 64, mode="same")
+    t = np.arange(n) / audio.rate
+    noise = pink / (np.std(pink) or 1.0) + 0.3 * np.sin(2 * np.pi * 50 * t)
+    speech_db = rms_dbfs(audio.samples[np.abs(audio.samples) > 300]) if n else -120.0
+    noise_rms = 32768 * 10 ** ((speech_db - snr_db) / 20)
+    noise *= noise_rms / (np.sqrt(np.mean(noise**2)) or 1.0)
+    mixed = np.clip(audio.samples.astype(np.float64) + noise, -32768, 32767)
+    return Audio(mixed.astype(np.int16), audio.rate)
+
+
+def degrade(audio: Audio, condition: Condition, *, key: str) -> Audio:
+    """What the IVR hears of ``audio`` from a caller in ``condition``."""
+    rendering = RENDERINGS[condition]
+    if rendering.snr_db is not None:
+        audio = add_noise(audio, rendering.snr_db, seed=_seed(key))
+    if rendering.phone_line:
+        audio = telephone(audio)
+    return audio
