@@ -80,6 +80,7 @@ class Grammar:
     digit_words: dict[str, str] = field(default_factory=dict)
     garbage: tuple[str, ...] = ()  # common non-answers, for engines without a garbage model
     numbers: NumberWords = field(default_factory=NumberWords)  # for free-text recognisers
+    inventions: tuple[str, ...] = ()  # what a transcriber writes where nobody spoke
 
     # --- what engines need ------------------------------------------------------------
     def words(self) -> set[str]:
@@ -219,6 +220,11 @@ class GrammarBook:
             raise ConfigError(f"{self.dir / '_digits.yaml'}: expected words for every digit 0-9")
         self.commands = _parse_source(self.dir / "_commands.yaml")
         self.numbers = NumberWords.load(self.dir / "_numbers.yaml")
+        inventions_file = self.dir / "_inventions.yaml"
+        found = (_read_yaml(inventions_file) or []) if inventions_file.exists() else []
+        if not isinstance(found, list):
+            raise ConfigError(f"{inventions_file}: expected a list of texts")
+        self.inventions = tuple(normalize(str(t)) for t in found)
         garbage_file = self.dir / "_garbage.yaml"
         words = (_read_yaml(garbage_file) or []) if garbage_file.exists() else []
         if not isinstance(words, list):
@@ -268,4 +274,5 @@ class GrammarBook:
             digit_words=self.digit_words if source.digits else {},
             garbage=tuple(w for w in self.garbage if w not in phrases),
             numbers=self.numbers,
+            inventions=self.inventions,
         )

@@ -12,13 +12,18 @@ asked for a person must not be transferred as if they had.
 from __future__ import annotations
 
 import enum
-from typing import Any
+import logging
+from typing import Any, Final
 
 import numpy as np
 
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
 from ivr.speech.asr.whisper import WhisperEngine
-from ivr.speech.grammar import Grammar
+from ivr.speech.grammar import Grammar, normalize
+
+log = logging.getLogger(__name__)
+
+MAX_MISSPELT_WORDS: Final = 3
 
 
 class Route(enum.StrEnum):
@@ -41,6 +46,8 @@ class RoutedEngine(Engine):
         dictation: Route,
         accept: float,
         reject: float,
+        second_opinion_below: float = 0.75,
+        command_alone: float = 0.55,
     ) -> None:
         if grammar_engine is None and whisper is None:
             raise ValueError("a routed engine needs at least one engine")
@@ -50,6 +57,8 @@ class RoutedEngine(Engine):
         self.routes = {"digits": digits, "phrases": phrases, "dictation": dictation}
         self.accept = accept
         self.reject = reject
+        self.second_opinion_below = second_opinion_below
+        self.command_alone = command_alone
         self.name = "+".join(e.name for e in (grammar_engine, whisper) if e is not None)
 
     def route(self, grammar: Grammar | None) -> Route:
@@ -102,21 +111,46 @@ class SecondOpinion(Recognizer):
     def finish(self) -> Hypothesis:
         hyp = self.first.finish()
         meant = self.grammar.interpret(hyp.text)
-        if meant is not None and not meant.is_command and hyp.confidence >= self.engine.accept:
+        sure = self.engine.second_opinion_below
+        if meant is not None and not meant.is_command and hyp.confidence >= sure:
             self._frames = []
             return hyp
         assert self.engine.whisper is not None
         audio = np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
         self._frames = []
         other = self.engine.whisper.transcribe(audio, self.sample_rate, self.grammar)
-        if (
-            self.grammar.interpret(other.text) is not None
-            and other.confidence >= self.engine.reject
-        ):
-            return other
+        heard = self.grammar.interpret(other.text)
+        log.debug(
+            "second opinion: %r %.2f -> %r %.2f",
+            hyp.text,
+            hyp.confidence,
+            other.text,
+            other.confidence,
+        )
+        both = self.engine.name
+        if heard is not None and meant is not None and heard.value == meant.value:
+            return Hypothesis(other.text, max(other.confidence, hyp.confidence), both)
+        if heard is not None and other.confidence >= self.engine.reject:
+            return other  # Whisper heard an answer (or a command, in so many words)
         if meant is not None and not meant.is_command and hyp.confidence >= self.engine.reject:
-            return hyp  # unsure, and Whisper heard nothing better: the dialog confirms it
-        return Hypothesis(other.text or hyp.text, 0.0, self.engine.name)
+            return hyp  # unsure, and Whisper heard nothing better: the dialog reads it back
+        if meant is not None and meant.is_command and self._misspelt(other.text, hyp.confidence):
+            return Hypothesis(hyp.text, hyp.confidence, both)
+        return Hypothesis(other.text or hyp.text, 0.0, both)
+
+    def _misspelt(self, whisper_text: str, confidence: float) -> bool:
+        """Whisper wrote a few words that mean nothing here, where the decoder heard a command.
+
+        A caller's "operator" written as "up, remember": a short utterance of the caller's own,
+        not silence (Whisper wrote nothing), not an invention ("Thank you."), not a longer
+        sentence (unrelated speech), and no answer to the ask.
+        """
+        words = normalize(whisper_text).split()
+        return (
+            confidence >= self.engine.command_alone
+            and 0 < len(words) <= MAX_MISSPELT_WORDS
+            and " ".join(words) not in self.grammar.inventions
+        )
 
     def close(self) -> None:
         self._frames = []

