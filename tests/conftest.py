@@ -17,13 +17,31 @@ SHARED_SPEECH = Path(
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One models directory for the whole run, with Whisper base put together as a user would
+    (`ivr models install whisper-base`); every settings object and `ivr` process finds it
+    through $IVR_MODELS."""
+    from ivr.speech import whisper_models
+
+    path = tmp_path_factory.mktemp("models")
+    whisper_models.install(path, "whisper-base")
+    before = os.environ.get("IVR_MODELS")
+    os.environ["IVR_MODELS"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("IVR_MODELS", None)
+    else:
+        os.environ["IVR_MODELS"] = before
+
+
 @pytest.fixture(scope="session")
 def ivr_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("ivr-home")
 
 
 @pytest.fixture(scope="session")
-def settings(ivr_home: Path) -> Settings:
+def settings(ivr_home: Path, models_dir: Path) -> Settings:
     return load_settings(home=ivr_home)
 
 
@@ -32,6 +50,14 @@ def sphinx():  # type: ignore[no-untyped-def]
     from ivr.speech.asr.sphinx import SphinxEngine
 
     return SphinxEngine()
+
+
+@pytest.fixture(scope="session")
+def engines(settings: Settings):  # type: ignore[no-untyped-def]
+    """The engines a call uses (grammar decoder, Whisper in the worker pool), shared."""
+    from ivr.speech.engines import Engines
+
+    return Engines.from_settings(settings)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from pathlib import Path
 from ivr.config import Recognition, Settings
 from ivr.errors import EngineError
 from ivr.speech.asr.base import Engine
-from ivr.speech.asr.pool import RecognitionPool
+from ivr.speech.asr.pool import RecognitionPool, shared_pool
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ class Engines:
     @property
     def pool(self) -> RecognitionPool:
         if self._pool is None:
-            workers = None if self.asr.workers < 0 else self.asr.workers
-            self._pool = RecognitionPool(workers)
+            self._pool = shared_pool(None if self.asr.workers < 0 else self.asr.workers)
         return self._pool
 
     def vosk_model_for(self, locale: str) -> Path | None:
@@ -159,5 +158,6 @@ class Engines:
         return engine
 
     def close(self) -> None:
+        """Stop the recognition workers (the next utterance starts new ones)."""
         if self._pool is not None:
             self._pool.close()

@@ -9,6 +9,7 @@ again: the caller only hears the reply a little later.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import logging
 import multiprocessing
@@ -98,3 +99,21 @@ class RecognitionPool:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+_shared: dict[int | None, RecognitionPool] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_pool(workers: int | None = None) -> RecognitionPool:
+    """The process's pool of ``workers`` processes: every call and engine shares it."""
+    with _shared_lock:
+        if workers not in _shared:
+            _shared[workers] = RecognitionPool(workers)
+        return _shared[workers]
+
+
+@atexit.register
+def _close_shared() -> None:
+    for pool in list(_shared.values()):
+        pool.close()

@@ -20,6 +20,7 @@ import numpy as np
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
 from ivr.speech.asr.whisper import WhisperEngine
 from ivr.speech.grammar import Grammar, normalize
+from ivr.speech.vad import has_voice
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +113,13 @@ class SecondOpinion(Recognizer):
         hyp = self.first.finish()
         meant = self.grammar.interpret(hyp.text)
         sure = self.engine.second_opinion_below
-        if meant is not None and not meant.is_command and hyp.confidence >= sure:
-            self._frames = []
-            return hyp
-        assert self.engine.whisper is not None
         audio = np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
         self._frames = []
+        if not has_voice(audio, self.sample_rate):
+            return Hypothesis(hyp.text, 0.0, self.engine.name)  # music, noise, tones: no voice
+        if meant is not None and not meant.is_command and hyp.confidence >= sure:
+            return hyp
+        assert self.engine.whisper is not None
         other = self.engine.whisper.transcribe(audio, self.sample_rate, self.grammar)
         heard = self.grammar.interpret(other.text)
         log.debug(

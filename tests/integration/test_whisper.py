@@ -1,0 +1,220 @@
+"""Whisper beside the grammar decoder: real models, real recordings, the conditions callers are in.
+
+* Human recordings (../shared/speech) through the telephone path, heard by the engines a
+  call uses (Whisper for digit strings, the decoder with Whisper's second opinion for
+  yes/no): floors are the benchmark's measurement less a margin (README, Recognition).
+* Nothing that is not an answer becomes one: silence, line noise, music, keypad tones and
+  unrelated sentences, at every kind of ask, in every caller condition.
+* The worker pool survives a worker killed mid-utterance.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ivr.config import Settings
+from ivr.qa.conditions import Condition, add_noise, degrade
+from ivr.qa.synth import condition_speech
+from ivr.speech.asr.pool import RecognitionPool
+from ivr.speech.asr.whisper import WhisperEngine
+from ivr.speech.audio import Audio, read_audio, split_frames, telephone
+from ivr.speech.dtmf import tone
+from ivr.speech.grammar import DigitRule, GrammarBook
+from ivr.speech.whisper_models import locate
+from tests.conftest import REPO, SHARED_SPEECH
+
+DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+DIGITS = {w: str(i) for i, w in enumerate(DIGIT_WORDS)}
+DIGITS["oh"] = "0"
+
+EN = GrammarBook(REPO / "grammars", "en-US")
+
+
+def hear(engine, grammar, audio: Audio):  # type: ignore[no-untyped-def]
+    """What the dialog would take from ``audio`` at this ask: (value or None, text)."""
+    rate = audio.rate if audio.rate in (8000, 16000) else 16000
+    audio = audio.to_rate(rate)
+    rec = engine.recognizer(grammar, rate, {})
+    for frame in split_frames(audio.samples, rate):
+        rec.accept(frame)
+    hyp = rec.finish()
+    meant = grammar.interpret(hyp.text)
+    if meant is None or hyp.confidence < 0.45:
+        return None, hyp.text
+    return meant.value, hyp.text
+
+
+def _rows() -> list[dict[str, str]]:
+    with (SHARED_SPEECH / "INDEX.tsv").open() as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def _accuracy(engine, grammar, items: list[tuple[Path, str]]) -> float:  # type: ignore[no-untyped-def]
+    def one(item: tuple[Path, str]) -> bool:
+        value, _ = hear(engine, grammar, telephone(read_audio(item[0])))
+        return value == item[1]
+
+    with ThreadPoolExecutor(2) as ex:  # two calls at once, as on a line
+        results = list(ex.map(one, items))
+    return sum(results) / len(results)
+
+
+def test_digit_strings_over_the_phone(engines) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        r
+        for r in _rows()
+        if len(r["word"].split()) > 1 and all(w in DIGITS for w in r["word"].split())
+    ]
+    items = [
+        (SHARED_SPEECH / r["file"], "".join(DIGITS[w] for w in r["word"].split()))
+        for r in rows[::2]
+    ]
+    grammar = EN.get("digits", digits=DigitRule(3, 12))
+    assert len(items) >= 25
+    assert _accuracy(engines.require("en-US"), grammar, items) >= 0.85  # measured: README
+
+
+def test_single_digits_over_the_phone(engines) -> None:  # type: ignore[no-untyped-def]
+    rows = [r for r in _rows() if r["word"] in DIGITS and r["file"].startswith("fsdd/")]
+    items = [(SHARED_SPEECH / r["file"], DIGITS[r["word"]]) for r in rows[::5]]
+    grammar = EN.get("digits", digits=DigitRule(1, 1))
+    assert _accuracy(engines.require("en-US"), grammar, items) >= 0.85  # measured: README
+
+
+def test_yes_no_over_the_phone(engines) -> None:  # type: ignore[no-untyped-def]
+    items = [(SHARED_SPEECH / r["file"], r["word"]) for r in _rows() if r["word"] in ("yes", "no")]
+    assert _accuracy(engines.require("en-US"), EN.get("yes_no"), items) >= 0.85  # measured: README
+
+
+# --- nothing becomes an answer ----------------------------------------------------------------
+RATE = 16000
+
+
+def _silence() -> Audio:
+    rng = np.random.default_rng(1)
+    return Audio((rng.standard_normal(RATE * 2) * 3).astype(np.int16), RATE)  # line hiss floor
+
+
+def _noise() -> Audio:
+    quiet = Audio(np.full(RATE * 2, 1000, np.int16), RATE)
+    return add_noise(quiet, -20.0, seed=2)  # loud line noise, no speech
+
+
+def _music() -> Audio:
+    t = np.arange(RATE * 3) / RATE
+    notes = [261.6, 329.6, 392.0, 523.3]
+    out = np.zeros_like(t)
+    for i, f in enumerate(notes):
+        env = np.clip(np.sin(np.pi * ((t * 2 + i * 0.25) % 1)), 0, 1)
+        out += np.sin(2 * np.pi * f * t) * env + 0.3 * np.sin(4 * np.pi * f * t) * env
+    return Audio((out / np.max(np.abs(out)) * 9000).astype(np.int16), RATE)
+
+
+def _keypad() -> Audio:
+    parts = []
+    for key in "1380013":
+        parts += [tone(key, RATE, ms=120), np.zeros(RATE // 10, np.int16)]
+    return Audio(np.concatenate(parts), RATE)
+
+
+UNRELATED = [
+    "the weather has been very cold this week",
+    "my grandson bought me a new television for my birthday",
+    "could you tell me what time the shop closes on sunday",
+]
+
+
+@pytest.mark.parametrize("condition", [c.value for c in Condition])
+def test_nothing_that_is_not_an_answer_becomes_one(engines, condition: str) -> None:  # type: ignore[no-untyped-def]
+    engine = engines.require("en-US")
+    signals = {"silence": _silence(), "noise": _noise(), "music": _music(), "keypad": _keypad()}
+    signals = {k: degrade(v, Condition(condition), key=k) for k, v in signals.items()}
+    for i, text in enumerate(UNRELATED):
+        signals[f"sentence {i}"] = condition_speech(text, locale="en-US", condition=condition)
+    asks = {
+        "yes_no": EN.get("yes_no"),
+        "main_menu": EN.get("main_menu"),
+        "phone_number": EN.get("phone_number"),
+    }
+    jobs = [(s, a) for s in signals for a in asks]
+
+    def one(job: tuple[str, str]) -> tuple[str, str, str | None, str]:
+        value, text = hear(engine, asks[job[1]], signals[job[0]])
+        return job[0], job[1], value, text
+
+    with ThreadPoolExecutor(2) as ex:
+        results = list(ex.map(one, jobs))
+    accepted = [r for r in results if r[2] is not None]
+    assert not accepted, f"taken as answers ({condition}): {accepted}"
+
+
+def test_a_caller_asking_for_a_person_is_heard_in_every_condition(engines) -> None:  # type: ignore[no-untyped-def]
+    engine = engines.require("en-US")
+    for condition in Condition:
+        for words in ("agent", "I want to talk to a person"):
+            audio = condition_speech(words, locale="en-US", condition=condition.value)
+            value, text = hear(engine, EN.get("main_menu"), audio)
+            assert value == "@agent", (condition, words, text)
+
+
+# --- the worker pool ----------------------------------------------------------------------------
+def test_a_worker_killed_mid_utterance_is_replaced_and_the_utterance_heard(
+    settings: Settings,
+) -> None:
+    found = locate(settings.models_dir, "whisper-tiny.en")
+    assert found.path is not None
+    pool = RecognitionPool(1)
+    try:
+        engine = WhisperEngine(found.path, "en-US", pool=pool, model_name="whisper-tiny.en")
+        engine.warm()
+        grammar = EN.get("phone_number")
+        speech = condition_speech(
+            "one three eight, zero zero one three, eight zero zero zero",
+            locale="en-US",
+            condition="clean",
+        )
+        (pid,) = pool.worker_pids()
+
+        def kill_soon() -> None:
+            time.sleep(0.15)  # the decode is under way
+            os.kill(pid, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_soon)
+        killer.start()
+        value, text = hear(engine, grammar, speech)
+        killer.join()
+        assert pool.replaced == 1
+        assert value == "13800138000", text
+        assert pool.worker_pids() and pid not in pool.worker_pids()
+    finally:
+        pool.close()
+
+
+def test_the_first_caller_is_heard_like_the_hundredth(sphinx) -> None:  # type: ignore[no-untyped-def]
+    """No cepstral mean learned from earlier calls changes how a new call is heard."""
+    grammar = EN.get("yes_no")
+    clip = condition_speech("yes", locale="en-US", condition="phone")
+    first = sphinx.recognizer(grammar, 8000, {})
+    for frame in split_frames(clip.samples, 8000):
+        first.accept(frame)
+    before = first.finish()
+    for i in range(5):  # other calls, in noise, with their own means
+        other = condition_speech(UNRELATED[i % 3], locale="en-US", condition="noisy")
+        rec = sphinx.recognizer(grammar, 16000, {})
+        for frame in split_frames(other.to_rate(16000).samples, 16000):
+            rec.accept(frame)
+        rec.finish()
+    again = sphinx.recognizer(grammar, 8000, {})
+    for frame in split_frames(clip.samples, 8000):
+        again.accept(frame)
+    after = again.finish()
+    assert (after.text, round(after.confidence, 3)) == (before.text, round(before.confidence, 3))
