@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -41,6 +42,7 @@ def normalize(text: str) -> str:
     Chinese characters become one token each: recognisers split Mandarin into words
     differently, and character by character every split compares equal.
     """
+    text = unicodedata.normalize("NFKC", text)  # full-width digits and letters become ASCII
     text = _HANZI.sub(r" \1 ", text.replace("\u2019", "'").lower())
     return " ".join(_PUNCT.sub(" ", text).split())
 

@@ -34,6 +34,8 @@ _FIGURES: Final = re.compile(r"\d")
 _HANZI_CHAR: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # words that carry no answer of their own around a command ("I want to talk to an agent")
 MAX_COMMAND_EXTRA_WORDS: Final = 5
+MAX_SOUND_DISTANCE: Final = 0.34  # share of pinyin letters that may differ (Mandarin)
+MIN_SOUND_MARGIN: Final = 0.15  # how much nearer than any other value the nearest must be
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,43 @@ def pinyin(token: str) -> str:
 
 def _sounds(tokens: list[str]) -> list[str]:
     return [pinyin(t) for t in tokens]
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance between two strings of pinyin letters."""
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def nearest_by_sound(tokens: list[str], phrases: dict[str, str]) -> str | None:
+    """The value of the one Mandarin phrase that sounds nearly like the whole answer.
+
+    A transcriber writes a short Mandarin word with characters of a near sound (中国 as
+    终古 or 宋国, 语言 as 许言). The answer is taken when its syllables spell within a
+    third of the letters of exactly one phrase of the same length (±1 syllable), and
+    the next phrase is clearly further away.
+    """
+    heard = [pinyin(t) for t in tokens if is_hanzi(t)]
+    if not heard or len(heard) != len(tokens):
+        return None
+    spelt = "".join(heard)
+    scored: list[tuple[float, str]] = []
+    for phrase, value in phrases.items():
+        words = phrase.split()
+        if not all(is_hanzi(w) for w in words) or abs(len(words) - len(heard)) > 1:
+            continue
+        target = "".join(pinyin(w) for w in words)
+        scored.append((_distance(spelt, target) / max(len(target), len(spelt)), value))
+    scored.sort()
+    if not scored or scored[0][0] > MAX_SOUND_DISTANCE:
+        return None
+    runner_up = next((d for d, v in scored[1:] if v != scored[0][1]), 1.0)
+    return scored[0][1] if runner_up - scored[0][0] >= MIN_SOUND_MARGIN else None
 
 
 # --- digits ----------------------------------------------------------------------------------
@@ -199,6 +238,10 @@ def understand(grammar: Grammar, text: str) -> Interpretation | None:
     for phrase, value in grammar.phrases.items():  # the whole answer by sound (Mandarin)
         if " ".join(_sounds(phrase.split())) == sounds:
             return Interpretation(value)
+    if any(is_hanzi(t) for t in tokens) and grammar.digits is None:
+        near = nearest_by_sound(tokens, grammar.phrases)
+        if near is not None:
+            return Interpretation(near)
     if grammar.digits is not None:
         digits = digits_in(tokens, grammar.digit_words, grammar.numbers)
         if digits is not None:

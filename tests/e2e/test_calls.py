@@ -138,7 +138,8 @@ def test_asr_command_json(tmp_path: Path, ivr_home: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     row = json.loads(out.stdout.splitlines()[0])
-    assert row["value"] == "yes" and row["engine"] == "pocketsphinx" and row["file"] == str(wav)
+    assert row["value"] == "yes" and row["file"] == str(wav)
+    assert row["engine"].startswith("pocketsphinx")  # the decoder heard it; Whisper may agree
 
 
 def test_resend_sends_a_second_text(runner) -> None:  # type: ignore[no-untyped-def]

@@ -17,8 +17,10 @@ grammar match does the rest. Decoding runs in the recognition worker processes
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ import numpy as np
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
 from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.audio import resample
-from ivr.speech.grammar import Grammar
+from ivr.speech.grammar import COMMAND_PREFIX, Grammar, normalize
 from ivr.speech.vad import has_voice_16k
 
 log = logging.getLogger(__name__)
@@ -136,12 +138,34 @@ def grammar_prompt(grammar: Grammar | None, locale: str) -> str | None:
             if digit not in seen:  # one word per digit: "zero, one, two, ..."
                 seen.add(digit)
                 words.append(word)
-    else:  # a digit ask's prompt holds digits alone: command phrases in it cost digits
-        words += list(grammar.phrases)
+    else:
+        # The ask's own answers, then (English) the global commands. A digit ask's prompt
+        # holds digits alone: command phrases in it cost digits. Whisper base copies
+        # Mandarin commands from its prompt when unsure ("主菜单" for 是的): answers only.
+        own = [p for p, v in grammar.phrases.items() if not v.startswith(COMMAND_PREFIX)]
+        words += own if chinese else own + [p for p in grammar.phrases if p not in own]
     if chinese:
         words = ["".join(w.split()) for w in words]
     text = sep.join(dict.fromkeys(words))
     return (text[:MAX_PROMPT_CHARS] + ("。" if chinese else ".")) if text else None
+
+
+def echoes_prompt(text: str, prompt: str | None) -> bool:
+    """Whisper, unsure, copied a piece of its prompt that breaks off inside an item.
+
+    An item whole is a real answer (a caller says a choice the prompt lists); a run of
+    the prompt that starts or stops mid-item ("查询工" of 查询工单) is not.
+    """
+    if not prompt or not text:
+        return False
+    items = [normalize(i).split() for i in re.split(r"[,，.。]", prompt) if normalize(i)]  # noqa: RUF001
+    said = normalize(text).split()
+    flat = [t for item in items for t in item]
+    if len(said) < 2:
+        return False
+    edges = {0, *itertools.accumulate(len(i) for i in items)}
+    found = [i for i in range(len(flat) - len(said) + 1) if flat[i : i + len(said)] == said]
+    return bool(found) and all(i not in edges or i + len(said) not in edges for i in found)
 
 
 class WhisperEngine(Engine):
@@ -182,16 +206,11 @@ class WhisperEngine(Engine):
             return Hypothesis("", 0.0, self.name)
         pcm = resample(audio.astype(np.int16), rate, WHISPER_RATE).astype(np.float32) / 32768.0
         pcm = np.concatenate([_EDGE, pcm, _EDGE])  # a word cut tight (barge-in) still has edges
+        prompt = grammar_prompt(grammar, self.locale)
         result: Decoded = self.pool.run(
-            decode,
-            self.path,
-            self.threads,
-            pcm,
-            self.language,
-            grammar_prompt(grammar, self.locale),
-            self.beam_size,
+            decode, self.path, self.threads, pcm, self.language, prompt, self.beam_size
         )
-        if result.invented:
+        if result.invented or echoes_prompt(result.text, prompt):
             log.debug("whisper: dropped %r (%s)", result.text, result)
             return Hypothesis("", 0.0, self.name)
         return Hypothesis(result.text, result.confidence, self.name)
