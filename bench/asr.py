@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 from ivr.config import Recognition  # noqa: E402
 from ivr.speech.asr.base import Engine  # noqa: E402
 from ivr.speech.audio import Audio, read_audio, split_frames, telephone  # noqa: E402
-from ivr.speech.grammar import DigitRule, Grammar, GrammarBook  # noqa: E402
+from ivr.speech.grammar import DigitRule, Grammar, GrammarBook, normalize  # noqa: E402
 
 SPEECH = Path(os.environ.get("IVR_SHARED_SPEECH", REPO.parent / "shared" / "speech"))
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -136,7 +136,9 @@ def mandarin(engine: Engine, book: GrammarBook, limit: int) -> dict[str, dict[st
     )[:12]
     yes_no = book.get("yes_no", commands=False)
     g = {
-        "12 words": Grammar("words", "zh-CN", {w: w for w in words}, numbers=yes_no.numbers),
+        "12 words": Grammar(
+            "words", "zh-CN", {normalize(w): w for w in words}, numbers=yes_no.numbers
+        ),
         "yes/no": yes_no,
         "digits": book.get("digits", commands=False, digits=DigitRule(1, 1)),
     }

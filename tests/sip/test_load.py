@@ -30,8 +30,11 @@ def test_thirty_calls_at_once(ivr_home: Path, tmp_path: Path) -> None:
         server.stop()
     assert len(rows) == CALLS
     for row in rows:  # every call answered, heard out, and recorded to its end
-        # the caller hangs up after 20 s, unless the flow handed it to an agent first
-        assert row["outcome"] in ("abandoned", "transferred"), dict(row)
-        assert row["ended_at"] is not None and row["ended_at"] - row["started_at"] > 15
         assert row["error"] is None
+        assert row["ended_at"] is not None
         assert '"main_menu"' in row["states"]
+        if row["outcome"] == "abandoned":  # the caller hung up after 20 s
+            assert row["ended_at"] - row["started_at"] > 15, dict(row)
+        else:  # or the flow handed the silent caller to an agent first; they never asked for one
+            assert row["outcome"] == "transferred", dict(row)
+            assert row["transfer_reason"] in ("no_input", "no_match"), dict(row)
