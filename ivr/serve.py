@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ivr.agents.routing import AgentRouter
 from ivr.channels.base import HangUp
 from ivr.channels.sip import SipChannel
 from ivr.channels.sip_stack import Endpoint, EndpointConfig, Leg
@@ -60,6 +61,10 @@ class Server:
         self.options = options
         self.runtime = runtime or Runtime(settings)
         self.fixed_code: str | None = None
+        # transfers go to free desk agents first, then to --agent (see ivr/agents/routing.py)
+        self.router = AgentRouter(
+            self.runtime.store, self.runtime.queue, fallback_uri=options.agent_uri
+        )
         if options.fixtures:
             self._apply_fixtures(options.fixtures)
         self.endpoint = Endpoint(
@@ -140,7 +145,7 @@ class Server:
 
     def _run(self, leg: Leg) -> None:
         started = time.monotonic()
-        channel = SipChannel(leg, agent_uri=self.options.agent_uri)
+        channel = SipChannel(leg, agent_uri=self.options.agent_uri, router=self.router)
         tape = CallTape(channel) if self.options.record_dir is not None else None
         try:
             result = self.runtime.run_call(

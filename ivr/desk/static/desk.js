@@ -1,0 +1,36 @@
+// The desk's only script: follow the server's events and refresh the parts of the page
+// that changed (server-rendered fragments), without a reload.
+(function () {
+  "use strict";
+  const body = document.body;
+  const page = body.dataset.page;
+  if (!page || page === "login") return;
+  const me = body.dataset.me;
+
+  function refresh(el) {
+    if (!el || !el.dataset.fragment) return;
+    fetch(el.dataset.fragment, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) el.innerHTML = html; })
+      .catch(function () {});
+  }
+
+  const events = new EventSource("/events");
+  events.addEventListener("change", function (e) {
+    const ev = JSON.parse(e.data);
+    // the router offered a case to me: it pops on my screen
+    if (ev.kind === "assigned" && String(ev.agent_id) === me && page !== "case") {
+      window.location.assign("/cases/" + ev.queue_id);
+      return;
+    }
+    refresh(document.getElementById("queue"));
+    refresh(document.getElementById("board"));
+    if (page === "case" && String(ev.queue_id) === body.dataset.case) {
+      refresh(document.getElementById("status"));
+    }
+  });
+  if (page === "supervisor") {
+    // calls move through the IVR without desk events: the board also refreshes on a clock
+    window.setInterval(function () { refresh(document.getElementById("board")); }, 2000);
+  }
+})();
