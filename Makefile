@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/feedback.py
 	$(PY) bench/sip.py
+	$(PY) bench/desk.py
 
 clean:
 	rm -rf $(VENV) demo.wav .pytest_cache

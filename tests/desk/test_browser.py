@@ -80,9 +80,9 @@ def test_a_transferred_call_appears_live_and_is_worked_to_the_end(
     alice.fill("#note-text", "Walked the caller through the reset.")
     alice.click("#add-note")
     alice.wait_for_selector("#notes >> text=Walked the caller through the reset.")
+    shot(alice, "case")
     alice.click("#reveal")
     assert alice.inner_text("#number") == "13800138000"
-    shot(alice, "case")
     alice.select_option("#outcome", "solved")
     alice.click("#resolve")
     alice.wait_for_selector("#queue")

@@ -29,8 +29,11 @@
       refresh(document.getElementById("status"));
     }
   });
+  // calls move through the IVR and waits grow without desk events: refresh on a clock too
   if (page === "supervisor") {
-    // calls move through the IVR without desk events: the board also refreshes on a clock
     window.setInterval(function () { refresh(document.getElementById("board")); }, 2000);
+  }
+  if (page === "queue") {
+    window.setInterval(function () { refresh(document.getElementById("queue")); }, 5000);
   }
 })();
