@@ -98,7 +98,9 @@ class Callback:
 
 
 _SUMMARY_SQL = """
-SELECT q.id, q.call_id, q.created_at, q.reason, q.status, q.case_json,
+SELECT q.id, q.call_id, q.created_at, q.reason, q.status,
+       json_extract(q.case_json, '$.verified') AS verified,
+       json_extract(q.case_json, '$.caller') AS caller,
        c.locale, w.claimed_at, w.resolved_at, w.outcome, w.claimed_by,
        a1.name AS assigned_name, a2.name AS claimed_name
 FROM agent_queue q
@@ -141,7 +143,9 @@ class CaseDesk:
         return self._summary(rows[0], time.time(), position)
 
     def detail(self, queue_id: int) -> CaseDetail | None:
-        rows = self.store.query(f"{_SUMMARY_SQL} WHERE q.id = ?", (queue_id,))
+        rows = self.store.query(
+            "SELECT call_id, case_json FROM agent_queue WHERE id = ?", (queue_id,)
+        )
         if not rows:
             return None
         summary = self.summary(queue_id)
@@ -188,6 +192,17 @@ class CaseDesk:
             callback=dict(cb[0]) if cb else None,
             ticket_number=work[0]["ticket_number"] if work else None,
         )
+
+    def transcripts(self, queue_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """The hand-off transcript of each case (as the IVR passed it on)."""
+        if not queue_ids:
+            return {}
+        rows = self.store.query(
+            "SELECT id, json_extract(case_json, '$.transcript') AS t FROM agent_queue"
+            f" WHERE id IN ({', '.join('?' * len(queue_ids))})",
+            tuple(queue_ids),
+        )
+        return {int(r["id"]): json.loads(r["t"] or "[]") for r in rows}
 
     def feedback_audio(self, feedback_id: int) -> str | None:
         rows = self.store.query("SELECT audio_path FROM feedback WHERE id = ?", (feedback_id,))
@@ -370,7 +385,6 @@ class CaseDesk:
 
     @staticmethod
     def _summary(r: Any, now: float, position: int | None) -> CaseSummary:
-        case = json.loads(r["case_json"])
         status = CaseStatus(r["status"])
         until = now if status is CaseStatus.WAITING else (r["claimed_at"] or now)
         return CaseSummary(
@@ -382,8 +396,8 @@ class CaseDesk:
             created_at=r["created_at"],
             waited_s=max(0.0, until - r["created_at"]),
             position=position,
-            verified=bool(case.get("verified")),
-            caller=case.get("caller"),
+            verified=bool(r["verified"]),
+            caller=r["caller"],
             assigned_to=r["assigned_name"],
             claimed_by=r["claimed_name"],
             claimed_by_id=r["claimed_by"],

@@ -436,13 +436,9 @@ class Desk:
         return JSONResponse({"cases": out})
 
     def _api_cases(self, status: CaseStatus) -> list[dict[str, Any]]:
-        out = []
-        for summary in self.cases.cases(status):
-            item = summary.as_dict()
-            detail = self.cases.detail(summary.id)
-            item["transcript"] = detail.case.get("transcript", []) if detail else []
-            out.append(item)
-        return out
+        summaries = self.cases.cases(status)
+        transcripts = self.cases.transcripts([s.id for s in summaries])
+        return [{**s.as_dict(), "transcript": transcripts.get(s.id, [])} for s in summaries]
 
     async def api_report(self, request: Request) -> Response:
         agent = await self.api_agent(request)
