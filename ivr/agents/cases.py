@@ -217,12 +217,15 @@ class CaseDesk:
         self._event("assigned" if agent_id else "unassigned", queue_id, agent_id)
 
     def claim(self, queue_id: int, agent: Agent) -> bool:
-        """Take a waiting case; False when it is not waiting (someone else holds it)."""
+        """Take a waiting case; False when it is not waiting (someone else holds it) or the
+        router is offering it to another agent's phone right now."""
         now = time.time()
         with self.store.transaction() as conn:
             cur = conn.execute(
-                "UPDATE agent_queue SET status = ? WHERE id = ? AND status = ?",
-                (str(CaseStatus.CLAIMED), queue_id, str(CaseStatus.WAITING)),
+                "UPDATE agent_queue SET status = ? WHERE id = ? AND status = ?"
+                " AND NOT EXISTS (SELECT 1 FROM case_work w WHERE w.queue_id = agent_queue.id"
+                " AND w.assigned_to IS NOT NULL AND w.assigned_to != ?)",
+                (str(CaseStatus.CLAIMED), queue_id, str(CaseStatus.WAITING), agent.id),
             )
             if cur.rowcount != 1:
                 return False

@@ -123,7 +123,7 @@ class Http:
             hdrs["Content-Type"] = "application/x-www-form-urlencoded"
         conn.request(method, path, body=body, headers=hdrs)
         resp = conn.getresponse()
-        text = resp.read().decode()
+        text = resp.read().decode(errors="replace")
         for name, value in resp.getheaders():
             if name.lower() == "set-cookie":
                 key, _, rest = value.partition("=")

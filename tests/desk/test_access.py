@@ -229,3 +229,34 @@ def test_logout_and_disabled_accounts(
     Directory(store).disable("bob")
     assert bob.get("/").status == 303  # the session ended with the account
     assert Http(desk.port).login("bob").status == 401
+
+
+def test_feedback_audio_plays_for_the_desk_only(
+    desk: DeskProcess, store: Store, people: dict[str, Agent], tmp_path: Path
+) -> None:
+    import time
+
+    import numpy as np
+
+    from ivr.speech.audio import write_wav
+
+    case = transferred_call(store)
+    (call_id,) = store.query("SELECT call_id FROM agent_queue WHERE id = ?", (case,))[0]
+    wav = tmp_path / "feedback" / "f1.wav"
+    wav.parent.mkdir()
+    write_wav(wav, np.zeros(8000, np.int16), 8000)
+    store.execute(
+        "INSERT INTO feedback(call_id, created_at, locale, caller, category, queue, transcript,"
+        " audio_path, seconds) VALUES (?, ?, 'en-US', NULL, 'bug', 'product', ?, ?, 1.0)",
+        (call_id, time.time(), "the app <b>crashes</b>", str(wav)),
+    )
+    (fid,) = store.query("SELECT id FROM feedback")[0]
+    alice = Http(desk.port)
+    alice.login("alice")
+    page = alice.get(f"/cases/{case}").body
+    assert f'<audio controls preload="none" src="/feedback/{fid}/audio">' in page
+    assert "the app &lt;b&gt;crashes&lt;/b&gt;" in page
+    audio = alice.get(f"/feedback/{fid}/audio")
+    assert audio.status == 200 and audio.headers["content-type"] == "audio/wav"
+    assert Http(desk.port).get(f"/feedback/{fid}/audio", headers={"Accept": "*/*"}).status == 401
+    assert alice.get("/feedback/999/audio").status == 404

@@ -14,11 +14,13 @@ from ivr.agents.cases import CaseDesk
 from ivr.agents.directory import Agent, AgentState, Directory
 from ivr.channels.scripted import ScriptedChannel, Turn, TurnKind
 from ivr.config import Settings
+from ivr.qa.runner import QaRunner
 from ivr.services.calls import CallRecorder, Outcome
 from ivr.services.store import Store
 from ivr.session import Runtime
 from tests.desk.helpers import PASSWORD, DeskProcess, transferred_call
 
+REPO = Path(__file__).resolve().parents[2]
 WAIT_MS = 5000  # bound on every wait for something to show (the desk pushes within ~0.1 s)
 SHOTS = os.environ.get("IVR_DESK_SCREENSHOTS")  # a folder: keep screenshots for the README
 
@@ -119,16 +121,36 @@ def test_the_routed_case_pops_on_the_agents_screen(
 
 
 def test_supervisor_board_matches_the_calls_run(
-    open_desk: Callable[[str], Any], desk: DeskProcess, store: Store, people: dict[str, Agent]
+    open_desk: Callable[[str], Any],
+    desk: DeskProcess,
+    db: Path,
+    store: Store,
+    settings: Settings,
+    people: dict[str, Agent],
+    tmp_path: Path,
 ) -> None:
-    for outcome in (Outcome.RESOLVED, Outcome.RESOLVED, Outcome.ABANDONED):
-        rec = CallRecorder(store, channel="sip", locale="en-US", caller_id="13800138001")
-        rec.state("welcome")
-        rec.state("main_menu")
-        rec.finish(outcome)
-    transferred_call(store, reason="verification_failed")
+    calls = tmp_path / "calls"
+    for name, body in (
+        ("agent", "turns:\n  - dtmf: '0'\n"),
+        ("gone", "turns:\n  - dtmf: '3'\n  - hangup: true\n"),
+    ):
+        (calls / name).mkdir(parents=True)
+        (calls / name / "call.yaml").write_text(
+            f"name: {name}\nlocale: en-US\ncaller_id: '13800138000'\n{body}"
+        )
+    runner = QaRunner(settings, db_file=db)
+    outcomes = [
+        runner.run_path(path).outcome
+        for path in (
+            REPO / "tests/calls/content_review_keys/call.yaml",
+            REPO / "tests/calls/live_streaming_keys/call.yaml",
+            calls / "agent" / "call.yaml",
+            calls / "gone" / "call.yaml",
+        )
+    ]
+    assert outcomes == ["resolved", "resolved", "transferred", "abandoned"]
     live = CallRecorder(store, channel="sip", locale="en-US", caller_id="13800138002")
-    live.state("welcome")
+    live.state("welcome")  # a call in the IVR now
     Directory(store).set_state(people["bob"].id, AgentState.AVAILABLE)
     boss = open_desk("sue")
     assert boss.url.endswith("/supervisor")
@@ -136,10 +158,13 @@ def test_supervisor_board_matches_the_calls_run(
     assert boss.inner_text("#containment") == "40%"
     assert boss.inner_text("#transferred") == "1"
     assert boss.inner_text("#abandoned") == "1"
-    assert boss.inner_text('#reasons td[data-reason="verification_failed"]') == "1"
+    assert boss.inner_text('#reasons td[data-reason="caller_request"]') == "1"
     assert boss.inner_text("#queue-length") == "1"
     assert boss.inner_text("#in-ivr") == "1"
     assert boss.inner_text('#agents td[data-state="available"]') == "1"
+    # the funnel: two callers reached the content-review question, one hung up there
+    content_type = boss.inner_text('#funnel tr[data-state="content_type"]').split()
+    assert content_type == ["content_type", "2", "1"]
     shot(boss, "supervisor")
     # a second transfer shows on the board by itself
     transferred_call(store)

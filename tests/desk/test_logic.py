@@ -126,6 +126,18 @@ def test_fallbacks_pbx_address_then_callback(store: Store) -> None:
     assert with_case_header("sip:a@b?X-Foo=1", 3) == "sip:a@b?X-Foo=1&X-Ivr-Case=3"
 
 
+def test_a_case_offered_to_one_agent_cannot_be_claimed_by_another(store: Store) -> None:
+    amy = Directory(store).get(_agent(store, "amy", state=AgentState.ON_CALL))
+    ben = Directory(store).get(_agent(store, "ben", state=AgentState.AVAILABLE))
+    assert amy is not None and ben is not None
+    case = transferred_call(store)
+    desk = CaseDesk(store)
+    desk.assign(case, amy.id)  # amy's phone is ringing
+    assert not desk.claim(case, ben)
+    assert desk.claim(case, amy)
+    assert not desk.claim(case, amy)  # and only once
+
+
 def test_resolving_puts_the_agent_in_wrap_up(store: Store) -> None:
     agent_id = _agent(store, "amy", state=AgentState.AVAILABLE)
     case = transferred_call(store)

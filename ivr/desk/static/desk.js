@@ -19,7 +19,8 @@
   events.addEventListener("change", function (e) {
     const ev = JSON.parse(e.data);
     // the router offered a case to me: it pops on my screen
-    if (ev.kind === "assigned" && String(ev.agent_id) === me && page !== "case") {
+    if (ev.kind === "assigned" && String(ev.agent_id) === me &&
+        String(ev.queue_id) !== body.dataset.case) {
       window.location.assign("/cases/" + ev.queue_id);
       return;
     }
