@@ -8,6 +8,7 @@ store's ``desk_events`` table, which `ivr serve` writes from another process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -44,6 +45,7 @@ from ivr.desk.auth import (
     Sessions,
     same,
 )
+from ivr.desk.events import EventFeed
 from ivr.services.codes import SmsOutbox
 from ivr.services.privacy import scrub
 from ivr.services.store import Store
@@ -52,7 +54,6 @@ from ivr.services.tickets import TEAMS, TicketError, Tickets
 log = logging.getLogger(__name__)
 
 HERE: Final = Path(__file__).parent
-EVENT_POLL_S: Final = 0.1
 HEARTBEAT_S: Final = 15.0
 SECURITY_HEADERS: Final = (
     (b"content-security-policy", b"default-src 'self'; media-src 'self'; frame-ancestors 'self'"),
@@ -105,6 +106,7 @@ class Desk:
         self.throttle = LoginThrottle()
         self.tickets = Tickets(store, SmsOutbox(store))
         self.secure_cookies = secure_cookies
+        self.feed = EventFeed(self.cases)
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -239,29 +241,27 @@ class Desk:
         except ValueError as exc:
             raise Denied(400, "unknown state") from exc
         await self.db(self.directory.set_state, session.agent.id, state)
-        return RedirectResponse(str(form.get("next") or "/"), status_code=303)
+        return RedirectResponse("/", status_code=303)
 
     async def events(self, request: Request) -> Response:
         """Server-Sent Events: one ``change`` event per row of ``desk_events``."""
         await self.api_agent(request)
-        last = await self.db(self.cases.last_event)
+        queue = self.feed.subscribe()
 
         async def stream() -> AsyncIterator[str]:
-            nonlocal last
-            yield "retry: 1000\n\n"
-            idle = 0.0
-            while not await request.is_disconnected():
-                events = await self.db(self.cases.events_after, last)
-                for ev in events:
-                    last = int(ev["id"])
-                    data = {k: ev[k] for k in ("id", "kind", "queue_id", "agent_id")}
-                    yield f"event: change\ndata: {json.dumps(data)}\n\n"
-                if not events:
-                    idle += EVENT_POLL_S
-                    if idle >= HEARTBEAT_S:
-                        idle = 0.0
+            try:
+                yield "retry: 1000\n\n"
+                while True:
+                    try:
+                        event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                    except TimeoutError:
                         yield ": keep-alive\n\n"
-                await asyncio.sleep(EVENT_POLL_S)
+                        continue
+                    if event is None:
+                        return
+                    yield f"event: change\ndata: {json.dumps(event)}\n\n"
+            finally:
+                self.feed.unsubscribe(queue)
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
@@ -476,6 +476,12 @@ def create_app(store: Store, *, secure_cookies: bool = False) -> ASGIApp:
         Route("/api/report", desk.api_report, methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={Denied: desk.on_denied})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await desk.feed.close()
+
+    app = Starlette(routes=routes, exception_handlers={Denied: desk.on_denied}, lifespan=lifespan)
     app.state.desk = desk
     return SecurityHeaders(app)
