@@ -42,6 +42,7 @@ class ServeOptions:
     fixtures: dict[str, Any] | None = None
     grace_s: float = 20.0
     ring_s: float = 0.5
+    agent_ring_s: float = 20.0  # an agent's phone that rings this long is skipped
 
 
 def load_fixtures(path: Path) -> dict[str, Any]:
@@ -63,7 +64,10 @@ class Server:
         self.fixed_code: str | None = None
         # transfers go to free desk agents first, then to --agent (see ivr/agents/routing.py)
         self.router = AgentRouter(
-            self.runtime.store, self.runtime.queue, fallback_uri=options.agent_uri
+            self.runtime.store,
+            self.runtime.queue,
+            fallback_uri=options.agent_uri,
+            ring_s=options.agent_ring_s,
         )
         if options.fixtures:
             self._apply_fixtures(options.fixtures)

@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 
 CASE_HEADER: Final = "X-Ivr-Case"
 MAX_TRIES: Final = 5
+RING_S: Final = 20.0  # how long an agent's phone may ring before the next agent is tried
+PBX_WAIT_S: Final = 30.0  # the shop's own agents' address (its queue may ring a while)
 
-Transfer = Callable[[str], int]  # REFER to a target; the final SIP status of that call
+# REFER to a target, waiting at most the given seconds; the final SIP status of that call
+Transfer = Callable[[str, float], int]
 
 
 def with_case_header(uri: str, queue_id: int) -> str:
@@ -40,8 +43,16 @@ def with_case_header(uri: str, queue_id: int) -> str:
 class AgentRouter:
     """Chooses agents for transfers; one per ``ivr serve`` process, shared by its calls."""
 
-    def __init__(self, store: Store, queue: AgentQueue, *, fallback_uri: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        queue: AgentQueue,
+        *,
+        fallback_uri: str | None = None,
+        ring_s: float = RING_S,
+    ) -> None:
         self.store = store
+        self.ring_s = ring_s
         self.queue = queue
         self.directory = Directory(store)
         self.desk = CaseDesk(store)
@@ -93,7 +104,7 @@ class AgentRouter:
             assert agent.sip_uri is not None
             self.desk.assign(case.id, agent.id)  # the case pops on their desk now
             log.info("[%s] case %d offered to agent %s", case.call_id, case.id, agent.name)
-            status = transfer(agent.sip_uri)
+            status = transfer(agent.sip_uri, self.ring_s)
             if 200 <= status < 300:
                 self.desk.claim(case.id, agent)
                 return True
@@ -116,7 +127,7 @@ class AgentRouter:
         if not self.fallback_uri:
             return None
         target = self.fallback_uri if case is None else with_case_header(self.fallback_uri, case.id)
-        status = transfer(target)
+        status = transfer(target, PBX_WAIT_S)
         return 200 <= status < 300
 
     def _locale(self, call_id: str) -> str:

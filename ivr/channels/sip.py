@@ -56,7 +56,7 @@ class SipChannel(Channel):
         """Blind transfer by REFER: to a free agent's phone when the router has one, else to
         the agents' address; True once an agent answered."""
         if self.router is not None:
-            return self.router.connect(self.leg.transfer)
+            return self.router.connect(self.leg.transfer)  # (target, seconds to wait)
         if not self.agent_uri:
             return None
         status = self.leg.transfer(self.agent_uri)

@@ -81,7 +81,7 @@ def test_routing_takes_the_free_agent_idle_longest_who_speaks_the_language(store
     queue = _queue_in_this_thread(store, case)
     targets: list[str] = []
     router = AgentRouter(store, queue)
-    assert router.connect(lambda uri: targets.append(uri) or 200) is True
+    assert router.connect(lambda uri, _s: targets.append(uri) or 200) is True
     assert targets == ["sip:amy@127.0.0.1:5999"]
     amy = Directory(store).get(idle_long)
     assert amy is not None and amy.state is AgentState.ON_CALL
@@ -96,7 +96,7 @@ def test_an_agent_who_does_not_answer_is_skipped(store: Store) -> None:
     queue = _queue_in_this_thread(store, case)
     targets: list[str] = []
 
-    def transfer(uri: str) -> int:
+    def transfer(uri: str, _seconds: float) -> int:
         targets.append(uri)
         return 480 if "amy" in uri else 200
 
@@ -111,17 +111,21 @@ def test_fallbacks_pbx_address_then_callback(store: Store) -> None:
     queue = _queue_in_this_thread(store, case)
     targets: list[str] = []
     router = AgentRouter(store, queue, fallback_uri="sip:agents@pbx.example:5060")
-    assert router.connect(lambda uri: targets.append(uri) or 486) is False
+    assert router.connect(lambda uri, _s: targets.append(uri) or 486) is False
     assert targets == [f"sip:agents@pbx.example:5060?X-Ivr-Case={case}"]
     assert [c.queue_id for c in CaseDesk(store).callbacks()] == [case]
     # no agents, no PBX: the case just waits (nobody was promised a call back)
     other = transferred_call(store)
-    assert AgentRouter(store, _queue_in_this_thread(store, other)).connect(lambda _: 200) is None
+    assert (
+        AgentRouter(store, _queue_in_this_thread(store, other)).connect(lambda _u, _s: 200) is None
+    )
     assert [c.queue_id for c in CaseDesk(store).callbacks()] == [case]
     # agents exist but none is free: the caller is promised a callback
     _agent(store, "amy", state=AgentState.ON_CALL)
     third = transferred_call(store)
-    assert AgentRouter(store, _queue_in_this_thread(store, third)).connect(lambda _: 200) is False
+    assert (
+        AgentRouter(store, _queue_in_this_thread(store, third)).connect(lambda _u, _s: 200) is False
+    )
     assert [c.queue_id for c in CaseDesk(store).callbacks()] == [case, third]
     assert with_case_header("sip:a@b?X-Foo=1", 3) == "sip:a@b?X-Foo=1&X-Ivr-Case=3"
 
@@ -141,7 +145,7 @@ def test_a_case_offered_to_one_agent_cannot_be_claimed_by_another(store: Store) 
 def test_resolving_puts_the_agent_in_wrap_up(store: Store) -> None:
     agent_id = _agent(store, "amy", state=AgentState.AVAILABLE)
     case = transferred_call(store)
-    AgentRouter(store, _queue_in_this_thread(store, case)).connect(lambda _: 200)
+    AgentRouter(store, _queue_in_this_thread(store, case)).connect(lambda _u, _s: 200)
     amy = Directory(store).get(agent_id)
     assert amy is not None
     assert CaseDesk(store).resolve(case, amy, CaseOutcome.SOLVED)
