@@ -189,16 +189,16 @@ class Desk:
         name = str(form.get("name") or "")[:100]
         password = str(form.get("password") or "")
         address = request.client.host if request.client else "unknown"
-        wait = self.throttle.retry_after(name, address)
+        wait = self.throttle.begin(name, address)
         if wait > 0:
             response = await self.login_page(request, "Too many attempts. Try again later.", 429)
             response.headers["retry-after"] = str(int(wait) + 1)
             return response
         agent = await self.db(self.directory.check_password, name, password)
         if agent is None:
-            self.throttle.failed(name, address)
             log.info("failed desk log-in for %r from %s", name, address)
             return await self.login_page(request, "Wrong name or password.", 401)
+        self.throttle.succeeded(name, address)
         sid, _ = await self.db(self.sessions.open, agent)
         await self.db(self.cases.record, agent.id, "login", address)
         response = RedirectResponse("/supervisor" if agent.is_supervisor else "/", status_code=303)

@@ -88,7 +88,11 @@ class Sessions:
 
 
 class LoginThrottle:
-    """Failed log-ins per account and per address within a sliding window (in memory)."""
+    """Log-in attempts per account and per address within a sliding window (in memory).
+
+    An attempt is counted as failed the moment it starts and forgiven when it succeeds, so
+    guesses sent in parallel cannot slip past the limit while their passwords are checked.
+    """
 
     def __init__(
         self,
@@ -103,21 +107,31 @@ class LoginThrottle:
         self._fails: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, account: str, address: str) -> float:
-        """Seconds until an attempt may be made (0: now)."""
+    def begin(self, account: str, address: str) -> float:
+        """Start an attempt: 0 when it may go on (it counts as failed until
+        :meth:`succeeded`), else the seconds to wait."""
         now = time.monotonic()
+        keys = self._keys(account, address)
         with self._lock:
-            waits = [
-                self._wait(f"account:{account.lower()}", self.per_account, now),
-                self._wait(f"address:{address}", self.per_address, now),
-            ]
-        return max(waits)
+            wait = max(
+                self._wait(keys[0], self.per_account, now),
+                self._wait(keys[1], self.per_address, now),
+            )
+            if wait == 0:
+                for key in keys:
+                    self._fails.setdefault(key, deque()).append(now)
+        return wait
 
-    def failed(self, account: str, address: str) -> None:
-        now = time.monotonic()
+    def succeeded(self, account: str, address: str) -> None:
         with self._lock:
-            for key in (f"account:{account.lower()}", f"address:{address}"):
-                self._fails.setdefault(key, deque()).append(now)
+            for key in self._keys(account, address):
+                fails = self._fails.get(key)
+                if fails:
+                    fails.pop()
+
+    @staticmethod
+    def _keys(account: str, address: str) -> tuple[str, str]:
+        return f"account:{account.lower()}", f"address:{address}"
 
     def _wait(self, key: str, limit: int, now: float) -> float:
         fails = self._fails.get(key)

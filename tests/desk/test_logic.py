@@ -48,14 +48,21 @@ def test_tokens_are_stored_hashed_and_revocable(store: Store) -> None:
 
 def test_throttle_counts_per_account_and_per_address() -> None:
     throttle = LoginThrottle(per_account=2, per_address=3, window_s=60)
-    throttle.failed("alice", "10.0.0.1")
-    assert throttle.retry_after("alice", "10.0.0.1") == 0
-    throttle.failed("ALICE", "10.0.0.2")
-    assert throttle.retry_after("alice", "10.0.0.3") > 0  # the account, from any address
-    assert throttle.retry_after("bob", "10.0.0.3") == 0
-    throttle.failed("bob", "10.0.0.1")
-    throttle.failed("carol", "10.0.0.1")
-    assert throttle.retry_after("dave", "10.0.0.1") > 0  # the address, for any account
+    assert throttle.begin("alice", "10.0.0.1") == 0  # fails (never forgiven)
+    assert throttle.begin("ALICE", "10.0.0.2") == 0
+    assert throttle.begin("alice", "10.0.0.3") > 0  # the account, from any address
+    assert throttle.begin("bob", "10.0.0.3") == 0
+    throttle.succeeded("bob", "10.0.0.3")  # a success does not count
+    assert throttle.begin("bob", "10.0.0.1") == 0
+    assert throttle.begin("dave", "10.0.0.1") == 0
+    assert throttle.begin("carol", "10.0.0.1") > 0  # the address, for any account
+
+
+def test_parallel_guesses_cannot_pass_the_limit() -> None:
+    """Attempts whose passwords are still being checked already count."""
+    throttle = LoginThrottle(per_account=5, per_address=100, window_s=60)
+    started = [throttle.begin("alice", f"10.0.0.{n}") for n in range(20)]
+    assert sum(1 for wait in started if wait == 0) == 5
 
 
 def _agent(store: Store, name: str, *, state: AgentState, langs: tuple[str, ...] = (),
