@@ -13,9 +13,7 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def cmd_desk(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from ivr.desk.app import create_app
+    from ivr.desk.server import run
 
     store = store_for(args, settings_for(args))
     if args.host not in LOOPBACK and not args.secure_cookies:
@@ -25,15 +23,8 @@ def cmd_desk(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    app = create_app(store, secure_cookies=args.secure_cookies)
     print(f"ivr desk: http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        timeout_graceful_shutdown=2,
-    )
+    run(store, host=args.host, port=args.port, secure_cookies=args.secure_cookies)
     return 0
 
 

@@ -449,8 +449,7 @@ class Desk:
         return JSONResponse(report.as_dict())
 
 
-def create_app(store: Store, *, secure_cookies: bool = False) -> ASGIApp:
-    desk = Desk(store, secure_cookies=secure_cookies)
+def create_app(desk: Desk) -> ASGIApp:
     routes = [
         Route("/login", desk.login_page, methods=["GET"]),
         Route("/login", desk.login, methods=["POST"]),

@@ -35,6 +35,12 @@ class EventFeed:
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         self._subscribers.discard(queue)
 
+    def end_streams(self) -> None:
+        """Close every open event stream (the server is stopping; browsers reconnect)."""
+        for queue in list(self._subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
