@@ -16,6 +16,7 @@ from typing import Any
 
 from ivr.agents.directory import Agent, AgentState, Directory
 from ivr.services.calls import CallRecord, load_call
+from ivr.services.privacy import scrub
 from ivr.services.store import Store
 
 
@@ -194,7 +195,8 @@ class CaseDesk:
         )
 
     def transcripts(self, queue_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-        """The hand-off transcript of each case (as the IVR passed it on)."""
+        """The hand-off transcript of each case (as the IVR passed it on), long digit runs
+        masked as in the call records."""
         if not queue_ids:
             return {}
         rows = self.store.query(
@@ -202,7 +204,13 @@ class CaseDesk:
             f" WHERE id IN ({', '.join('?' * len(queue_ids))})",
             tuple(queue_ids),
         )
-        return {int(r["id"]): json.loads(r["t"] or "[]") for r in rows}
+        return {
+            int(r["id"]): [
+                {"speaker": line.get("speaker"), "text": scrub(str(line.get("text", "")))}
+                for line in json.loads(r["t"] or "[]")
+            ]
+            for r in rows
+        }
 
     def feedback_audio(self, feedback_id: int) -> str | None:
         rows = self.store.query("SELECT audio_path FROM feedback WHERE id = ?", (feedback_id,))
