@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,15 @@ def desk(db: Path, store: Store, people: dict[str, Agent], tmp_path: Path) -> It
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
+    """Debian's Chromium (installed here if missing, like the SIP peers; never downloaded
+    by Playwright), headless."""
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (make system)")
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+            check=True,
+            timeout=900,
+            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
