@@ -313,6 +313,9 @@ class Desk:
     async def note(self, request: Request) -> Response:
         session, form = await self.form(request)
         queue_id = int(request.path_params["case_id"])
+        holder = await self.db(self.cases.holder, queue_id)
+        if holder != session.agent.id and not session.agent.is_supervisor:
+            raise Denied(403, "claim the case first")
         text = str(form.get("text") or "").strip()[:4000]
         if text:
             await self.db(self.cases.add_note, queue_id, session.agent, text)

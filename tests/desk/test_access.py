@@ -155,6 +155,8 @@ def test_notes_and_resolve_by_the_holder_only(
     assert (
         bob.post(f"/cases/{case}/resolve", {"csrf": bob.csrf(), "outcome": "solved"}).status == 409
     )
+    assert bob.post(f"/cases/{case}/notes", {"csrf": bob.csrf(), "text": "mine"}).status == 403
+    assert bob.post(f"/cases/{case}/ticket", {"csrf": bob.csrf(), "team": "accounts"}).status == 403
     assert (
         alice.post(
             f"/cases/{case}/ticket", {"csrf": alice.csrf(), "team": "accounts", "summary": "locked"}
