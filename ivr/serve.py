@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ivr.agents.routing import AgentRouter
 from ivr.channels.base import HangUp
 from ivr.channels.sip import SipChannel
 from ivr.channels.sip_stack import Endpoint, EndpointConfig, Leg
@@ -41,6 +42,7 @@ class ServeOptions:
     fixtures: dict[str, Any] | None = None
     grace_s: float = 20.0
     ring_s: float = 0.5
+    agent_ring_s: float = 20.0  # an agent's phone that rings this long is skipped
 
 
 def load_fixtures(path: Path) -> dict[str, Any]:
@@ -60,6 +62,13 @@ class Server:
         self.options = options
         self.runtime = runtime or Runtime(settings)
         self.fixed_code: str | None = None
+        # transfers go to free desk agents first, then to --agent (see ivr/agents/routing.py)
+        self.router = AgentRouter(
+            self.runtime.store,
+            self.runtime.queue,
+            fallback_uri=options.agent_uri,
+            ring_s=options.agent_ring_s,
+        )
         if options.fixtures:
             self._apply_fixtures(options.fixtures)
         self.endpoint = Endpoint(
@@ -140,7 +149,7 @@ class Server:
 
     def _run(self, leg: Leg) -> None:
         started = time.monotonic()
-        channel = SipChannel(leg, agent_uri=self.options.agent_uri)
+        channel = SipChannel(leg, agent_uri=self.options.agent_uri, router=self.router)
         tape = CallTape(channel) if self.options.record_dir is not None else None
         try:
             result = self.runtime.run_call(

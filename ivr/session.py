@@ -193,7 +193,9 @@ class Runtime:
 
     def _apologise(self, flow: CallFlow, dialog: Dialog) -> None:
         try:
-            self.queue.enqueue(flow.recorder.call_id, "system_error", flow.case())
+            self.queue.enqueue(
+                flow.recorder.call_id, "system_error", flow.case(), caller=flow.ctx.caller_id
+            )
             dialog.say("apology")
         except (CallerHungUp, TransferRequested):
             pass

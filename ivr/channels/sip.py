@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 
+from ivr.agents.routing import AgentRouter
 from ivr.channels.base import Channel, ChannelEvent, HangUp
 from ivr.channels.sip_stack import Leg
 from ivr.speech.audio import Audio
@@ -14,9 +15,12 @@ RECEIVE_TIMEOUT_S = 2.0  # frames arrive every 20 ms; two seconds of nothing mea
 class SipChannel(Channel):
     name = "sip"
 
-    def __init__(self, leg: Leg, agent_uri: str | None = None) -> None:
+    def __init__(
+        self, leg: Leg, agent_uri: str | None = None, router: AgentRouter | None = None
+    ) -> None:
         self.leg = leg
         self.agent_uri = agent_uri
+        self.router = router
         self.sample_rate = leg.rate  # 8 kHz for G.711, 16 kHz for G.722
         self.caller_id = leg.caller
         self.dialed = leg.dialled
@@ -49,7 +53,10 @@ class SipChannel(Channel):
             self.leg.hang_up()
 
     def connect_agent(self) -> bool | None:
-        """Blind transfer by REFER to the agents' address; True once an agent answered."""
+        """Blind transfer by REFER: to a free agent's phone when the router has one, else to
+        the agents' address; True once an agent answered."""
+        if self.router is not None:
+            return self.router.connect(self.leg.transfer)  # (target, seconds to wait)
         if not self.agent_uri:
             return None
         status = self.leg.transfer(self.agent_uri)

@@ -34,6 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         fixtures=load_fixtures(Path(args.fixtures)) if args.fixtures else None,
         grace_s=args.grace,
         ring_s=args.ring,
+        agent_ring_s=args.agent_ring,
     )
     server = Server(settings, options, runtime)
     logging.getLogger("ivr").setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -53,5 +54,8 @@ def register(sub: Any) -> None:
     sv.add_argument("--max-calls", type=int, default=50, help="concurrent calls (then 486)")
     sv.add_argument("--grace", type=float, default=20.0, help="seconds calls get on SIGTERM")
     sv.add_argument("--ring", type=float, default=0.5, help="seconds of ringing before answer")
+    sv.add_argument(
+        "--agent-ring", type=float, default=20.0, help="seconds a desk agent's phone may ring"
+    )
     sv.add_argument("--locale", help="default locale (the dialled number may choose another)")
     sv.set_defaults(func=cmd_serve)

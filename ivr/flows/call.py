@@ -131,7 +131,9 @@ class CallFlow(
     def _transfer(self) -> None:
         reason = self.ctx.transfer_reason or "caller_request"
         self.ctx.transfer_reason = reason
-        position = self.services.queue.enqueue(self.recorder.call_id, reason, self.case())
+        position = self.services.queue.enqueue(
+            self.recorder.call_id, reason, self.case(), caller=self.ctx.caller_id
+        )
         self.outcome = Outcome.TRANSFERRED
         self.recorder.finish(Outcome.TRANSFERRED, reason=reason)
         try:

@@ -107,6 +107,73 @@ CREATE TABLE IF NOT EXISTS feedback (
     seconds REAL NOT NULL,
     confirmed INTEGER NOT NULL DEFAULT 0
 );
+-- the agent desk (ivr/agents, ivr/desk): accounts, sessions, the work on each queued case
+CREATE TABLE IF NOT EXISTS agents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    password_hash TEXT,
+    sip_uri TEXT,
+    languages TEXT NOT NULL DEFAULT '[]',
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'away',
+    state_since REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS agent_tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    agent_id INTEGER NOT NULL REFERENCES agents(id),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS desk_sessions (
+    id_hash TEXT PRIMARY KEY,
+    agent_id INTEGER NOT NULL REFERENCES agents(id),
+    csrf TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS case_work (
+    queue_id INTEGER PRIMARY KEY REFERENCES agent_queue(id),
+    caller_number TEXT,
+    assigned_to INTEGER REFERENCES agents(id),
+    claimed_by INTEGER REFERENCES agents(id),
+    claimed_at REAL,
+    resolved_at REAL,
+    outcome TEXT,
+    ticket_number TEXT
+);
+CREATE TABLE IF NOT EXISTS case_notes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue_id INTEGER NOT NULL REFERENCES agent_queue(id),
+    agent_id INTEGER NOT NULL REFERENCES agents(id),
+    at REAL NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS callbacks (
+    queue_id INTEGER PRIMARY KEY REFERENCES agent_queue(id),
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    agent_id INTEGER REFERENCES agents(id),
+    note TEXT,
+    done_at REAL
+);
+CREATE TABLE IF NOT EXISTS desk_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    agent_id INTEGER,
+    action TEXT NOT NULL,
+    queue_id INTEGER,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS desk_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    queue_id INTEGER,
+    agent_id INTEGER
+);
 """
 
 

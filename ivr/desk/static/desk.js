@@ -1,0 +1,40 @@
+// The desk's only script: follow the server's events and refresh the parts of the page
+// that changed (server-rendered fragments), without a reload.
+(function () {
+  "use strict";
+  const body = document.body;
+  const page = body.dataset.page;
+  if (!page || page === "login") return;
+  const me = body.dataset.me;
+
+  function refresh(el) {
+    if (!el || !el.dataset.fragment) return;
+    fetch(el.dataset.fragment, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) el.innerHTML = html; })
+      .catch(function () {});
+  }
+
+  const events = new EventSource("/events");
+  events.addEventListener("change", function (e) {
+    const ev = JSON.parse(e.data);
+    // the router offered a case to me: it pops on my screen
+    if (ev.kind === "assigned" && String(ev.agent_id) === me &&
+        String(ev.queue_id) !== body.dataset.case) {
+      window.location.assign("/cases/" + ev.queue_id);
+      return;
+    }
+    refresh(document.getElementById("queue"));
+    refresh(document.getElementById("board"));
+    if (page === "case" && String(ev.queue_id) === body.dataset.case) {
+      refresh(document.getElementById("status"));
+    }
+  });
+  // calls move through the IVR and waits grow without desk events: refresh on a clock too
+  if (page === "supervisor") {
+    window.setInterval(function () { refresh(document.getElementById("board")); }, 2000);
+  }
+  if (page === "queue") {
+    window.setInterval(function () { refresh(document.getElementById("queue")); }, 5000);
+  }
+})();
