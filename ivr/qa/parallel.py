@@ -9,6 +9,7 @@ recognised values vary between runs is flaky.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -35,6 +36,7 @@ _worker: QaRunner | None = None  # one runner per worker process
 def _init_worker(settings: Settings, options: RunOptions) -> None:
     global _worker
     _worker = QaRunner(settings, sample_rate=options.sample_rate, record_dir=options.record_dir)
+    atexit.register(_worker.close)
 
 
 def _run_one(path: Path, index: int) -> CallReport:
@@ -65,10 +67,13 @@ def run_suite(
     if options.jobs <= 1 or len(tasks) <= 1:
         runner = QaRunner(settings, sample_rate=options.sample_rate, record_dir=options.record_dir)
         runs = []
-        for path, i in tasks:
-            runs.append(_run(runner, path, i))
-            if progress is not None:
-                progress(runs[-1], i)
+        try:
+            for path, i in tasks:
+                runs.append(_run(runner, path, i))
+                if progress is not None:
+                    progress(runs[-1], i)
+        finally:
+            runner.close()
     else:
         context = multiprocessing.get_context("spawn")  # no forked copies of engine threads
         with ProcessPoolExecutor(
@@ -92,15 +97,15 @@ def _merge(runs: list[CallReport]) -> CallReport:
     first = runs[0]
     if len(runs) == 1:
         return first
+    failed = [r for r in runs if not r.passed]
     first.outcomes = [str(r.outcome) for r in runs]
     first.flaky = len({_signature(r) for r in runs}) > 1
-    first.passed = all(r.passed for r in runs)
-    if not first.passed and first.error is None:
-        failed = next(r for r in runs if not r.passed)
-        times = sum(not r.passed for r in runs)
-        first.error = f"failed in {times} of {len(runs)} runs: {failed.error}"
-        first.failures = failed.failures
     first.seconds = sum(r.seconds for r in runs)
+    if failed and first.passed:
+        first.failures = failed[0].failures
+    if failed:
+        first.passed = False
+        first.error = f"failed in {len(failed)} of {len(runs)} runs: {failed[0].error}"
     return first
 
 

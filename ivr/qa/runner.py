@@ -100,6 +100,12 @@ class QaRunner:
         self.latencies_ms: list[float] = []
         self.db_file = db_file  # one shared database instead of a fresh one per call
 
+    def close(self) -> None:
+        """Remove the per-call databases this runner made (when it made their folder)."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
     def run_path(self, path: Path) -> CallReport:
         started = time.perf_counter()
         try:
