@@ -10,6 +10,7 @@ recognised values vary between runs is flaky.
 from __future__ import annotations
 
 import atexit
+import functools
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -87,9 +88,14 @@ def run_suite(
             ]
             if progress is not None:
                 for (_path, i), future in zip(tasks, futures, strict=True):
-                    future.add_done_callback(lambda f, i=i: progress(f.result(), i))  # type: ignore[misc]
+                    future.add_done_callback(functools.partial(_report_done, progress, i))
             runs = [f.result() for f in futures]
     return [_merge(runs[n : n + options.repeat]) for n in range(0, len(runs), options.repeat)]
+
+
+def _report_done(progress: Progress, index: int, future: Future[CallReport]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        progress(future.result(), index)
 
 
 def _merge(runs: list[CallReport]) -> CallReport:
