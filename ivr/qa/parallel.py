@@ -9,9 +9,9 @@ recognised values vary between runs is flaky.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import multiprocessing
+import multiprocessing.util
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +37,8 @@ _worker: QaRunner | None = None  # one runner per worker process
 def _init_worker(settings: Settings, options: RunOptions) -> None:
     global _worker
     _worker = QaRunner(settings, sample_rate=options.sample_rate, record_dir=options.record_dir)
-    atexit.register(_worker.close)
+    # worker processes end through multiprocessing's exit, which runs its finalizers, not atexit
+    multiprocessing.util.Finalize(None, _worker.close, exitpriority=10)
 
 
 def _run_one(path: Path, index: int) -> CallReport:
