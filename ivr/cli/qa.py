@@ -1,72 +1,76 @@
-"""`ivr` commands: test calls: run, synth."""
+"""`ivr` commands: test calls: run, synth, promote, diff, coverage."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ivr.cli.common import settings_for
 
 
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
 def cmd_qa_run(args: argparse.Namespace) -> int:
-    from ivr.qa.runner import QaRunner
+    from ivr.qa.diff import diff_runs, format_diff
+    from ivr.qa.junit import write_junit
+    from ivr.qa.parallel import RunOptions, run_suite
+    from ivr.qa.results import load_run, run_document
+    from ivr.qa.runner import CallReport
     from ivr.qa.testcall import find_calls
 
-    settings = settings_for(args)
-    conditions = _conditions(args.condition)
+    if args.jobs < 1 or args.repeat < 1:
+        _say("ivr: -j and --repeat take a number >= 1")
+        return 2
+    baseline = load_run(Path(args.baseline)) if args.baseline else None
+    html = Path(args.html) if args.html else None
+    record = Path(args.record) if args.record else (html / "audio" if html else None)
+    options = RunOptions(
+        jobs=args.jobs, repeat=args.repeat, sample_rate=args.rate, record_dir=record
+    )
+
+    def progress(report: CallReport, index: int) -> None:
+        mark = "PASS" if report.passed else "FAIL"
+        run = f" (run {index + 1}/{args.repeat})" if args.repeat > 1 else ""
+        _say(
+            f"{mark} [{report.condition}] {report.name}{run} ({report.path}) -> {report.outcome} "
+            f"{report.transfer_reason or ''}"
+        )
+        if report.error:
+            _say(f"     {report.error}")
+
     paths = find_calls([Path(p) for p in args.paths])
+    conditions = _conditions(args.condition)
     reports = []
-    engines = None
-    for condition in conditions:
-        runner = QaRunner(
-            settings,
-            sample_rate=args.rate,
-            record_dir=Path(args.record) / condition if args.record else None,
-            condition=condition,
-        )
-        engines = runner.engines = engines or runner.engines  # one model pool for every run
-        for path in paths:
-            report = runner.run_path(path)
-            reports.append(report)
-            mark = "PASS" if report.passed else "FAIL"
-            print(
-                f"{mark} [{condition}] {report.name} ({path}) -> {report.outcome} "
-                f"{report.transfer_reason or ''}",
-                file=sys.stderr,
-            )
-            if report.error:
-                print(f"     {report.error}", file=sys.stderr)
-    if engines is not None:
-        engines.close()
-    passed = sum(r.passed for r in reports)
-    failed = len(reports) - passed
-    rates = {
-        c: sum(r.passed for r in reports if r.condition == c)
-        / max(1, sum(r.condition == c for r in reports))
-        for c in conditions
-    }
-    if len(conditions) > 1:
-        for c, rate in rates.items():
-            print(f"{c}: {rate:.0%} passed", file=sys.stderr)
+    for condition in conditions:  # the same suite in each caller condition
+        where = record / condition if record is not None and len(conditions) > 1 else record
+        chosen = replace(options, condition=condition, record_dir=where)
+        reports += run_suite(settings_for(args), paths, chosen, progress=progress)
+    doc = run_document([r.as_dict() for r in reports])
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "passed": passed,
-                    "failed": failed,
-                    "conditions": rates,
-                    "calls": [r.as_dict() for r in reports],
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
     if args.junit:
-        _write_junit(Path(args.junit), reports)
-    print(f"{passed} passed, {failed} failed", file=sys.stderr)
-    return 0 if failed == 0 and reports else 1
+        write_junit(Path(args.junit), doc["calls"])
+    if html is not None:
+        from ivr.qa.html import write_report
+
+        _say(f"report: {write_report(html, doc)}")
+    for key in doc.get("flaky", []):
+        _say(f"FLAKY {key}: outcomes vary between runs")
+    _say(f"{doc['passed']} passed, {doc['failed']} failed")
+    status = 0 if doc["failed"] == 0 and reports else 1
+    if baseline is not None:
+        diff = diff_runs(baseline, doc)
+        for line in format_diff(diff):
+            _say(line)
+        if diff.has_regression:
+            status = 1
+    return status
 
 
 def _conditions(chosen: list[str] | None) -> list[str]:
@@ -79,23 +83,47 @@ def _conditions(chosen: list[str] | None) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-def _write_junit(path: Path, reports: list[Any]) -> None:
-    from xml.etree import ElementTree as ET
+def cmd_qa_diff(args: argparse.Namespace) -> int:
+    from ivr.qa.diff import diff_runs, format_diff
+    from ivr.qa.results import load_run
 
-    suite = ET.Element(
-        "testsuite",
-        name="ivr-qa",
-        tests=str(len(reports)),
-        failures=str(sum(not r.passed for r in reports)),
-    )
-    for r in reports:
-        case = ET.SubElement(
-            suite, "testcase", name=r.name, classname=r.path, time=f"{r.seconds:.2f}"
+    diff = diff_runs(load_run(Path(args.old)), load_run(Path(args.new)))
+    if args.json:
+        print(json.dumps(diff.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(format_diff(diff)))
+    return 1 if diff.has_regression else 0
+
+
+def cmd_qa_coverage(args: argparse.Namespace) -> int:
+    from ivr.qa.coverage import flow_coverage, format_coverage
+    from ivr.qa.results import load_run
+
+    calls = [c for run in args.runs for c in load_run(Path(run))["calls"]]
+    cov = flow_coverage(calls)
+    if args.json:
+        print(json.dumps(cov.as_dict(), indent=2))
+    else:
+        print("\n".join(format_coverage(cov)))
+    return 0
+
+
+def cmd_qa_promote(args: argparse.Namespace) -> int:
+    from ivr.cli.common import store_for
+    from ivr.qa.promote import promote
+
+    settings = settings_for(args)
+    recordings = Path(args.recordings) if args.recordings else settings.recordings_dir
+    fixtures = Path(args.fixtures) if args.fixtures else None
+    store = store_for(args, settings)
+    try:
+        path = promote(
+            store, args.call_id, recordings=recordings, out=Path(args.out), fixtures=fixtures
         )
-        if not r.passed:
-            ET.SubElement(case, "failure", message=r.error or "failed")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+    finally:
+        store.close()
+    print(f"wrote {path}")
+    return 0
 
 
 def cmd_qa_synth(args: argparse.Namespace) -> int:
@@ -127,13 +155,19 @@ def cmd_qa_synth(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    qa = sub.add_parser("qa", help="test calls: run, synth").add_subparsers(
-        dest="qa", required=True
-    )
+    qa = sub.add_parser(
+        "qa", help="test calls: run, synth, promote, diff, coverage"
+    ).add_subparsers(dest="qa", required=True)
     r = qa.add_parser("run", help="replay test calls and check what each expects")
     r.add_argument("paths", nargs="+", help="call.yaml files or folders of them")
     r.add_argument("--json", action="store_true", help="print a JSON report on stdout")
-    r.add_argument("--junit", help="write a JUnit XML report")
+    r.add_argument("--junit", help="write a JUnit XML report (turns and latency in system-out)")
+    r.add_argument("--html", help="folder for an HTML report with each call's audio")
+    r.add_argument("--baseline", help="an earlier run's JSON: report regressions against it")
+    r.add_argument("-j", "--jobs", type=int, default=1, help="calls run in N processes")
+    r.add_argument(
+        "--repeat", type=int, default=1, help="run each call N times and report flaky calls"
+    )
     r.add_argument(
         "--rate",
         type=int,
@@ -155,3 +189,21 @@ def register(sub: Any) -> None:
     s.add_argument("--out", required=True)
     s.add_argument("--condition", choices=("clean", "phone", "noisy"), default="clean")
     s.set_defaults(func=cmd_qa_synth)
+    p = qa.add_parser("promote", help="turn a recorded call into a test call folder")
+    p.add_argument("call_id", help="the call's id (or its first characters)")
+    p.add_argument("--out", required=True, help="the test call folder to write")
+    p.add_argument("--db", help="the database that holds the call record")
+    p.add_argument(
+        "--recordings", help="the folder `ivr serve --record` wrote (default: data directory)"
+    )
+    p.add_argument("--fixtures", help="the fixtures file the server ran with")
+    p.set_defaults(func=cmd_qa_promote, locale=None)
+    d = qa.add_parser("diff", help="regressions between two `ivr qa run --json` documents")
+    d.add_argument("old")
+    d.add_argument("new")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_qa_diff)
+    c = qa.add_parser("coverage", help="flow states and transitions a run exercised")
+    c.add_argument("runs", nargs="+", help="`ivr qa run --json` documents")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_qa_coverage)

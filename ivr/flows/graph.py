@@ -6,6 +6,9 @@ Each flow is drawn with its own states, plus the states it hands over to (the ma
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from ivr.errors import IvrError
@@ -18,6 +21,25 @@ WHOLE_CALL: Final = "call"
 
 class GraphError(IvrError):
     """A diagram that cannot be drawn (unknown flow, missing Graphviz)."""
+
+
+# Coverage colours: what a QA run exercised, and what it never did.
+COVERED_STYLE: Final = {
+    "node": {"fillcolor": "palegreen", "color": "darkgreen"},
+    "edge": {"color": "darkgreen", "penwidth": "2"},
+}
+MISSED_STYLE: Final = {
+    "node": {"fillcolor": "mistyrose", "color": "red3"},
+    "edge": {"color": "red3", "style": "dashed"},
+}
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """States and (source, dest) steps to colour as covered; the rest of the flow as missed."""
+
+    states: Collection[str] = field(default_factory=frozenset)
+    steps: Collection[tuple[str, str]] = field(default_factory=frozenset)
 
 
 def flow_names() -> list[str]:
@@ -39,8 +61,12 @@ def flow_tables(name: str) -> tuple[list[str], list[dict[str, Any]], str]:
     return states, transitions, spec.states[0]
 
 
-def draw(name: str, fmt: str = "mermaid") -> bytes:
-    """The diagram of ``name`` as mermaid text, or an SVG or PNG image (needs Graphviz)."""
+def draw(name: str, fmt: str = "mermaid", *, highlight: Highlight | None = None) -> bytes:
+    """The diagram of ``name`` as mermaid text, or an SVG or PNG image (needs Graphviz).
+
+    With ``highlight`` (a QA run's coverage) covered states and transitions are green and
+    the ones never exercised red.
+    """
     if fmt not in FORMATS:
         raise GraphError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     states, transitions, initial = flow_tables(name)
@@ -53,7 +79,7 @@ def draw(name: str, fmt: str = "mermaid") -> bytes:
     try:
         from transitions.extensions import GraphMachine
 
-        GraphMachine(
+        machine = GraphMachine(
             model=model,
             states=states,
             transitions=transitions,
@@ -63,6 +89,8 @@ def draw(name: str, fmt: str = "mermaid") -> bytes:
             title=f"ivr flow: {name}",
             show_conditions=False,
         )
+        if highlight is not None:
+            _colour(machine, machine.model_graphs[id(model)], transitions, highlight)
         graph = model.get_graph()  # type: ignore[attr-defined]
         if fmt == "mermaid":
             return str(graph.draw(None)).encode()
@@ -77,6 +105,23 @@ def draw(name: str, fmt: str = "mermaid") -> bytes:
                 "drawing svg or png needs the Graphviz `dot` program: apt-get install graphviz"
             ) from exc
         raise
+
+
+def _colour(
+    machine: Any, graph: Any, transitions: list[dict[str, Any]], highlight: Highlight
+) -> None:
+    styles = copy.deepcopy(machine.style_attributes)
+    for kind in ("node", "edge"):
+        styles[kind]["covered"] = COVERED_STYLE[kind]
+        styles[kind]["missed"] = MISSED_STYLE[kind]
+    machine.style_attributes = styles
+    for state in machine.states:
+        graph.set_node_style(state, "covered" if state in highlight.states else "missed")
+    for t in transitions:
+        if t["source"] == "*":
+            continue
+        covered = (t["source"], t["dest"]) in highlight.steps
+        graph.custom_styles["edge"][t["source"]][t["dest"]] = "covered" if covered else "missed"
 
 
 def _spec(name: str) -> FlowSpec:

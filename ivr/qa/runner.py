@@ -38,10 +38,15 @@ class CallReport:
     call_id: str | None = None
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
-    condition: str = "clean"
+    transcript: list[dict[str, Any]] = field(default_factory=list)  # lines and turns, in order
+    recording: str | None = None  # the call's stereo WAV (caller left, IVR right)
+    condition: str | None = None  # the caller condition the call ran under, if any
+    flaky: bool = False  # with --repeat: the outcome varied between runs
+    outcomes: list[str] = field(default_factory=list)  # with --repeat: every run's outcome
+    expect: list[dict[str, Any]] = field(default_factory=list)  # each expectation, met or not
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "name": self.name,
             "path": self.path,
             "passed": self.passed,
@@ -54,8 +59,17 @@ class CallReport:
             "turns": self.turns,
             "call_id": self.call_id,
             "failures": self.failures,
-            "condition": self.condition,
+            "seconds": round(self.seconds, 2),
+            "expect": self.expect,
+            "transcript": self.transcript,
+            "recording": self.recording,
         }
+        if self.condition is not None:
+            doc["condition"] = self.condition
+        if self.outcomes:
+            doc["outcomes"] = self.outcomes
+            doc["flaky"] = self.flaky
+        return doc
 
 
 class QaRunner:
@@ -91,6 +105,12 @@ class QaRunner:
         self.latencies_ms: list[float] = []
         self.db_file = db_file  # one shared database instead of a fresh one per call
 
+    def close(self) -> None:
+        """Remove the per-call databases this runner made (when it made their folder)."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
     def run_path(self, path: Path) -> CallReport:
         started = time.perf_counter()
         try:
@@ -125,20 +145,21 @@ class QaRunner:
             call.turns, sample_rate=self.sample_rate, caller_id=call.caller_id, dialed=call.dialed
         )
         code = call.fixtures.get("verification_code")
+        timeline = Timeline(observer)
         result = runtime.run_call(
             channel,
             locale=call.locale,
             fixed_code=None if code is None else str(code),
-            observer=observer,
+            observer=timeline,
         )
         self.latencies_ms.extend(result.latencies_ms)
-        if self.record_dir is not None:
-            write_wav(
-                self.record_dir / f"{call.path.parent.name}.wav",
-                channel.stereo(),
-                channel.sample_rate,
-            )
         report = self._check(call, result, channel)
+        report.transcript = timeline.events
+        if self.record_dir is not None:
+            self.record_dir.mkdir(parents=True, exist_ok=True)
+            wav = self.record_dir / f"{call.path.parent.name}.wav"
+            write_wav(wav, channel.stereo(), channel.sample_rate)
+            report.recording = str(wav)
         store.close()
         return report
 
@@ -182,6 +203,11 @@ class QaRunner:
                 f"{call.path}: turn #{channel.turns_used + 1} was never asked for "
                 f"(the call ended in state {result.states[-1] if result.states else '?'})"
             )
+        if exp.states and not _in_order(exp.states, result.states):
+            failures.append(
+                f"states: expected the path to pass {' -> '.join(exp.states)} in order, "
+                f"got {' -> '.join(result.states)}"
+            )
         if result.error:
             failures.append(f"call failed: {result.error}")
         return CallReport(
@@ -197,4 +223,48 @@ class QaRunner:
             turns=[t.as_dict() for t in result.turns],
             call_id=result.call_id,
             failures=failures,
+            expect=_expectations(call, result, failures),
         )
+
+
+class Timeline:
+    """The call's observer: what the IVR said and each recorded turn, in the order they came."""
+
+    def __init__(self, inner: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.inner = inner
+        self.events: list[dict[str, Any]] = []
+        self._turns = 0
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "line":
+            self.events.append({"speaker": data["speaker"], "text": data["text"]})
+        elif kind == "turn":
+            self.events.append({"turn": self._turns})
+            self._turns += 1
+        if self.inner is not None:
+            self.inner(kind, data)
+
+
+def _in_order(wanted: list[str], path: list[str]) -> bool:
+    """Whether ``wanted`` is a subsequence of ``path``."""
+    remaining = iter(path)
+    return all(state in remaining for state in wanted)
+
+
+def _expectations(call: TestCall, result: CallResult, failures: list[str]) -> list[dict[str, Any]]:
+    """What the call expected, what happened, and whether it held (for reports)."""
+    exp = call.expect
+    got: dict[str, Any] = {
+        "outcome": str(result.outcome),
+        "transfer_reason": result.transfer_reason,
+        "ticket_team": result.ticket_team,
+        "feedback_category": result.feedback_category,
+        "said": None,
+        "states": result.states,
+    }
+    checks = []
+    for key in sorted(exp.has & set(got), key=list(got).index):
+        expected = getattr(exp, key)
+        failed = any(f.startswith(f"{key}:") for f in failures)
+        checks.append({"key": key, "expected": expected, "got": got[key], "passed": not failed})
+    return checks

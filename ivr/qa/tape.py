@@ -102,17 +102,17 @@ class CallTape(Channel):
         turns: list[dict[str, Any]] = []
         for n, turn in enumerate(self.turns, 1):
             if turn.keys:
-                turns.append({"dtmf": turn.keys})
+                turns.append({"dtmf": turn.keys, "ask": turn.ask})
                 continue
             voice = _voiced(turn.frames)
             if voice is not None:
                 name = f"turns/{n:02d}-{turn.ask}.wav"
                 write_wav(folder / name, voice, self.sample_rate)
-                turns.append({"audio": name})
+                turns.append({"audio": name, "ask": turn.ask})
             elif turn.hangup:
-                turns.append({"hangup": True})
+                turns.append({"hangup": True, "ask": turn.ask})
             else:
-                turns.append({"silence": True})
+                turns.append({"silence": True, "ask": turn.ask})
         expect: dict[str, Any] = {"outcome": str(result.outcome)}
         if result.transfer_reason:
             expect["transfer_reason"] = result.transfer_reason

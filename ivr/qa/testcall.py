@@ -18,8 +18,15 @@ from ivr.speech.audio import read_audio
 
 OUTCOMES: Final = ("resolved", "transferred", "abandoned", "failed")
 TURN_KEYS: Final = {"audio", "dtmf", "silence", "hangup", "say"}
-OPTIONS: Final = {"text", "barge_in_ms"}
-EXPECT_KEYS: Final = {"outcome", "transfer_reason", "ticket_team", "feedback_category", "said"}
+OPTIONS: Final = {"text", "barge_in_ms", "ask"}  # ask: informational, which ask it answers
+EXPECT_KEYS: Final = {
+    "outcome",
+    "transfer_reason",
+    "ticket_team",
+    "feedback_category",
+    "said",
+    "states",
+}
 
 
 @dataclass
@@ -29,6 +36,7 @@ class Expect:
     ticket_team: str | None = None
     feedback_category: str | None = None
     said: list[str] = field(default_factory=list)  # phrases the IVR must have spoken
+    states: list[str] = field(default_factory=list)  # states the call must pass, in order
     has: set[str] = field(default_factory=set)  # which keys were written in the file
 
 
@@ -92,6 +100,7 @@ def load_call(path: Path, *, synthesize: bool = True, condition: str = "clean") 
         ticket_team=raw_expect.get("ticket_team"),
         feedback_category=raw_expect.get("feedback_category"),
         said=_texts(raw_expect.get("said"), f"{where}: expect.said"),
+        states=_texts(raw_expect.get("states"), f"{where}: expect.states"),
         has=set(raw_expect),
     )
     unknown = set(raw_expect) - EXPECT_KEYS
