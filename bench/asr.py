@@ -170,6 +170,33 @@ def mandarin(engine: Engine, book: GrammarBook, limit: int) -> dict[str, dict[st
     return out
 
 
+def throughput(path: Path, utterances: int = 40, callers: int = 8) -> dict[str, float]:
+    """Whisper utterances per second with one worker per core, ``callers`` calls at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ivr.speech.asr.pool import RecognitionPool
+    from ivr.speech.asr.whisper import WhisperEngine
+
+    pool = RecognitionPool(None)
+    engine = WhisperEngine(path, "en-US", pool=pool, model_name="whisper-tiny.en")
+    engine.warm()
+    rows = [r for r in _rows(SPEECH / "INDEX.tsv") if r["file"].startswith("an4/")][:utterances]
+    clips = [telephone(read_audio(SPEECH / r["file"])) for r in rows]
+    g = GrammarBook(REPO / "grammars", "en-US").get("digits", digits=DigitRule(3, 12))
+    seconds = sum(c.seconds for c in clips)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(callers) as ex:
+        times = [t for _, t in ex.map(lambda c: recognise(engine, g, c), clips)]
+    wall = time.perf_counter() - t0
+    pool.close()
+    return {
+        "workers": float(pool.workers),
+        "utterances_per_s": len(clips) / wall,
+        "audio_s_per_s": seconds / wall,
+        "p95_ms_under_load": float(np.percentile([t * 1000 for t in times], 95)),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=60, help="clips per set")
@@ -218,6 +245,8 @@ def main() -> None:
                 table.setdefault(f"{ename}, {cond}", {})[sname] = r
                 print(f"{ename} | {cond} | {sname}: {r}", flush=True)
     results["english"] = table
+    results["throughput"] = throughput(tiny)
+    print(f"throughput: {results['throughput']}", flush=True)
     found = whisper_models.locate(models, "whisper-base")
     if found.path is not None:
         base = WhisperEngine(found.path, "zh-CN", pool=pool, model_name="whisper-base")

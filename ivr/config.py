@@ -62,7 +62,7 @@ class Recognition:
     threads_per_worker: int = 1
     beam_size: int = 5
     # grammar+whisper: the decoder's answer stands alone from this confidence up
-    second_opinion_below: float = 0.75
+    second_opinion_below: float = 0.9
     # a global command the decoder heard (>= this) stands when Whisper heard a few words that
     # mean nothing to the ask (the caller's word, misspelt), never against other evidence
     command_alone: float = 0.55

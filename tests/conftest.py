@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,6 +59,14 @@ def engines(settings: Settings):  # type: ignore[no-untyped-def]
     from ivr.speech.engines import Engines
 
     return Engines.from_settings(settings)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium shared by every web page test of the session (tests/browser.py)."""
+    from tests.browser import chromium
+
+    yield from chromium()
 
 
 @pytest.fixture(scope="session")

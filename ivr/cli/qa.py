@@ -34,21 +34,27 @@ def cmd_qa_run(args: argparse.Namespace) -> int:
         jobs=args.jobs, repeat=args.repeat, sample_rate=args.rate, record_dir=record
     )
 
+    conditions = _conditions(args.condition)
+
+    def tag(report: CallReport) -> str:
+        return f" [{report.condition}]" if len(conditions) > 1 else ""
+
     def progress(report: CallReport, index: int) -> None:
         mark = "PASS" if report.passed else "FAIL"
         run = f" (run {index + 1}/{args.repeat})" if args.repeat > 1 else ""
         _say(
-            f"{mark} [{report.condition}] {report.name}{run} ({report.path}) -> {report.outcome} "
+            f"{mark} {report.name}{run}{tag(report)} ({report.path}) -> {report.outcome} "
             f"{report.transfer_reason or ''}"
         )
         if report.error:
             _say(f"     {report.error}")
 
     paths = find_calls([Path(p) for p in args.paths])
-    conditions = _conditions(args.condition)
     reports = []
     for condition in conditions:  # the same suite in each caller condition
-        where = record / condition if record is not None and len(conditions) > 1 else record
+        where = record
+        if record is not None and condition is not None and len(conditions) > 1:
+            where = record / condition  # one folder of recordings per condition
         chosen = replace(options, condition=condition, record_dir=where)
         reports += run_suite(settings_for(args), paths, chosen, progress=progress)
     doc = run_document([r.as_dict() for r in reports])
@@ -73,14 +79,15 @@ def cmd_qa_run(args: argparse.Namespace) -> int:
     return status
 
 
-def _conditions(chosen: list[str] | None) -> list[str]:
+def _conditions(chosen: list[str] | None) -> list[str | None]:
     from ivr.qa.conditions import Condition
 
     if not chosen:
-        return [Condition.CLEAN.value]
+        return [None]  # the calls as written, unlabelled
     if "all" in chosen:
         return [c.value for c in Condition]
-    return list(dict.fromkeys(chosen))
+    unique: list[str | None] = list(dict.fromkeys(chosen))
+    return unique
 
 
 def cmd_qa_diff(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ class RunOptions:
     repeat: int = 1
     sample_rate: int = 16000
     record_dir: Path | None = None
-    condition: str = "clean"  # the caller condition (ivr.qa.conditions)
+    condition: str | None = None  # the caller condition (ivr.qa.conditions), if asked for
 
 
 Progress = Callable[[CallReport, int], None]  # a finished run and its repeat index

@@ -83,14 +83,16 @@ class QaRunner:
         record_dir: Path | None = None,
         db_dir: Path | None = None,
         db_file: Path | None = None,
-        condition: str = "clean",
+        condition: str | None = None,
     ) -> None:
         from ivr.qa.conditions import RENDERINGS, Condition
 
         self.settings = settings
-        self.condition = Condition(condition)
+        # None: the caller's audio as the test call has it (rendered like "clean"), unlabelled
+        self.condition = None if condition is None else Condition(condition)
+        rendering = RENDERINGS[self.condition or Condition.CLEAN]
         # a phone-line caller is heard on an 8 kHz channel, whatever rate was asked for
-        self.sample_rate = RENDERINGS[self.condition].channel_rate or sample_rate
+        self.sample_rate = rendering.channel_rate or sample_rate
         self.record_dir = record_dir
         self.engines = Engines.from_settings(settings)
         self.synth = Synthesizer(settings.cache_dir / "prompts")
@@ -114,11 +116,11 @@ class QaRunner:
     def run_path(self, path: Path) -> CallReport:
         started = time.perf_counter()
         try:
-            call = load_call(path, condition=self.condition)
+            call = load_call(path, condition=self.condition or "clean")
         except IvrError as exc:
             return CallReport(name=path.parent.name, path=str(path), passed=False, error=str(exc))
         report = self.run_call(call)
-        report.condition = str(self.condition)
+        report.condition = None if self.condition is None else str(self.condition)
         report.seconds = time.perf_counter() - started
         return report
 

@@ -23,15 +23,6 @@ from ivr.services.store import Store
 from tests.sip.peers import free_port
 
 PASSWORD = "correct horse battery"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @dataclass

@@ -119,6 +119,8 @@ class Pulse:
                 os.write(fd, data.astype("<i2").tobytes())
                 n += 1
                 time.sleep(max(0.0, start + n * 0.02 - time.monotonic()))
+        except BrokenPipeError:
+            pass  # the sound server closed the pipe source first (a call that ended early)
         finally:
             os.close(fd)
 

@@ -6,23 +6,12 @@ import functools
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.qa.conftest import SuiteRun
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 15000
 AUDIO_DURATION_JS = """() => new Promise((resolve) => {
   const audio = document.querySelector('audio#recording');
@@ -33,20 +22,6 @@ AUDIO_DURATION_JS = """() => new Promise((resolve) => {
   audio.addEventListener('error', () => resolve(-3));
   audio.load();
 })"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail("Debian chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, timeout=WAIT_MS
-        )
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

@@ -101,3 +101,20 @@ def test_mandarin_menu_by_sound() -> None:
     grammar = ZH.get("main_menu")
     phrase, meant = next((p, v) for p, v in grammar.phrases.items() if not v.startswith("@"))
     assert grammar.interpret("".join(phrase.split()) + "。").value == meant  # type: ignore[union-attr]
+
+
+def test_whisper_repeats_collapse_outside_digits_and_mandarin() -> None:
+    from ivr.speech.asr.whisper import collapse_repeats
+
+    assert collapse_repeats("Repeat, repeat.") == "repeat"
+    assert collapse_repeats("No, no, no") == "no"
+    assert collapse_repeats("谢谢") == "谢谢"  # a Mandarin word, not a repeat
+
+
+def test_a_piece_of_the_prompt_broken_off_mid_item_is_no_answer() -> None:
+    from ivr.speech.asr.whisper import echoes_prompt
+
+    prompt = "忘记密码，直播，查询工单，转人工。"  # noqa: RUF001 - Mandarin commas
+    assert echoes_prompt("查询工", prompt)  # stops inside 查询工单
+    assert not echoes_prompt("查询工单", prompt)  # a whole item is a real answer
+    assert not echoes_prompt("forgot password", "forgot password, live streaming.")

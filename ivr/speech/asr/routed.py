@@ -47,7 +47,7 @@ class RoutedEngine(Engine):
         dictation: Route,
         accept: float,
         reject: float,
-        second_opinion_below: float = 0.75,
+        second_opinion_below: float = 0.9,
         command_alone: float = 0.55,
     ) -> None:
         if grammar_engine is None and whisper is None:
@@ -134,8 +134,14 @@ class SecondOpinion(Recognizer):
             return Hypothesis(other.text, max(other.confidence, hyp.confidence), both)
         if heard is not None and other.confidence >= self.engine.reject:
             return other  # Whisper heard an answer (or a command, in so many words)
-        if meant is not None and not meant.is_command and hyp.confidence >= self.engine.reject:
-            return hyp  # unsure, and Whisper heard nothing better: the dialog reads it back
+        if (
+            meant is not None
+            and not meant.is_command
+            and hyp.confidence >= self.engine.reject
+            and not other.text
+        ):
+            return hyp  # unsure, and Whisper heard no words at all: the dialog reads it back
+        # Whisper heard words that are no answer here: the decoder's guess is not believed
         if meant is not None and meant.is_command and self._misspelt(other.text, hyp.confidence):
             return Hypothesis(hyp.text, hyp.confidence, both)
         return Hypothesis(other.text or hyp.text, 0.0, both)

@@ -22,7 +22,7 @@ import logging
 import math
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,6 +32,7 @@ from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
 from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.audio import resample
 from ivr.speech.grammar import COMMAND_PREFIX, Grammar, normalize
+from ivr.speech.understand import is_hanzi
 from ivr.speech.vad import has_voice_16k
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,22 @@ def grammar_prompt(grammar: Grammar | None, locale: str) -> str | None:
     return (text[:MAX_PROMPT_CHARS] + ("。" if chinese else ".")) if text else None
 
 
+def collapse_repeats(text: str) -> str:
+    """One word said once, written several times ("repeat, repeat", "no, no, no"): once.
+
+    Whisper repeats a short answer it is unsure of. Not for digit asks: "five five" is two
+    digits.
+    """
+    words = normalize(text).split()
+    if any(is_hanzi(w) for w in words):
+        return text  # Mandarin doubles characters in words of their own (谢谢, 看看)
+    out: list[str] = []
+    for word in words:
+        if not out or out[-1] != word:
+            out.append(word)
+    return " ".join(out)
+
+
 def echoes_prompt(text: str, prompt: str | None) -> bool:
     """Whisper, unsure, copied a piece of its prompt that breaks off inside an item.
 
@@ -210,6 +227,8 @@ class WhisperEngine(Engine):
         result: Decoded = self.pool.run(
             decode, self.path, self.threads, pcm, self.language, prompt, self.beam_size
         )
+        if grammar is not None and grammar.digits is None:
+            result = replace(result, text=collapse_repeats(result.text))
         if result.invented or echoes_prompt(result.text, prompt):
             log.debug("whisper: dropped %r (%s)", result.text, result)
             return Hypothesis("", 0.0, self.name)
