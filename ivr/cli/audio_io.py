@@ -102,8 +102,17 @@ def cmd_call(args: argparse.Namespace) -> int:
         flush=True,
     )
 
+    from ivr.qa.tape import CallTape
+
+    tape = CallTape(channel) if args.record else None
+
+    def observe(kind: str, data: dict[str, Any]) -> None:
+        show_live(kind, data)
+        if tape is not None:
+            tape.observe(kind, data)
+
     try:
-        result = runtime.run_call(channel, observer=show_live)
+        result = runtime.run_call(tape or channel, observer=observe)
     finally:
         stop.set()
         signal.signal(signal.SIGINT, previous)
@@ -115,6 +124,12 @@ def cmd_call(args: argparse.Namespace) -> int:
         wav = Path(args.record) / f"{result.call_id}-caller.wav"
         write_wav(wav, np.concatenate(channel.recording), channel.sample_rate)
         print(f"what the IVR heard: {wav}; the call: ivr calls show {result.call_id}")
+    if tape is not None:
+        saved = tape.save(Path(args.record) / result.call_id, result)
+        print(
+            f"the call as a test call: {saved} "
+            f"(ivr qa promote {result.call_id} --recordings {args.record} --out DIR)"
+        )
     return 0
 
 
@@ -124,7 +139,9 @@ def register(sub: Any) -> None:
     call.add_argument("--input", help="input device name or index (see `ivr devices`)")
     call.add_argument("--output", help="output device name or index")
     call.add_argument("--caller-id", help="the caller's number, as a phone line would give it")
-    call.add_argument("--record", help="folder for a WAV of what the IVR heard")
+    call.add_argument(
+        "--record", help="folder: a WAV of what the IVR heard, and the call as a test call"
+    )
     call.add_argument("--db")
     call.add_argument(
         "--echo",

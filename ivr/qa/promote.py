@@ -77,7 +77,8 @@ def promote(
     if not tape_file.is_file():
         raise ConfigError(
             f"no recording of call {record.id} at {tape_file} "
-            "(calls are recorded by `ivr serve --record DIR`; give --recordings DIR)"
+            "(calls are recorded by `ivr serve --record DIR` or `ivr call --record DIR`; "
+            "give --recordings DIR)"
         )
     tape = read_yaml(tape_file, "recorded call")
     if not isinstance(tape, dict) or not isinstance(tape.get("turns"), list):

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from ivr.qa.synth import caller_speech
 from tests.conftest import REPO
@@ -191,10 +192,30 @@ def test_spoken_call_through_the_sound_devices(pulse: Pulse) -> None:
         "speaker",
         "--caller-id",
         "13800138000",
+        "--record",
+        str(pulse.root / "recorded"),
         timeout=150,
     )
     assert run.returncode == 0, run.stderr
     assert re.search(r"heard 'agent\.?' -> @agent", run.stdout), run.stdout
+    # the microphone call is kept as a test call and promotes like a SIP call
+    call_id = re.search(r"^call (\w+):", run.stdout, re.M).group(1)  # type: ignore[union-attr]
+    out = pulse.root / "promoted"
+    promoted = run_ivr(
+        pulse,
+        "qa",
+        "promote",
+        call_id,
+        "--recordings",
+        str(pulse.root / "recorded"),
+        "--out",
+        str(out),
+    )
+    assert promoted.returncode == 0, promoted.stderr
+    test_call = yaml.safe_load((out / "call.yaml").read_text())
+    assert test_call["expect"]["transfer_reason"] == "caller_request"
+    assert any("audio" in turn for turn in test_call["turns"])
+    assert "13800138000" not in (out / "call.yaml").read_text()
     played = pulse.played()
     frames = played[: len(played) // 320 * 320].astype(np.int32).reshape(-1, 320)
     loud = np.abs(frames).mean(axis=1)
