@@ -138,10 +138,12 @@ class SecondOpinion(Recognizer):
             meant is not None
             and not meant.is_command
             and hyp.confidence >= self.engine.reject
-            and not other.text
+            and len(normalize(other.text).split()) <= MAX_MISSPELT_WORDS
         ):
-            return hyp  # unsure, and Whisper heard no words at all: the dialog reads it back
-        # Whisper heard words that are no answer here: the decoder's guess is not believed
+            # unsure, and Whisper wrote nothing or a word or two that mean nothing here (a
+            # short answer misspelt, "no" for "done"): the decoder's answer stands
+            return hyp
+        # Whisper heard a sentence that is no answer here: the decoder's guess is not believed
         if meant is not None and meant.is_command and self._misspelt(other.text, hyp.confidence):
             return Hypothesis(hyp.text, hyp.confidence, both)
         return Hypothesis(other.text or hyp.text, 0.0, both)
