@@ -63,9 +63,6 @@ class Recognition:
     beam_size: int = 5
     # grammar+whisper: the decoder's answer stands alone from this confidence up
     second_opinion_below: float = 0.9
-    # a global command the decoder heard (>= this) stands when Whisper heard a few words that
-    # mean nothing to the ask (the caller's word, misspelt), never against other evidence
-    command_alone: float = 0.55
     digits: str = "whisper"  # phone numbers, codes, ticket numbers
     phrases: str = "grammar+whisper"  # yes/no, menus, step commands
     dictation: str = "whisper"  # feedback

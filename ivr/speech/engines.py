@@ -146,7 +146,6 @@ class Engines:
                     accept=self.accept,
                     reject=self.reject,
                     second_opinion_below=self.asr.second_opinion_below,
-                    command_alone=self.asr.command_alone,
                 )
             self._engines[locale] = engine
             return engine
