@@ -54,6 +54,7 @@ def test_transfer_goes_to_the_free_agent_and_pops_on_their_desk(  # type: ignore
     Sessions(store, directory).open(ben)  # logged in, but away
     context = browser.new_context()
     server = None
+    caller = None
     try:
         page = context.new_page()
         page.set_default_timeout(10000)
@@ -74,8 +75,9 @@ def test_transfer_goes_to_the_free_agent_and_pops_on_their_desk(  # type: ignore
         page.wait_for_url("**/cases/*", timeout=int((line.t + 90) * 1000))
         case_id = int(page.url.rsplit("/", 1)[1])
         page.wait_for_selector("#holder >> text=amy", timeout=60000)
-        caller.stop()
     finally:
+        if caller is not None:
+            caller.stop()
         context.close()
         if server is not None:
             server.stop()

@@ -32,6 +32,26 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_pair() -> int:
+    """A port p with p and p + 1 free for UDP and TCP alike (baresip takes both)."""
+    for _ in range(200):
+        port = free_port()
+        taken = []
+        try:
+            for candidate in (port, port + 1):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    s = socket.socket(socket.AF_INET, kind)
+                    taken.append(s)
+                    s.bind(("127.0.0.1", candidate))
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in taken:
+                s.close()
+    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
+
+
 @dataclass
 class Ivr:
     """A running `ivr serve` process."""
@@ -542,7 +562,7 @@ class Baresip:
     ) -> Baresip:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "rec").mkdir(exist_ok=True)
-        port = free_port()
+        port = free_port_pair()  # baresip binds SIP on port (UDP, TCP) and TLS on port + 1
         extra = "answermode auto\n" if answer else ""
         (folder / "config").write_text(
             BARESIP_CONFIG.format(port=port, dir=folder, source=source, extra=extra)
