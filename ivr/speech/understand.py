@@ -47,6 +47,9 @@ class NumberWords:
     teens: dict[str, str] = field(default_factory=dict)
     tens: dict[str, str] = field(default_factory=dict)
     hundred: tuple[str, ...] = ()
+    # a digit string written the way a transcriber should write what callers say: steers
+    # free-text recognisers at asks for several digits (phone numbers, codes, tickets)
+    example: str = ""
 
     @classmethod
     def load(cls, path: Path) -> NumberWords:
@@ -58,7 +61,7 @@ class NumberWords:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping")
-        unknown = set(data) - {"aliases", "repeat", "teens", "tens", "hundred"}
+        unknown = set(data) - {"aliases", "repeat", "teens", "tens", "hundred", "example"}
         if unknown:
             raise ConfigError(f"{path}: unknown keys {sorted(unknown)}")
         try:
@@ -68,6 +71,7 @@ class NumberWords:
                 teens={str(k): str(v) for k, v in (data.get("teens") or {}).items()},
                 tens={str(k): str(v) for k, v in (data.get("tens") or {}).items()},
                 hundred=tuple(str(w) for w in data.get("hundred") or ()),
+                example=str(data.get("example") or ""),
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
@@ -256,3 +260,32 @@ def understand(grammar: Grammar, text: str) -> Interpretation | None:
         if len(tokens) - covered > MAX_COMMAND_EXTRA_WORDS:
             return None  # a command buried in a longer sentence is no clear request
     return Interpretation(value)
+
+
+def bare_answer(grammar: Grammar, text: str) -> Interpretation | None:
+    """The value ``text`` stands for when it is the answer and nothing else.
+
+    For a recogniser's second guess: "five" or "four four seven", never a sentence with a
+    grammar word in it ("no weather has been very cold" for "the weather has been ...").
+    """
+    from ivr.speech.grammar import normalize
+
+    meant = understand(grammar, text)
+    if meant is None:
+        return None
+    tokens = normalize(text).split()
+    if grammar.digits is not None:
+        numbers = grammar.numbers
+        by_sound = {pinyin(w) for w in grammar.digit_words if is_hanzi(w)}
+        bare = all(
+            _is_number(t, grammar.digit_words, numbers)
+            or t in numbers.aliases
+            or t in numbers.hundred
+            or (is_hanzi(t) and pinyin(t) in by_sound)
+            for t in tokens
+        )
+        return meant if bare else None
+    matches = phrase_matches(tokens, grammar.phrases)
+    covered = sum(e - s for s, e, _ in matches)
+    whole = " ".join(tokens) in grammar.phrases or covered == len(tokens)
+    return meant if whole or nearest_by_sound(tokens, grammar.phrases) else None

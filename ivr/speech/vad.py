@@ -15,8 +15,12 @@ import numpy as np
 from ivr.speech.audio import resample
 
 VAD_RATE: Final = 16000
-THRESHOLD: Final = 0.5
-MIN_SPEECH_MS: Final = 100
+# Measured on 260 human single words through the phone path (FSDD, Speech Commands) and on
+# silence, line noise, music and keypad tones in the three caller conditions: at 0.5 and
+# 100 ms, four short words (0.3 s "zero", "eight") had no voice; at 0.35 and 60 ms every word
+# has one and no non-speech signal gains any.
+THRESHOLD: Final = 0.35
+MIN_SPEECH_MS: Final = 60
 PAD_MS: Final = 100
 
 

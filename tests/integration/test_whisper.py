@@ -80,14 +80,16 @@ def test_digit_strings_over_the_phone(engines) -> None:  # type: ignore[no-untyp
     ]
     grammar = EN.get("digits", digits=DigitRule(3, 12))
     assert len(items) >= 25
-    assert _accuracy(engines.require("en-US"), grammar, items) >= 0.85  # measured: README
+    # measured 0.96 (README); 0.87 with the digit words listed as the prompt, no example
+    assert _accuracy(engines.require("en-US"), grammar, items) >= 0.90
 
 
 def test_single_digits_over_the_phone(engines) -> None:  # type: ignore[no-untyped-def]
     rows = [r for r in _rows() if r["word"] in DIGITS and r["file"].startswith("fsdd/")]
     items = [(SHARED_SPEECH / r["file"], DIGITS[r["word"]]) for r in rows[::5]]
     grammar = EN.get("digits", digits=DigitRule(1, 1))
-    assert _accuracy(engines.require("en-US"), grammar, items) >= 0.85  # measured: README
+    # measured 0.95 (README); about 0.85 on the best hypothesis alone, without the beam's next
+    assert _accuracy(engines.require("en-US"), grammar, items) >= 0.90
 
 
 def test_yes_no_over_the_phone(engines) -> None:  # type: ignore[no-untyped-def]

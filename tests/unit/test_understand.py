@@ -118,3 +118,48 @@ def test_a_piece_of_the_prompt_broken_off_mid_item_is_no_answer() -> None:
     assert echoes_prompt("查询工", prompt)  # stops inside 查询工单
     assert not echoes_prompt("查询工单", prompt)  # a whole item is a real answer
     assert not echoes_prompt("forgot password", "forgot password, live streaming.")
+
+
+def test_a_second_guess_must_be_the_answer_alone() -> None:
+    from ivr.speech.understand import bare_answer
+
+    yes_no = EN.get("yes_no")
+    assert bare_answer(yes_no, "No.").value == "no"  # type: ignore[union-attr]
+    assert bare_answer(yes_no, "no weather has been very cold this week") is None
+    digits = EN.get("phone_number")
+    said = "one three eight oh oh one three eight oh oh oh"
+    assert bare_answer(digits, f"my number is {said}") is None
+    assert bare_answer(digits, said).value == "13800138000"  # type: ignore[union-attr]
+
+
+def test_the_beams_next_answer_is_taken_only_when_nearly_as_likely() -> None:
+    from ivr.speech.asr.whisper import Decoded, WhisperEngine, grammar_prompt
+    from ivr.speech.grammar import DigitRule
+
+    one = EN.get("digits", digits=DigitRule(1, 1))
+    yes_no = EN.get("yes_no")
+
+    def heard(d: Decoded, grammar=one) -> str | None:  # type: ignore[no-untyped-def]
+        text, _ = WhisperEngine._understood(d, grammar_prompt(grammar, "en-US"), grammar)
+        meant = grammar.interpret(text)
+        return None if meant is None else meant.value
+
+    assert heard(Decoded("Bye.", -0.22, 0.01, 1.0, (("Bye!", -0.79), ("Five.", -0.88)))) == "5"
+    assert heard(Decoded("Bye.", -0.22, 0.01, 1.0, (("Five.", -1.2),))) is None  # far below
+    assert heard(Decoded("Bye.", -0.22, 0.6, 1.0, (("Five.", -0.3),))) is None  # no voice, maybe
+    assert heard(Decoded("Bye.", -0.9, 0.01, 1.0, (("Five.", -1.4),))) is None  # unlikely anyway
+    # a person is never called for on a second guess
+    assert heard(Decoded("Thank you.", -0.3, 0.1, 1.0, (("Agent.", -0.4),)), yes_no) is None
+    assert heard(Decoded("Now.", -0.3, 0.1, 1.0, (("No.", -0.5),)), yes_no) == "no"
+
+
+def test_several_digits_are_steered_by_an_example_and_copies_of_it_are_no_answer() -> None:
+    from ivr.speech.asr.whisper import echoes_prompt, grammar_prompt, loops
+
+    phone = EN.get("phone_number")
+    prompt = grammar_prompt(phone, "en-US")
+    assert prompt == phone.numbers.example and "oh" in prompt.lower()  # type: ignore[union-attr]
+    assert echoes_prompt("Four one two, six eight seven.", prompt, whole_items_too=True)
+    assert not echoes_prompt("one three eight oh oh one three", prompt, whole_items_too=True)
+    assert loops("No, no, no, no, no, no, no,")
+    assert not loops("No, no, no.")

@@ -22,17 +22,19 @@ import logging
 import math
 import re
 import threading
-from dataclasses import dataclass, replace
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
+from ivr.services.privacy import scrub
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
 from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.audio import resample
 from ivr.speech.grammar import COMMAND_PREFIX, Grammar, normalize
-from ivr.speech.understand import is_hanzi
+from ivr.speech.understand import bare_answer, is_hanzi
 from ivr.speech.vad import has_voice_16k
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,12 @@ NO_SPEECH_LOGPROB: Final = -1.0
 MAX_COMPRESSION: Final = 2.4
 MAX_PROMPT_CHARS: Final = 600
 MIN_AUDIO_MS: Final = 100
+MAX_WORD_RUN: Final = 3  # "no, no, no" is a caller; a fourth "no" is Whisper looping
 COMMAND_CONFIDENCE: Final = 0.68  # a global command needs average log-probability over about -1
+# the beam's next hypothesis may answer when the best does not (WhisperEngine._understood)
+ALTERNATIVE_MARGIN: Final = 0.8
+ALTERNATIVE_FLOOR: Final = -1.3
+ALTERNATIVE_NO_SPEECH: Final = 0.5
 
 EDGE_SEC: Final = 0.3
 # low dither, not digital silence, before and after the utterance: measured on single digits
@@ -62,6 +69,7 @@ class Decoded:
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float
+    alternatives: tuple[tuple[str, float], ...] = ()  # (text, average log-probability)
 
     @property
     def invented(self) -> bool:
@@ -100,31 +108,58 @@ def load(path: str, threads: int) -> bool:
 def decode(
     path: str, threads: int, audio: np.ndarray, language: str, prompt: str | None, beam_size: int
 ) -> Decoded:
-    """One utterance, 16 kHz float32 mono, decoded greedily-stable (temperature 0)."""
+    """One utterance (at most 30 s), 16 kHz float32 mono, decoded at temperature 0.
+
+    The beam's other finished hypotheses come back as ``alternatives``: when the best one
+    is no answer to the ask, the next one that is may be (``WhisperEngine.transcribe``).
+    """
     if not has_voice_16k(audio):
         return Decoded("", -10.0, 1.0, 0.0)
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_suppressed_tokens
+
     model = _model(path, threads)
-    segments, _info = model.transcribe(
-        audio,
-        language=language,
+    features = pad_or_trim(model.feature_extractor(audio)[:, :-1])
+    tokenizer = Tokenizer(
+        model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
+    )
+    previous = tokenizer.encode(" " + prompt.strip()) if prompt else []
+    result = model.model.generate(
+        model.encode(features),
+        [model.get_prompt(tokenizer, previous, without_timestamps=True)],
         beam_size=beam_size,
-        temperature=0.0,  # the fallback ladder adds seconds and invents more
-        initial_prompt=prompt,
-        condition_on_previous_text=False,
-        without_timestamps=True,
-        vad_filter=False,  # the endpointer already cut the utterance
-    )
-    segs = list(segments)
-    if not segs:
+        num_hypotheses=beam_size,
+        length_penalty=1.0,
+        max_length=model.max_length,
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+    )[0]
+    hypotheses: list[tuple[str, float]] = []
+    for ids, score in zip(result.sequences_ids, result.scores, strict=True):
+        # the beam's score is the sum of log-probabilities over the length; per token, with
+        # the end of text counted, as faster-whisper reports it
+        text = tokenizer.decode(ids).strip()
+        if text and text not in (t for t, _ in hypotheses):
+            hypotheses.append((text, score * len(ids) / (len(ids) + 1)))
+    if not hypotheses:
         return Decoded("", -10.0, 1.0, 0.0)
-    weights = [max(1, len(s.tokens)) for s in segs]
-    avg = sum(s.avg_logprob * w for s, w in zip(segs, weights, strict=True)) / sum(weights)
+    text, avg = hypotheses[0]
     return Decoded(
-        text=" ".join(s.text.strip() for s in segs).strip(),
+        text=text,
         avg_logprob=avg,
-        no_speech_prob=segs[0].no_speech_prob,
-        compression_ratio=max(s.compression_ratio for s in segs),
+        no_speech_prob=result.no_speech_prob,
+        compression_ratio=compression_ratio(text),
+        alternatives=tuple(hypotheses[1:]),
     )
+
+
+def compression_ratio(text: str) -> float:
+    """How well the text compresses: over 2.4, Whisper is repeating itself."""
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0
 
 
 def grammar_prompt(grammar: Grammar | None, locale: str) -> str | None:
@@ -134,6 +169,8 @@ def grammar_prompt(grammar: Grammar | None, locale: str) -> str | None:
     chinese = locale.startswith("zh")
     sep = "，" if chinese else ", "  # noqa: RUF001 - Mandarin comma
     words: list[str] = []
+    if grammar.digits is not None and grammar.digits.max > 1 and grammar.numbers.example:
+        return grammar.numbers.example  # several digits: an example, written as wanted
     if grammar.digits is not None:
         seen: set[str] = set()
         for word, digit in grammar.digit_words.items():
@@ -168,11 +205,29 @@ def collapse_repeats(text: str) -> str:
     return " ".join(out)
 
 
-def echoes_prompt(text: str, prompt: str | None) -> bool:
+def loops(text: str) -> bool:
+    """One word written more than three times running: Whisper looping on a sound, not speech.
+
+    Measured: keypad tones in line noise at a yes/no ask came back "No, no, no, no, no, no,
+    no,". A caller says "no, no" or "no, no, no"; for digits "five five five five" is a
+    number, so digit asks do not ask this.
+    """
+    run = 1
+    words = normalize(text).split()
+    for before, word in itertools.pairwise(words):
+        run = run + 1 if word == before else 1
+        if run > MAX_WORD_RUN:
+            return True
+    return False
+
+
+def echoes_prompt(text: str, prompt: str | None, *, whole_items_too: bool = False) -> bool:
     """Whisper, unsure, copied a piece of its prompt that breaks off inside an item.
 
     An item whole is a real answer (a caller says a choice the prompt lists); a run of
-    the prompt that starts or stops mid-item ("查询工" of 查询工单) is not.
+    the prompt that starts or stops mid-item ("查询工" of 查询工单) is not. With
+    ``whole_items_too`` (the example digit string of a digit ask) any run of two words or
+    more is a copy.
     """
     if not prompt or not text:
         return False
@@ -181,6 +236,8 @@ def echoes_prompt(text: str, prompt: str | None) -> bool:
     flat = [t for item in items for t in item]
     if len(said) < 2:
         return False
+    if whole_items_too:  # the example digit string: no piece of it is anybody's answer
+        return any(flat[i : i + len(said)] == said for i in range(len(flat) - len(said) + 1))
     edges = {0, *itertools.accumulate(len(i) for i in items)}
     found = [i for i in range(len(flat) - len(said) + 1) if flat[i : i + len(said)] == said]
     return bool(found) and all(i not in edges or i + len(said) not in edges for i in found)
@@ -228,19 +285,76 @@ class WhisperEngine(Engine):
         result: Decoded = self.pool.run(
             decode, self.path, self.threads, pcm, self.language, prompt, self.beam_size
         )
-        if grammar is not None and grammar.digits is None:
-            result = replace(result, text=collapse_repeats(result.text))
-        if result.invented or echoes_prompt(result.text, prompt):
-            log.debug("whisper: dropped %r (%s)", result.text, result)
+        digits = grammar is not None and grammar.digits is not None
+        example = grammar is not None and bool(prompt) and prompt == grammar.numbers.example
+        if (
+            (not digits and loops(result.text))
+            or result.invented
+            or echoes_prompt(
+                result.text if digits else collapse_repeats(result.text),
+                prompt,
+                whole_items_too=example,
+            )
+        ):
+            log.debug("whisper: dropped a decode (%s)", _shown(result.text, grammar))
             return Hypothesis("", 0.0, self.name)
-        meant = grammar.interpret(result.text) if grammar is not None else None
-        if meant is not None and meant.is_command and result.confidence < COMMAND_CONFIDENCE:
+        text, avg = self._understood(result, prompt, grammar)
+        meant = grammar.interpret(text) if grammar is not None else None
+        confidence = Decoded(text, avg, result.no_speech_prob, 0.0).confidence
+        if meant is not None and meant.is_command and confidence < COMMAND_CONFIDENCE:
             # unsure Whisper falls back on words of its prompt, and the global commands are
             # in it: a person is only called for on a clear "agent" (the 30-call load test
             # caught "agent" written, at avg log-probability -1.6, for "ticket status")
-            log.debug("whisper: unsure command %r dropped (%s)", result.text, result)
+            log.debug("whisper: unsure command dropped (avg log-probability %.2f)", avg)
             return Hypothesis("", 0.0, self.name)
-        return Hypothesis(result.text, result.confidence, self.name)
+        return Hypothesis(text, confidence, self.name)
+
+    @staticmethod
+    def _understood(
+        result: Decoded, prompt: str | None, grammar: Grammar | None
+    ) -> tuple[str, float]:
+        """The best hypothesis, or the beam's next one that answers the ask.
+
+        Whisper's best guess at one short word is often a near-sounding word ("Bye" for
+        "five", "Nice" for "nine", "New" for "zero"), with the answer a little lower in the
+        same beam; a phone number's best guess may have a digit too many, and the next one
+        the right length. The next hypothesis that maps onto the grammar is taken when it
+        is nearly as likely as the best (``ALTERNATIVE_MARGIN``), likely enough on its own
+        (``ALTERNATIVE_FLOOR``), the model was sure somebody spoke, and it is no global
+        command: a person is never called for on a second guess.
+        """
+        digits = grammar is not None and grammar.digits is not None
+        best = result.text if digits else collapse_repeats(result.text)
+        if grammar is None or grammar.interpret(best) is not None:
+            return best, result.avg_logprob
+        if result.no_speech_prob >= ALTERNATIVE_NO_SPEECH:
+            return best, result.avg_logprob
+        floor = max(result.avg_logprob - ALTERNATIVE_MARGIN, ALTERNATIVE_FLOOR)
+        for text, avg in result.alternatives:
+            if avg < floor:
+                break  # the beam comes back best first
+            if not digits and loops(text):
+                continue
+            said = text if digits else collapse_repeats(text)
+            meant = bare_answer(grammar, said)
+            if (
+                meant is None
+                or meant.is_command
+                or echoes_prompt(said, prompt, whole_items_too=prompt == grammar.numbers.example)
+            ):
+                continue
+            if compression_ratio(said) > MAX_COMPRESSION:
+                continue
+            log.debug("whisper: the beam's next answer taken (avg log-probability %.2f)", avg)
+            return said, avg
+        return best, result.avg_logprob
+
+
+def _shown(text: str, grammar: Grammar | None) -> str:
+    """What a debug line may show of a decode: never the words of a number."""
+    if grammar is not None and grammar.digits is not None:
+        return f"{len(text.split())} words"
+    return repr(scrub(text))
 
 
 class WhisperRecognizer(Recognizer):
