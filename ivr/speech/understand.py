@@ -36,6 +36,8 @@ _HANZI_CHAR: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 MAX_COMMAND_EXTRA_WORDS: Final = 5
 MAX_SOUND_DISTANCE: Final = 0.34  # share of pinyin letters that may differ (Mandarin)
 MIN_SOUND_MARGIN: Final = 0.15  # how much nearer than any other value the nearest must be
+MIN_SPELLING_WORDS: Final = 3  # English phrases matched by spelling distance
+MAX_SPELLING_DISTANCE: Final = 0.25
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,35 @@ def nearest_by_sound(tokens: list[str], phrases: dict[str, str]) -> str | None:
         scored.append((_distance(spelt, target) / max(len(target), len(spelt)), value))
     scored.sort()
     if not scored or scored[0][0] > MAX_SOUND_DISTANCE:
+        return None
+    runner_up = next((d for d, v in scored[1:] if v != scored[0][1]), 1.0)
+    return scored[0][1] if runner_up - scored[0][0] >= MIN_SOUND_MARGIN else None
+
+
+def nearest_by_spelling(tokens: list[str], phrases: dict[str, str]) -> str | None:
+    """The value of the one long English phrase spelt nearly like the whole answer.
+
+    A transcriber splits or blurs a longer answer ("I did it to get it" for "I didn't get
+    it"). Only answers and phrases of three words or more, never a global command, within a quarter of
+    the letters, and clearly nearer than any other value: a short word is too easily near
+    another, and a person is only called for on a clear request.
+    """
+    if len(tokens) < MIN_SPELLING_WORDS or any(is_hanzi(t) for t in tokens):
+        return None  # "thank you" is two letters from "no thank you"
+    spelt = "".join(tokens)
+    scored: list[tuple[float, str]] = []
+    for phrase, value in phrases.items():
+        words = phrase.split()
+        if len(words) < MIN_SPELLING_WORDS or abs(len(words) - len(tokens)) > 2:
+            continue
+        target = "".join(words)
+        scored.append((_distance(spelt, target) / max(len(target), len(spelt)), value))
+    scored.sort()
+    if not scored or scored[0][0] > MAX_SPELLING_DISTANCE:
+        return None
+    from ivr.speech.grammar import COMMAND_PREFIX
+
+    if scored[0][1].startswith(COMMAND_PREFIX):
         return None
     runner_up = next((d for d, v in scored[1:] if v != scored[0][1]), 1.0)
     return scored[0][1] if runner_up - scored[0][0] >= MIN_SOUND_MARGIN else None
@@ -252,6 +283,9 @@ def understand(grammar: Grammar, text: str) -> Interpretation | None:
             return Interpretation(digits, digits) if grammar.digits.accepts(digits) else None
     matches = phrase_matches(tokens, grammar.phrases)
     values = {v for _, _, v in matches}
+    if not values:
+        near = nearest_by_spelling(tokens, grammar.phrases)
+        return None if near is None else Interpretation(near)
     if len(values) != 1:
         return None
     value = values.pop()
@@ -274,7 +308,7 @@ def bare_answer(grammar: Grammar, text: str) -> Interpretation | None:
     if meant is None:
         return None
     tokens = normalize(text).split()
-    if grammar.digits is not None:
+    if meant.digits is not None:
         numbers = grammar.numbers
         by_sound = {pinyin(w) for w in grammar.digit_words if is_hanzi(w)}
         bare = all(

@@ -159,7 +159,28 @@ def test_several_digits_are_steered_by_an_example_and_copies_of_it_are_no_answer
     phone = EN.get("phone_number")
     prompt = grammar_prompt(phone, "en-US")
     assert prompt == phone.numbers.example and "oh" in prompt.lower()  # type: ignore[union-attr]
-    assert echoes_prompt("Four one two, six eight seven.", prompt, whole_items_too=True)
+    assert echoes_prompt("One five nine, two oh four seven.", prompt, whole_items_too=True)
     assert not echoes_prompt("one three eight oh oh one three", prompt, whole_items_too=True)
     assert loops("No, no, no, no, no, no, no,")
     assert not loops("No, no, no.")
+
+
+@pytest.mark.parametrize(
+    ("grammar", "text", "expected"),
+    [
+        ("verification_code", "I did it to get it.", "resend"),  # Whisper, for "I didn't get it"
+        ("main_menu", "My video was restrictive.", "content_review"),
+        ("main_menu", "the weather has been very cold this week", None),
+        ("main_menu", "could you tell me what time the shop closes on sunday", None),
+        ("yes_no", "Thank you.", None),  # two letters from "no thank you", but two words
+    ],
+)
+def test_long_english_phrases_by_spelling(grammar: str, text: str, expected: str | None) -> None:
+    assert value(EN, grammar, text) == expected
+
+
+def test_a_global_command_is_never_taken_by_spelling() -> None:
+    from ivr.speech.understand import nearest_by_spelling
+
+    phrases = {"i want to talk to a person": "@agent", "resend the code please": "resend"}
+    assert nearest_by_spelling(["i", "want", "to", "talk", "to", "the", "person"], phrases) is None

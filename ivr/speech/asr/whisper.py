@@ -35,7 +35,7 @@ from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.audio import resample
 from ivr.speech.grammar import COMMAND_PREFIX, Grammar, normalize
 from ivr.speech.understand import bare_answer, is_hanzi
-from ivr.speech.vad import has_voice_16k
+from ivr.speech.vad import voiced_span
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,28 @@ def load(path: str, threads: int) -> bool:
 
 
 def decode(
-    path: str, threads: int, audio: np.ndarray, language: str, prompt: str | None, beam_size: int
+    path: str,
+    threads: int,
+    audio: np.ndarray,
+    language: str,
+    prompt: str | None,
+    beam_size: int,
+    to_voice: bool = False,
 ) -> Decoded:
     """One utterance (at most 30 s), 16 kHz float32 mono, decoded at temperature 0.
 
     The beam's other finished hypotheses come back as ``alternatives``: when the best one
     is no answer to the ask, the next one that is may be (``WhisperEngine.transcribe``).
     """
-    if not has_voice_16k(audio):
+    span = voiced_span(audio)
+    if span is None:
         return Decoded("", -10.0, 1.0, 0.0)
+    if to_voice:
+        # a digit string: the voice and 0.3 s around it. Over a second of silence around a
+        # number (the endpointer waits 1.5 s after a digit) made Whisper write a digit more
+        # ("... eight zero zero zero zero"); on phrases, cutting changed words both ways.
+        margin = int(EDGE_SEC * WHISPER_RATE)
+        audio = audio[max(0, span[0] - margin) : span[1] + margin]
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_suppressed_tokens
@@ -282,10 +295,10 @@ class WhisperEngine(Engine):
         pcm = resample(audio.astype(np.int16), rate, WHISPER_RATE).astype(np.float32) / 32768.0
         pcm = np.concatenate([_EDGE, pcm, _EDGE])  # a word cut tight (barge-in) still has edges
         prompt = grammar_prompt(grammar, self.locale)
-        result: Decoded = self.pool.run(
-            decode, self.path, self.threads, pcm, self.language, prompt, self.beam_size
-        )
         digits = grammar is not None and grammar.digits is not None
+        result: Decoded = self.pool.run(
+            decode, self.path, self.threads, pcm, self.language, prompt, self.beam_size, digits
+        )
         example = grammar is not None and bool(prompt) and prompt == grammar.numbers.example
         if (
             (not digits and loops(result.text))

@@ -1,0 +1,94 @@
+"""When a caller's turn starts and ends, on a telephone line with noise on it.
+
+Real human speech (../shared/speech) through 8 kHz G.711, with line noise at 15 dB SNR
+before, under and after it, fed to the endpointer 20 ms at a time as a call feeds it.
+Measured with both detectors in ``bench/vad.py`` (README): webrtcvad takes such noise for
+speech, starts the turn before the caller speaks and ends it before they are done.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ivr.qa.conditions import add_noise
+from ivr.speech.audio import FRAME_MS, Audio, read_audio, telephone
+from ivr.speech.dtmf import tone
+from ivr.speech.endpoint import EndpointConfig, Endpointer, Event
+
+REPO = Path(__file__).resolve().parents[2]
+SPEECH = Path(os.environ.get("IVR_SHARED_SPEECH", REPO.parent / "shared" / "speech"))
+RATE = 8000
+FRAME = RATE * FRAME_MS // 1000
+PAD_S = 1.0
+
+
+def _turn(samples: np.ndarray) -> tuple[float | None, float | None]:
+    """Seconds at which the endpointer started and ended the turn (None: it did not)."""
+    ep = Endpointer(RATE, EndpointConfig(no_input_ms=60_000))
+    start = None
+    for i in range(len(samples) // FRAME):
+        event = ep.push(samples[i * FRAME : (i + 1) * FRAME])
+        at = (i + 1) * FRAME_MS / 1000
+        if event is Event.START:
+            start = at
+        elif event in (Event.END, Event.MAX_SPEECH):
+            return start, at
+    return start, None
+
+
+def _noisy_line(samples: np.ndarray, seed: int) -> np.ndarray:
+    return add_noise(Audio(samples, RATE), 15.0, seed=seed).samples
+
+
+def _digit_strings() -> list[Path]:
+    with (SPEECH / "INDEX.tsv").open() as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    return [SPEECH / r["file"] for r in rows if r["file"].startswith("an4/")][::8]
+
+
+@pytest.mark.parametrize("noisy", [False, True], ids=["quiet line", "noisy line"])
+def test_a_turn_starts_with_the_caller_and_ends_after_them(noisy: bool) -> None:
+    clips = _digit_strings()
+    assert len(clips) >= 15
+    wrong = []
+    for n, path in enumerate(clips):
+        speech = telephone(read_audio(path)).to_rate(RATE).samples
+        hiss = np.random.default_rng(n).standard_normal(int(PAD_S * RATE)) * 30
+        pad = hiss.astype(np.int16)
+        samples = np.concatenate([pad, speech, pad])
+        if noisy:
+            samples = _noisy_line(samples, n)
+        start, end = _turn(samples)
+        spoken_end = PAD_S + len(speech) / RATE
+        if start is None or start < PAD_S or start > spoken_end:
+            wrong.append((path.name, "started at", start))
+        elif end is None or end < spoken_end:
+            wrong.append((path.name, f"ended at {end} of {spoken_end:.2f}", start))
+    assert not wrong, wrong
+
+
+def test_noise_music_and_keypad_tones_start_no_turn() -> None:
+    t = np.arange(RATE * 3) / RATE
+    music = sum(
+        np.sin(2 * np.pi * f * t) * np.clip(np.sin(np.pi * (t * 2 + k / 4)), 0, 1)
+        for k, f in enumerate((261.6, 329.6, 392.0, 523.3))
+    )
+    keys = np.concatenate(
+        [np.concatenate([tone(k, RATE, ms=120), np.zeros(800, np.int16)]) for k in "1380013"]
+    )
+    signals = {
+        "line noise": _noisy_line(np.full(RATE * 3, 1000, np.int16), 2),
+        "music": (music / np.max(np.abs(music)) * 9000).astype(np.int16),
+        "keypad tones": keys,
+        "keypad tones on a noisy line": _noisy_line(keys, 3),
+    }
+    started = {
+        name: _turn(telephone(Audio(s, RATE)).to_rate(RATE).samples)[0]
+        for name, s in signals.items()
+    }
+    assert all(v is None for v in started.values()), started
