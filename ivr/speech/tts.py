@@ -1,4 +1,21 @@
-"""Speech synthesis: pyttsx3 driving espeak-ng, through one worker, with a prompt cache.
+"""Speech synthesis with a prompt cache: a natural Piper voice, or pyttsx3 driving espeak-ng.
+
+Two backends sit behind :class:`Synthesizer`, chosen by the voice string
+(:mod:`ivr.speech.voices`): ``piper:<voice>`` runs the voice's ONNX model (loaded
+once per process, used under one lock: its phonemiser is not re-entrant), and
+any other name is an espeak-ng voice. Whatever made it, a segment is trimmed,
+resampled with soxr to the channel's rate and brought to the same active speech
+level (:mod:`ivr.speech.level`) before it is cached.
+
+The speaking rate of a segment is in words per minute as measured on the audio;
+Piper reaches it through its length scale (``ivr/data/voices.toml`` holds each
+voice's measured curve), espeak-ng through its own rate.
+
+A digit of a read-back is its own segment, in the position it takes in its group
+(start, middle, end: the intonation differs). It is cut from a carrier of three
+of that digit said as a list, so a code, a phone number or a ticket number is
+assembled from ten digits' segments and pauses, with no synthesis and no cache
+entry holding more than one digit.
 
 pyttsx3 is not thread-safe (two engines created at once crash the process; a
 shared engine without a lock loses files), so every synthesis goes through a
@@ -36,20 +53,38 @@ import numpy as np
 
 from ivr.errors import EngineError
 from ivr.speech.audio import Audio, read_audio, resample, silence, write_wav
+from ivr.speech.level import normalise
+from ivr.speech.voices import NaturalVoice, natural_voice
 
 log = logging.getLogger(__name__)
 
 TRIM_DBFS: Final = -55.0
 EDGE_MS: Final = 40
 WAV_WAIT_SEC: Final = 2.0
-CACHE_VERSION: Final = 2  # bump when the way audio is made changes
+CACHE_VERSION: Final = 3  # bump when the way audio is made changes
 EMBEDDED: Final = "\x01"  # espeak-ng embedded command: "\x01150S" sets the speed for the text
+
+
+class Position:
+    """Where a digit stands in its group of a read-back."""
+
+    START: Final = "start"
+    MIDDLE: Final = "middle"
+    END: Final = "end"
+    ALL: Final = ("start", "middle", "end")
+
+
+PIPER_SENTENCE_GAP_MS: Final = 300
+CARRIER_FRAME_MS: Final = 10
+CARRIER_QUIET_DB: Final = -30.0  # below the loudest frame: a gap between the carrier's words
+CARRIER_MIN_GAP_MS: Final = 40
 
 
 @dataclass(frozen=True)
 class Segment:
     text: str
     rate_wpm: int
+    position: str = ""  # a digit of a read-back: Position.START, MIDDLE or END
 
 
 @dataclass(frozen=True)
@@ -167,6 +202,78 @@ def trim(samples: np.ndarray, rate: int) -> np.ndarray:
     return samples[max(0, loud[0] - edge) : min(len(samples), loud[-1] + edge)]
 
 
+_piper_voices: dict[str, Any] = {}
+_piper_lock = threading.Lock()  # loading, and every synthesis: the phonemiser is global
+
+
+def _piper_synthesize(voice: NaturalVoice, text: str, rate_wpm: int) -> Audio:
+    from piper import PiperVoice, SynthesisConfig
+
+    with _piper_lock:
+        engine = _piper_voices.get(voice.name)
+        if engine is None:
+            model, config = voice.paths()
+            engine = PiperVoice.load(model, config)
+            _piper_voices[voice.name] = engine
+            log.info("loaded natural voice %s", voice.name)
+        options = SynthesisConfig(
+            length_scale=voice.length_scale(rate_wpm), normalize_audio=False
+        )
+        chunks = [c.audio_float_array for c in engine.synthesize(text, options)]
+        rate = int(engine.config.sample_rate)
+    if not chunks:
+        raise EngineError(f"the natural voice produced no audio for {len(text)} characters")
+    gap = np.zeros(rate * PIPER_SENTENCE_GAP_MS // 1000, dtype=np.float32)
+    joined = np.concatenate([p for c in chunks for p in (c, gap)][:-1])
+    peak = float(np.abs(joined).max()) or 1.0
+    return Audio((joined / peak * 0.7 * 32767).astype(np.int16), rate)
+
+
+def _espeak_synthesize(text: str, voice: str, rate_wpm: int) -> Audio:
+    with tempfile.TemporaryDirectory(prefix="ivr-tts-") as tmp:
+        out = Path(tmp) / "out.wav"
+        _get_worker().submit(
+            lambda engine: _synthesize_file(engine, text, voice, rate_wpm, out)
+        ).result(timeout=60)
+        return read_audio(out)
+
+
+def _quiet_runs(samples: np.ndarray, rate: int) -> list[tuple[int, int]]:
+    """Runs of quiet frames between sounds, as (first frame, frame count)."""
+    n = rate * CARRIER_FRAME_MS // 1000
+    frames = len(samples) // n
+    if frames == 0:
+        return []
+    blocks = samples[: frames * n].astype(np.float64).reshape(frames, n)
+    rms = np.sqrt((blocks**2).mean(axis=1)) + 1e-9
+    quiet = 20 * np.log10(rms / rms.max()) < CARRIER_QUIET_DB
+    runs: list[tuple[int, int]] = []
+    i = 0
+    while i < frames:
+        if quiet[i]:
+            j = i
+            while j < frames and quiet[j]:
+                j += 1
+            if i > 0 and j < frames:  # inner gaps only
+                runs.append((i, j - i))
+            i = j
+        else:
+            i += 1
+    return runs
+
+
+def cut_carrier(samples: np.ndarray, rate: int, position: str) -> np.ndarray | None:
+    """The word in ``position`` of a three-word carrier ("four, four, four."), or None."""
+    runs = sorted(_quiet_runs(samples, rate), key=lambda r: r[1], reverse=True)[:2]
+    min_frames = CARRIER_MIN_GAP_MS // CARRIER_FRAME_MS
+    if len(runs) < 2 or runs[1][1] < min_frames:
+        return None
+    n = rate * CARRIER_FRAME_MS // 1000
+    cuts = sorted((start + count // 2) * n for start, count in runs)
+    pieces = [samples[: cuts[0]], samples[cuts[0] : cuts[1]], samples[cuts[1] :]]
+    return pieces[Position.ALL.index(position)]
+
+
 class Synthesizer:
     """Renders :class:`Speech` to audio at a given rate, caching each segment on disk."""
 
@@ -176,35 +283,80 @@ class Synthesizer:
         self._lock = threading.Lock()
 
     @staticmethod
-    def cache_key(text: str, voice: str, rate_wpm: int, sample_rate: int) -> str:
-        raw = f"{CACHE_VERSION}\x00{text}\x00{voice}\x00{rate_wpm}\x00{sample_rate}".encode()
+    def cache_key(
+        text: str, voice: str, rate_wpm: int, sample_rate: int, position: str = ""
+    ) -> str:
+        raw = (
+            f"{CACHE_VERSION}\x00{text}\x00{voice}\x00{rate_wpm}\x00{sample_rate}\x00{position}"
+        ).encode()
         return hashlib.sha256(raw).hexdigest()[:32]
 
-    def segment(self, text: str, *, voice: str, rate_wpm: int, sample_rate: int) -> np.ndarray:
-        key = self.cache_key(text, voice, rate_wpm, sample_rate)
+    def _path(self, key: str) -> Path:
+        return self.cache_dir / key[:2] / f"{key}.wav"
+
+    def is_cached(self, part: Segment, *, voice: str, sample_rate: int) -> bool:
+        """Whether a segment plays without synthesis."""
+        key = self.cache_key(part.text, voice, part.rate_wpm, sample_rate, part.position)
+        with self._lock:
+            if key in self._memory:
+                return True
+        return self._path(key).exists()
+
+    def covers(self, speech: Speech, *, voice: str, sample_rate: int) -> bool:
+        """Whether every segment of ``speech`` is in the cache."""
+        return all(
+            self.is_cached(p, voice=voice, sample_rate=sample_rate)
+            for p in speech.parts
+            if isinstance(p, Segment) and p.text.strip()
+        )
+
+    def segment(
+        self, text: str, *, voice: str, rate_wpm: int, sample_rate: int, position: str = ""
+    ) -> np.ndarray:
+        key = self.cache_key(text, voice, rate_wpm, sample_rate, position)
         with self._lock:
             hit = self._memory.get(key)
         if hit is not None:
             return hit
-        path = self.cache_dir / key[:2] / f"{key}.wav"
+        path = self._path(key)
         if path.exists() and _wav_ok(path):
             audio = read_audio(path)
             samples = resample(audio.samples, audio.rate, sample_rate)
         else:
-            samples = self._synthesize(text, voice, rate_wpm, sample_rate)
+            samples = self._synthesize(text, voice, rate_wpm, sample_rate, position)
             write_wav(path, samples, sample_rate)
         with self._lock:
             self._memory[key] = samples
         return samples
 
-    def _synthesize(self, text: str, voice: str, rate_wpm: int, sample_rate: int) -> np.ndarray:
-        with tempfile.TemporaryDirectory(prefix="ivr-tts-") as tmp:
-            out = Path(tmp) / "out.wav"
-            _get_worker().submit(
-                lambda engine: _synthesize_file(engine, text, voice, rate_wpm, out)
-            ).result(timeout=60)
-            audio = read_audio(out)
-        return trim(resample(audio.samples, audio.rate, sample_rate), sample_rate)
+    def _synthesize(
+        self, text: str, voice: str, rate_wpm: int, sample_rate: int, position: str = ""
+    ) -> np.ndarray:
+        natural = natural_voice(voice)
+
+        def make(words: str) -> Audio:
+            if natural is not None:
+                return _piper_synthesize(natural, words, rate_wpm)
+            return _espeak_synthesize(words, voice, rate_wpm)
+
+        if position:
+            if position not in Position.ALL:
+                raise EngineError(f"expected a position in {Position.ALL}, got {position!r}")
+            carrier = make(f"{text}, {text}, {text}.")
+            piece = cut_carrier(carrier.samples, carrier.rate, position)
+            if piece is None:  # no clear gaps: the word alone, with its group-final fall
+                log.debug("carrier not cut; the %s segment is the word alone", position)
+                alone = make(f"{text}." if position == Position.END else f"{text},")
+                piece, rate = alone.samples, alone.rate
+            else:
+                rate = carrier.rate
+        else:
+            audio = make(text)
+            piece, rate = audio.samples, audio.rate
+        out = trim(resample(piece, rate, sample_rate), sample_rate)
+        if len(out) == 0:
+            raise EngineError(f"synthesis produced only silence for {len(text)} characters")
+        return normalise(out, sample_rate)
 
     def render(self, speech: Speech, *, voice: str, sample_rate: int) -> Audio:
         chunks: list[np.ndarray] = []
@@ -214,7 +366,11 @@ class Synthesizer:
             elif part.text.strip():
                 chunks.append(
                     self.segment(
-                        part.text, voice=voice, rate_wpm=part.rate_wpm, sample_rate=sample_rate
+                        part.text,
+                        voice=voice,
+                        rate_wpm=part.rate_wpm,
+                        sample_rate=sample_rate,
+                        position=part.position,
                     )
                 )
         samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
