@@ -36,6 +36,7 @@ older listeners more than a much lower rate does).
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import queue
@@ -43,8 +44,8 @@ import tempfile
 import threading
 import time
 import wave
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -75,6 +76,7 @@ class Position:
 
 
 PIPER_SENTENCE_GAP_MS: Final = 300
+RAW_KEEP: Final = 16  # segments whose unresampled audio is kept for the next sample rate
 CARRIER_FRAME_MS: Final = 10
 CARRIER_QUIET_DB: Final = -30.0  # below the loudest frame: a gap between the carrier's words
 CARRIER_MIN_GAP_MS: Final = 40
@@ -102,6 +104,22 @@ class Speech:
     def add(self, other: Speech) -> Speech:
         joined = " ".join(t for t in (self.transcript, other.transcript) if t)
         return Speech([*self.parts, *other.parts], joined)
+
+    def sentences(self) -> list[Speech]:
+        """The parts cut after each pause that ends a sentence (a read-back stays whole)."""
+        out: list[Speech] = []
+        current: list[Segment | Pause] = []
+        last: Segment | None = None
+        for part in self.parts:
+            current.append(part)
+            if isinstance(part, Segment):
+                last = part
+            elif last is not None and not last.position:
+                out.append(Speech(current))
+                current, last = [], None
+        if current:
+            out.append(Speech(current))
+        return out
 
 
 class _Worker:
@@ -281,6 +299,11 @@ class Synthesizer:
         self.cache_dir = cache_dir
         self._memory: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-ahead")
+        # the voice's own audio of the last few segments: one synthesis serves every rate
+        self._raw: collections.OrderedDict[tuple[str, str, int, str], Audio] = (
+            collections.OrderedDict()
+        )
 
     @staticmethod
     def cache_key(
@@ -332,6 +355,28 @@ class Synthesizer:
     def _synthesize(
         self, text: str, voice: str, rate_wpm: int, sample_rate: int, position: str = ""
     ) -> np.ndarray:
+        raw = self._kept(
+            (text, voice, rate_wpm, position),
+            lambda: self._voice_audio(text, voice, rate_wpm, position),
+        )
+        out = trim(resample(raw.samples, raw.rate, sample_rate), sample_rate)
+        if len(out) == 0:
+            raise EngineError(f"synthesis produced only silence for {len(text)} characters")
+        return normalise(out, sample_rate)
+
+    def _kept(self, key: tuple[str, str, int, str], make: Callable[[], Audio]) -> Audio:
+        with self._lock:
+            audio = self._raw.get(key)
+        if audio is None:
+            audio = make()
+            with self._lock:
+                self._raw[key] = audio
+                while len(self._raw) > RAW_KEEP:
+                    self._raw.popitem(last=False)
+        return audio
+
+    def _voice_audio(self, text: str, voice: str, rate_wpm: int, position: str) -> Audio:
+        """The segment as the voice makes it, at the voice's own rate."""
         natural = natural_voice(voice)
 
         def make(words: str) -> Audio:
@@ -342,21 +387,40 @@ class Synthesizer:
         if position:
             if position not in Position.ALL:
                 raise EngineError(f"expected a position in {Position.ALL}, got {position!r}")
-            carrier = make(f"{text}, {text}, {text}.")
+            carrier = self._kept(  # one carrier serves the three positions
+                (text, voice, rate_wpm, "carrier"), lambda: make(f"{text}, {text}, {text}.")
+            )
             piece = cut_carrier(carrier.samples, carrier.rate, position)
             if piece is None:  # no clear gaps: the word alone, with its group-final fall
                 log.debug("carrier not cut; the %s segment is the word alone", position)
-                alone = make(f"{text}." if position == Position.END else f"{text},")
-                piece, rate = alone.samples, alone.rate
-            else:
-                rate = carrier.rate
-        else:
-            audio = make(text)
-            piece, rate = audio.samples, audio.rate
-        out = trim(resample(piece, rate, sample_rate), sample_rate)
-        if len(out) == 0:
-            raise EngineError(f"synthesis produced only silence for {len(text)} characters")
-        return normalise(out, sample_rate)
+                return make(f"{text}." if position == Position.END else f"{text},")
+            return Audio(piece, carrier.rate)
+        return make(text)
+
+    def stream(self, speech: Speech, *, voice: str, sample_rate: int) -> Generator[Audio]:
+        """The speech as audio to play one piece after the other.
+
+        All of it at once when the cache covers it; otherwise sentence by sentence,
+        the next one synthesised while the one before plays. Closing the iterator
+        early (the caller barged in) drops the sentences not yet made.
+        """
+        if self.covers(speech, voice=voice, sample_rate=sample_rate):
+            yield self.render(speech, voice=voice, sample_rate=sample_rate)
+            return
+        pieces = speech.sentences()
+        ahead: list[Future[Audio]] = []
+        try:
+            first = self.render(pieces[0], voice=voice, sample_rate=sample_rate)
+            ahead = [
+                self._ahead.submit(self.render, piece, voice=voice, sample_rate=sample_rate)
+                for piece in pieces[1:]
+            ]
+            yield first
+            for future in ahead:
+                yield future.result()
+        finally:
+            for future in ahead:
+                future.cancel()
 
     def render(self, speech: Speech, *, voice: str, sample_rate: int) -> Audio:
         chunks: list[np.ndarray] = []
