@@ -105,3 +105,18 @@ def normalise(samples: np.ndarray, rate: int, *, target_dbov: float = TARGET_DBO
     gain = 10 ** ((target_dbov - level) / 20)
     scaled = _limit(np.asarray(samples, dtype=np.float64) * gain)
     return np.round(scaled).astype(np.int16)
+
+
+def spoken_seconds(samples: np.ndarray, rate: int, *, floor_db: float = -40.0) -> float:
+    """Seconds from the first to the last sound louder than ``floor_db`` below the peak."""
+    x = np.abs(np.asarray(samples, dtype=np.float64))
+    if len(x) == 0 or x.max() == 0:
+        return 0.0
+    loud = np.nonzero(x > x.max() * 10 ** (floor_db / 20))[0]
+    return float(loud[-1] - loud[0] + 1) / rate
+
+
+def speaking_rate_wpm(samples: np.ndarray, rate: int, words: int) -> float:
+    """Words per minute over the audio, pauses inside it included, silent edges not."""
+    seconds = spoken_seconds(samples, rate)
+    return words / seconds * 60 if seconds > 0 else 0.0

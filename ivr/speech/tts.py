@@ -106,17 +106,15 @@ class Speech:
         return Speech([*self.parts, *other.parts], joined)
 
     def sentences(self) -> list[Speech]:
-        """The parts cut after each pause that ends a sentence (a read-back stays whole)."""
+        """The parts cut before each sentence (a read-back stays with the sentence before it)."""
         out: list[Speech] = []
         current: list[Segment | Pause] = []
-        last: Segment | None = None
         for part in self.parts:
-            current.append(part)
-            if isinstance(part, Segment):
-                last = part
-            elif last is not None and not last.position:
+            starts = isinstance(part, Segment) and not part.position
+            if starts and any(isinstance(p, Segment) for p in current):
                 out.append(Speech(current))
-                current, last = [], None
+                current = []
+            current.append(part)
         if current:
             out.append(Speech(current))
         return out
