@@ -167,6 +167,16 @@ def test_a_code_read_back_is_assembled_from_cached_digits_and_understood(
 # --- level ------------------------------------------------------------------------------------
 
 
+def test_active_level_ignores_pauses_as_p56_does() -> None:
+    rate = 8000
+    t = np.arange(rate * 2) / rate
+    tone = np.sin(2 * np.pi * 440 * t) * 3277  # -20 dBFS peak: -23 dBov
+    assert abs(active_level_dbov(tone, rate) - (-23.0)) < 0.2
+    gappy = np.concatenate([tone, np.zeros(rate * 2)])  # plain RMS would fall by 3 dB
+    assert abs(active_level_dbov(gappy, rate) - (-23.0)) < 1.0
+    assert active_level_dbov(np.zeros(rate), rate) < -90
+
+
 def test_normalise_reaches_the_target_without_clipping() -> None:
     rate = 8000
     t = np.arange(rate * 2) / rate
