@@ -62,9 +62,13 @@ DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "e
 NUMBER_WORDS = {"oh": "0", "ten": "1 0", "eighteen": "1 8", "thirty": "3 0", "hundred": "0 0"}
 
 
+BRAND = Settings(home=Path(".")).brand_for(LOCALE)
+
+
 def words(text: str) -> list[str]:
     """Lower-case words, every digit a word of its own, digit names as digits."""
-    text = text.lower().replace("-", " ").replace(",", "")
+    spaced = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", BRAND).lower()  # "StreamTube": "stream tube"
+    text = text.lower().replace(spaced, BRAND.lower()).replace("-", " ").replace(",", "")
     text = re.sub(r"(\d)", r" \1 ", text)
     out: list[str] = []
     for w in re.findall(r"[a-z']+|\d", text):

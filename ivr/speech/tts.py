@@ -12,10 +12,12 @@ Piper reaches it through its length scale (``ivr/data/voices.toml`` holds each
 voice's measured curve), espeak-ng through its own rate.
 
 A digit of a read-back is its own segment, in the position it takes in its group
-(start, middle, end: the intonation differs). It is cut from a carrier of three
-of that digit said as a list, so a code, a phone number or a ticket number is
-assembled from ten digits' segments and pauses, with no synthesis and no cache
-entry holding more than one digit.
+(start, middle, end): said as a list item that goes on ("four,") or, at the end of a
+group, with the falling end of a sentence ("four."), and cached per position. A
+code, a phone number or a ticket number is assembled from these segments and
+pauses, with no synthesis and no cache entry holding more than one digit. (Cutting
+the positions out of a spoken list "eight, eight, eight." was tried: a listener
+heard its "eight" as "a" far more often than the word said alone.)
 
 pyttsx3 is not thread-safe (two engines created at once crash the process; a
 shared engine without a lock loses files), so every synthesis goes through a
@@ -62,7 +64,7 @@ log = logging.getLogger(__name__)
 TRIM_DBFS: Final = -55.0
 EDGE_MS: Final = 40
 WAV_WAIT_SEC: Final = 2.0
-CACHE_VERSION: Final = 3  # bump when the way audio is made changes
+CACHE_VERSION: Final = 4  # bump when the way audio is made changes
 EMBEDDED: Final = "\x01"  # espeak-ng embedded command: "\x01150S" sets the speed for the text
 
 
@@ -77,9 +79,6 @@ class Position:
 
 PIPER_SENTENCE_GAP_MS: Final = 300
 RAW_KEEP: Final = 16  # segments whose unresampled audio is kept for the next sample rate
-CARRIER_FRAME_MS: Final = 10
-CARRIER_QUIET_DB: Final = -30.0  # below the loudest frame: a gap between the carrier's words
-CARRIER_MIN_GAP_MS: Final = 40
 
 
 @dataclass(frozen=True)
@@ -254,42 +253,6 @@ def _espeak_synthesize(text: str, voice: str, rate_wpm: int) -> Audio:
         return read_audio(out)
 
 
-def _quiet_runs(samples: np.ndarray, rate: int) -> list[tuple[int, int]]:
-    """Runs of quiet frames between sounds, as (first frame, frame count)."""
-    n = rate * CARRIER_FRAME_MS // 1000
-    frames = len(samples) // n
-    if frames == 0:
-        return []
-    blocks = samples[: frames * n].astype(np.float64).reshape(frames, n)
-    rms = np.sqrt((blocks**2).mean(axis=1)) + 1e-9
-    quiet = 20 * np.log10(rms / rms.max()) < CARRIER_QUIET_DB
-    runs: list[tuple[int, int]] = []
-    i = 0
-    while i < frames:
-        if quiet[i]:
-            j = i
-            while j < frames and quiet[j]:
-                j += 1
-            if i > 0 and j < frames:  # inner gaps only
-                runs.append((i, j - i))
-            i = j
-        else:
-            i += 1
-    return runs
-
-
-def cut_carrier(samples: np.ndarray, rate: int, position: str) -> np.ndarray | None:
-    """The word in ``position`` of a three-word carrier ("four, four, four."), or None."""
-    runs = sorted(_quiet_runs(samples, rate), key=lambda r: r[1], reverse=True)[:2]
-    min_frames = CARRIER_MIN_GAP_MS // CARRIER_FRAME_MS
-    if len(runs) < 2 or runs[1][1] < min_frames:
-        return None
-    n = rate * CARRIER_FRAME_MS // 1000
-    cuts = sorted((start + count // 2) * n for start, count in runs)
-    pieces = [samples[: cuts[0]], samples[cuts[0] : cuts[1]], samples[cuts[1] :]]
-    return pieces[Position.ALL.index(position)]
-
-
 class Synthesizer:
     """Renders :class:`Speech` to audio at a given rate, caching each segment on disk."""
 
@@ -385,14 +348,8 @@ class Synthesizer:
         if position:
             if position not in Position.ALL:
                 raise EngineError(f"expected a position in {Position.ALL}, got {position!r}")
-            carrier = self._kept(  # one carrier serves the three positions
-                (text, voice, rate_wpm, "carrier"), lambda: make(f"{text}, {text}, {text}.")
-            )
-            piece = cut_carrier(carrier.samples, carrier.rate, position)
-            if piece is None:  # no clear gaps: the word alone, with its group-final fall
-                log.debug("carrier not cut; the %s segment is the word alone", position)
-                return make(f"{text}." if position == Position.END else f"{text},")
-            return Audio(piece, carrier.rate)
+            # a list item goes on ("four,"); the last of a group falls to an end ("four.")
+            return make(f"{text}." if position == Position.END else f"{text},")
         return make(text)
 
     def stream(self, speech: Speech, *, voice: str, sample_rate: int) -> Generator[Audio]:
