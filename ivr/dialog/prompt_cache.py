@@ -117,7 +117,7 @@ def digit_segments(settings: Settings, *, slower: int) -> list[Segment]:
     """Each digit in each position of a group, at the read-back rate."""
     speech = render_text("{d}", {"d": SpokenDigits("0")}, voice=settings.voice, slower=slower)
     rate = next(p.rate_wpm for p in speech.parts if isinstance(p, Segment))
-    return [Segment(d, rate, pos) for d in DIGITS for pos in Position.ALL]
+    return [Segment(d, rate, pos) for d in DIGITS for pos in Position]
 
 
 @dataclass

@@ -82,7 +82,7 @@ class SpokenText:
         return self.text
 
 
-def digit_positions(group: str) -> list[str]:
+def digit_positions(group: str) -> list[Position]:
     """The position of each digit in its group: a lone digit ends its group."""
     if len(group) == 1:
         return [Position.END]

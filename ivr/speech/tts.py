@@ -39,6 +39,7 @@ older listeners more than a much lower rate does).
 from __future__ import annotations
 
 import collections
+import enum
 import hashlib
 import logging
 import queue
@@ -68,13 +69,12 @@ CACHE_VERSION: Final = 4  # bump when the way audio is made changes
 EMBEDDED: Final = "\x01"  # espeak-ng embedded command: "\x01150S" sets the speed for the text
 
 
-class Position:
+class Position(enum.StrEnum):
     """Where a digit stands in its group of a read-back."""
 
-    START: Final = "start"
-    MIDDLE: Final = "middle"
-    END: Final = "end"
-    ALL: Final = ("start", "middle", "end")
+    START = "start"
+    MIDDLE = "middle"
+    END = "end"
 
 
 PIPER_SENTENCE_GAP_MS: Final = 300
@@ -346,8 +346,8 @@ class Synthesizer:
             return _espeak_synthesize(words, voice, rate_wpm)
 
         if position:
-            if position not in Position.ALL:
-                raise EngineError(f"expected a position in {Position.ALL}, got {position!r}")
+            if position not in set(Position):
+                raise EngineError(f"expected a position in {list(Position)}, got {position!r}")
             # a list item goes on ("four,"); the last of a group falls to an end ("four.")
             return make(f"{text}." if position == Position.END else f"{text},")
         return make(text)
