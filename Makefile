@@ -45,6 +45,7 @@ bench: setup
 	$(PY) bench/feedback.py
 	$(PY) bench/sip.py
 	$(PY) bench/desk.py
+	$(PY) bench/voice.py
 
 clean:
 	rm -rf $(VENV) demo.wav .pytest_cache

@@ -35,7 +35,7 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class Voice:
-    """Synthesis settings: espeak-ng voice names per locale and speaking rates (wpm)."""
+    """Synthesis settings: the voice per locale and speaking rates (wpm, measured on the audio)."""
 
     rate_wpm: int = 150
     digits_rate_wpm: int = 120
@@ -44,8 +44,10 @@ class Voice:
     sentence_pause_ms: int = 450
     group_pause_ms: int = 350
     slower_extra_pause_ms: int = 250
-    # espeak-ng voice per locale; "auto" takes the best one the installed espeak-ng offers
-    voices: dict[str, str] = field(default_factory=lambda: {"en-US": "en-us", "zh-CN": "auto"})
+    digit_pause_ms: int = 120  # between the digits of one group in a read-back
+    # voice per locale: "auto" (the locale's natural voice when installed, else the best
+    # espeak-ng voice), "piper:<voice>" (ivr/data/voices.toml) or an espeak-ng voice name
+    voices: dict[str, str] = field(default_factory=lambda: {"en-US": "auto", "zh-CN": "auto"})
 
 
 @dataclass(frozen=True)

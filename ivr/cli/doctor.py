@@ -13,7 +13,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     import shutil
 
     from ivr.speech.engines import Engines
-    from ivr.speech.voices import english_reading_warning, find_voice, voice_for
+    from ivr.speech.voices import describe_voice, english_reading_warning, voice_for
 
     settings = settings_for(args)
     ok = True
@@ -30,21 +30,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         "transitions",
         "soxr",
         "webrtcvad",
+        "piper",
     ):
         try:
             __import__(module)
             print(f"  {module:12s} ok")
         except (ImportError, OSError) as exc:
             print(f"  {module:12s} MISSING ({exc})")
-            ok = ok and module == "sounddevice"
+            ok = ok and module in ("sounddevice", "piper")  # piper: espeak-ng speaks instead
     engines = Engines.from_settings(settings)
     for locale in sorted(p.name for p in settings.grammars_dir.iterdir() if p.is_dir()):
         print(f"  speech input {locale}: {engines.describe(locale)}")
     for locale in sorted(p.name for p in settings.prompts_dir.iterdir() if p.is_dir()):
         name = voice_for(settings.voice, locale)
-        espeak = find_voice(name)
-        title = espeak.title if espeak else "not installed"
-        print(f"  voice {locale}: espeak-ng {name!r} ({title})")
+        print(f"  voice {locale}: {describe_voice(name)}")
         warning = english_reading_warning(locale, name)
         if warning:
             print(f"  WARNING: {warning}")

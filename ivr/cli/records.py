@@ -127,6 +127,14 @@ def cmd_tickets_update(args: argparse.Namespace) -> int:
         messages=messages,
     )
     print(f"ticket {updated.number}: {updated.status}")
+    if args.resolution and updated.resolution:
+        from ivr.dialog.prompt_cache import prerender_text
+        from ivr.speech.tts import Synthesizer
+
+        # spoken when the caller asks: synthesised now, so the answer plays from the cache
+        synth = Synthesizer(settings.cache_dir / "prompts")
+        count = prerender_text(settings, synth, updated.locale, updated.resolution)
+        print(f"resolution rendered for callers ({count} segments)")
     if updated.status == "resolved" and ticket.status != "resolved" and updated.caller:
         print(f"text message with the result queued to {mask_phone(updated.caller)}")
     return 0

@@ -78,8 +78,8 @@ def cmd_say(args: argparse.Namespace) -> int:
 
 
 def cmd_prompts_build(args: argparse.Namespace) -> int:
-    from ivr.dialog.prompts import PromptBook
-    from ivr.speech.tts import Segment, Synthesizer
+    from ivr.dialog.prompt_cache import build_cache
+    from ivr.speech.tts import Synthesizer
 
     settings = settings_for(args)
     synth = Synthesizer(settings.cache_dir / "prompts")
@@ -88,31 +88,17 @@ def cmd_prompts_build(args: argparse.Namespace) -> int:
         if args.locale
         else sorted(p.name for p in settings.prompts_dir.iterdir() if p.is_dir())
     )
-    total = 0
-    for locale in locales:
-        book = PromptBook(settings.prompts_dir, locale)
-        voice = voice_for(settings.voice, locale)
-        for pid in sorted(book.prompts):
-            if book.placeholders(pid) - {"brand"}:
-                continue  # rendered per call (numbers, positions)
-            for variant in book.prompts[pid]:
-                for slower in (0, 1):
-                    speech = book.speech(
-                        pid,
-                        variant=variant,
-                        params={"brand": settings.brand_for(locale)},
-                        voice=settings.voice,
-                        slower=slower,
-                    )
-                    for part in speech.parts:
-                        if isinstance(part, Segment):
-                            for rate in args.sample_rates:
-                                synth.segment(
-                                    part.text, voice=voice, rate_wpm=part.rate_wpm, sample_rate=rate
-                                )
-                                total += 1
-        print(f"{locale}: prompt cache ready")
-    print(f"{total} segments cached in {synth.cache_dir}")
+    report = build_cache(
+        settings,
+        synth,
+        locales,
+        sample_rates=tuple(args.sample_rates),
+        progress=lambda line: print(line, flush=True),
+    )
+    print(
+        f"{report.segments} segments cached in {synth.cache_dir}"
+        f" ({report.synthesized} synthesised, {report.seconds:.1f} s)"
+    )
     return 0
 
 

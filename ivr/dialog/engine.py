@@ -160,20 +160,29 @@ class Dialog:
         self._play(self.speech(pid, params), barge_in_speech=False)
 
     def _play(self, speech: Speech, *, barge_in_speech: bool) -> None:
-        audio = self.synth.render(speech, voice=self.voice, sample_rate=self.channel.sample_rate)
-        self.recorder.line("ivr", speech.transcript)
-        self.state.transcript.append(("ivr", speech.transcript))
-        log.debug("[%s] ivr: %s", self.recorder.call_id, speech.transcript)
-        self._play_audio(audio, barge_in_speech=barge_in_speech)
+        pieces = self.synth.stream(speech, voice=self.voice, sample_rate=self.channel.sample_rate)
+        try:
+            first = next(pieces, None)
+            self.recorder.line("ivr", speech.transcript)
+            self.state.transcript.append(("ivr", speech.transcript))
+            log.debug("[%s] ivr: %s", self.recorder.call_id, speech.transcript)
+            audio: Audio | None = first
+            while audio is not None:
+                if not self._play_audio(audio, barge_in_speech=barge_in_speech):
+                    return
+                audio = next(pieces, None)
+        finally:
+            pieces.close()
 
-    def _play_audio(self, audio: Audio, *, barge_in_speech: bool) -> None:
+    def _play_audio(self, audio: Audio, *, barge_in_speech: bool) -> bool:
+        """Play until the end (True) or until a key or the caller's speech stops it (False)."""
         if self._turn_end is not None:
             latency = (time.perf_counter() - self._turn_end) * 1000
             self._turn_end = None
             self.latencies_ms.append(latency)
             self.recorder.turn_latency(latency)
         if any(isinstance(e, Key) for e in self._pending):
-            return  # the caller already keyed ahead: no need to hear this prompt out
+            return False  # the caller already keyed ahead: no need to hear this prompt out
         self.channel.play(audio)
         speech_run = 0
         recent: collections.deque[Frame] = collections.deque(maxlen=BARGE_IN_KEEP_FRAMES)
@@ -185,7 +194,7 @@ class Dialog:
             if isinstance(event, Key):
                 self.channel.stop_playback()
                 self._pending.append(event)
-                return
+                return False
             if barge_in_speech:
                 recent.append(event)
                 speech_run = speech_run + 1 if vad.is_speech(event.samples) else 0
@@ -193,7 +202,8 @@ class Dialog:
                     self.channel.stop_playback()
                     self._pending.extend(recent)  # the start of the answer goes to the recogniser
                     log.debug("[%s] speech barge-in", self.recorder.call_id)
-                    return
+                    return False
+        return True
 
     # --- asking ----------------------------------------------------------------------------
     def ask(

@@ -3,7 +3,11 @@
 A prompt is either a string or a mapping with ``text`` and escalation variants
 (``noinput.1``, ``noinput.2``, ``nomatch.1``, ``nomatch.2``). Text may hold
 ``{placeholders}``; a :class:`SpokenDigits` value is read slowly in groups with
-pauses between them, and shown masked in transcripts when it is sensitive.
+pauses between them, digit by digit from cached segments (each digit in its
+position in the group), and shown masked in transcripts when it is sensitive. A
+:class:`SpokenText` value (text that exists only at run time, such as a ticket's
+resolution) is spoken as sentences of its own, so it can be synthesised once,
+when it is written, and found in the cache when a caller asks.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import yaml
 
 from ivr.config import Voice
 from ivr.errors import ConfigError
-from ivr.speech.tts import Pause, Segment, Speech
+from ivr.speech.tts import Pause, Position, Segment, Speech
 
 SENTENCE_END: Final = re.compile(r"(?<=[.!?。！？])\s*")  # noqa: RUF001 - Mandarin sentence ends
+WORDS: Final = re.compile(r"\w")
 VARIANTS: Final = ("noinput.1", "noinput.2", "nomatch.1", "nomatch.2")
 
 
@@ -65,6 +70,23 @@ class SpokenDigits:
             out.append(shown[i : i + len(g)])
             i += len(g)
         return " ".join(out)
+
+
+@dataclass(frozen=True)
+class SpokenText:
+    """Run-time text spoken as sentences of its own (not merged into the prompt's)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def digit_positions(group: str) -> list[Position]:
+    """The position of each digit in its group: a lone digit ends its group."""
+    if len(group) == 1:
+        return [Position.END]
+    return [Position.START] + [Position.MIDDLE] * (len(group) - 2) + [Position.END]
 
 
 class PromptBook:
@@ -134,6 +156,7 @@ def render_text(
     )
     sentence_pause = voice.sentence_pause_ms + slower * voice.slower_extra_pause_ms
     group_pause = voice.group_pause_ms + slower * voice.slower_extra_pause_ms
+    digit_pause = voice.digit_pause_ms + slower * voice.slower_extra_pause_ms // 4
     parts: list[Segment | Pause] = []
     shown: list[str] = []
     pieces = string.Formatter().parse(template)
@@ -141,7 +164,7 @@ def render_text(
 
     def flush_text(text: str) -> None:
         for sentence in SENTENCE_END.split(text):
-            if sentence.strip():
+            if WORDS.search(sentence):  # "." left after a read-back says nothing
                 if parts and isinstance(parts[-1], Segment):
                     parts.append(Pause(sentence_pause))
                 parts.append(Segment(sentence.strip(), rate))
@@ -159,9 +182,20 @@ def render_text(
             buffer = ""
             parts.append(Pause(group_pause))
             for group in value.groups():
-                parts.append(Segment(" ".join(group), digits_rate))
+                for i, (digit, position) in enumerate(
+                    zip(group, digit_positions(group), strict=True)
+                ):
+                    if i:
+                        parts.append(Pause(digit_pause))
+                    parts.append(Segment(digit, digits_rate, position))
                 parts.append(Pause(group_pause))
             shown.append(value.transcript())
+        elif isinstance(value, SpokenText):
+            flush_text(buffer)
+            shown.append(buffer)
+            buffer = ""
+            flush_text(value.text)
+            shown.append(value.text)
         else:
             buffer += str(value)
     flush_text(buffer)

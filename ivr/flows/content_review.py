@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from ivr.dialog.engine import AskKind
+from ivr.dialog.prompts import SpokenText
 from ivr.flows.base import FlowHandlers, FlowSpec
 
 TEAM: Final = "content_review"
@@ -83,6 +84,7 @@ class ContentReviewHandlers(FlowHandlers):
 
     def do_review_rules_hint(self) -> str:
         self.dialog.say(
-            "review_rules_hint", rules=self.services.knowledge.get("review_rules").spoken()
+            "review_rules_hint",
+            rules=SpokenText(self.services.knowledge.get("review_rules").spoken()),
         )
         return "next"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from ivr.dialog.engine import AskKind
+from ivr.dialog.prompts import SpokenText
 from ivr.flows.base import FlowHandlers, FlowSpec
 from ivr.flows.walkthrough import run_walkthrough
 
@@ -30,7 +31,7 @@ SPEC: Final = FlowSpec(
 class LiveStreamingHandlers(FlowHandlers):
     def do_live_streaming_answer(self) -> str:
         article = self.services.knowledge.get("live_streaming")
-        self.dialog.say("live_streaming_answer", answer=article.spoken())
+        self.dialog.say("live_streaming_answer", answer=SpokenText(article.spoken()))
         return "next"
 
     def do_offer_walkthrough(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from ivr.dialog.engine import AskKind
+from ivr.dialog.prompts import SpokenText
 from ivr.flows.base import FlowHandlers, FlowSpec
 from ivr.services.tickets import Status
 
@@ -70,6 +71,6 @@ class TicketStatusHandlers(FlowHandlers):
             "team": team,
         }
         if ticket.status is Status.RESOLVED:
-            params["resolution"] = ticket.resolution or ""
+            params["resolution"] = SpokenText(ticket.resolution or "")
         self.dialog.say(f"ticket_status.{ticket.status}", **params)
         return "next"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 from ivr.dialog.engine import AskKind, Dialog, TransferRequested
+from ivr.dialog.prompts import SpokenText
 from ivr.services.knowledge import Article
 
 
@@ -26,7 +27,12 @@ def run_walkthrough(dialog: Dialog, article: Article) -> int:
     while index < total:
         dialog.state.slower += extra_slow
         try:
-            dialog.say("walkthrough_step", number=index + 1, total=total, text=article.steps[index])
+            dialog.say(
+                "walkthrough_step",
+                number=index + 1,
+                total=total,
+                text=SpokenText(article.steps[index]),
+            )
         finally:
             dialog.state.slower -= extra_slow
         answer = dialog.ask("step_done", grammar="step_done", kind=AskKind.MENU)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ivr.channels.scripted import ScriptedChannel
 from ivr.config import Settings
+from ivr.dialog.prompt_cache import prerender_text
 from ivr.errors import IvrError
 from ivr.qa.testcall import TestCall, load_call
 from ivr.services.store import Store
@@ -172,7 +173,9 @@ class QaRunner:
         if not call.fixtures.get("accounts"):
             runtime.accounts.seed_demo()
         for ticket in call.fixtures.get("tickets") or []:
-            runtime.tickets.seed(ticket)
+            seeded = runtime.tickets.seed(ticket)
+            if seeded.resolution:  # as when the team wrote it: in the cache before anyone calls
+                prerender_text(runtime.settings, runtime.synth, call.locale, seeded.resolution)
 
     @staticmethod
     def _check(call: TestCall, result: CallResult, channel: ScriptedChannel) -> CallReport:

@@ -1,4 +1,23 @@
-"""Speech synthesis: pyttsx3 driving espeak-ng, through one worker, with a prompt cache.
+"""Speech synthesis with a prompt cache: a natural Piper voice, or pyttsx3 driving espeak-ng.
+
+Two backends sit behind :class:`Synthesizer`, chosen by the voice string
+(:mod:`ivr.speech.voices`): ``piper:<voice>`` runs the voice's ONNX model (loaded
+once per process, used under one lock: its phonemiser is not re-entrant), and
+any other name is an espeak-ng voice. Whatever made it, a segment is trimmed,
+resampled with soxr to the channel's rate and brought to the same active speech
+level (:mod:`ivr.speech.level`) before it is cached.
+
+The speaking rate of a segment is in words per minute as measured on the audio;
+Piper reaches it through its length scale (``ivr/data/voices.toml`` holds each
+voice's measured curve), espeak-ng through its own rate.
+
+A digit of a read-back is its own segment, in the position it takes in its group
+(start, middle, end): said as a list item that goes on ("four,") or, at the end of a
+group, with the falling end of a sentence ("four."), and cached per position. A
+code, a phone number or a ticket number is assembled from these segments and
+pauses, with no synthesis and no cache entry holding more than one digit. (Cutting
+the positions out of a spoken list "eight, eight, eight." was tried: a listener
+heard its "eight" as "a" far more often than the word said alone.)
 
 pyttsx3 is not thread-safe (two engines created at once crash the process; a
 shared engine without a lock loses files), so every synthesis goes through a
@@ -19,6 +38,8 @@ older listeners more than a much lower rate does).
 
 from __future__ import annotations
 
+import collections
+import enum
 import hashlib
 import logging
 import queue
@@ -26,8 +47,8 @@ import tempfile
 import threading
 import time
 import wave
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -36,20 +57,35 @@ import numpy as np
 
 from ivr.errors import EngineError
 from ivr.speech.audio import Audio, read_audio, resample, silence, write_wav
+from ivr.speech.level import normalise
+from ivr.speech.voices import NaturalVoice, natural_voice
 
 log = logging.getLogger(__name__)
 
 TRIM_DBFS: Final = -55.0
 EDGE_MS: Final = 40
 WAV_WAIT_SEC: Final = 2.0
-CACHE_VERSION: Final = 2  # bump when the way audio is made changes
+CACHE_VERSION: Final = 4  # bump when the way audio is made changes
 EMBEDDED: Final = "\x01"  # espeak-ng embedded command: "\x01150S" sets the speed for the text
+
+
+class Position(enum.StrEnum):
+    """Where a digit stands in its group of a read-back."""
+
+    START = "start"
+    MIDDLE = "middle"
+    END = "end"
+
+
+PIPER_SENTENCE_GAP_MS: Final = 300
+RAW_KEEP: Final = 16  # segments whose unresampled audio is kept for the next sample rate
 
 
 @dataclass(frozen=True)
 class Segment:
     text: str
     rate_wpm: int
+    position: str = ""  # a digit of a read-back: Position.START, MIDDLE or END
 
 
 @dataclass(frozen=True)
@@ -67,6 +103,20 @@ class Speech:
     def add(self, other: Speech) -> Speech:
         joined = " ".join(t for t in (self.transcript, other.transcript) if t)
         return Speech([*self.parts, *other.parts], joined)
+
+    def sentences(self) -> list[Speech]:
+        """The parts cut before each sentence (a read-back stays with the sentence before it)."""
+        out: list[Speech] = []
+        current: list[Segment | Pause] = []
+        for part in self.parts:
+            starts = isinstance(part, Segment) and not part.position
+            if starts and any(isinstance(p, Segment) for p in current):
+                out.append(Speech(current))
+                current = []
+            current.append(part)
+        if current:
+            out.append(Speech(current))
+        return out
 
 
 class _Worker:
@@ -167,6 +217,42 @@ def trim(samples: np.ndarray, rate: int) -> np.ndarray:
     return samples[max(0, loud[0] - edge) : min(len(samples), loud[-1] + edge)]
 
 
+_piper_voices: dict[str, Any] = {}
+_piper_lock = threading.Lock()  # loading, and every synthesis: the phonemiser is global
+
+
+def _piper_synthesize(voice: NaturalVoice, text: str, rate_wpm: int) -> Audio:
+    from piper import PiperVoice, SynthesisConfig
+
+    with _piper_lock:
+        engine = _piper_voices.get(voice.name)
+        if engine is None:
+            model, config = voice.paths()
+            engine = PiperVoice.load(model, config)
+            _piper_voices[voice.name] = engine
+            log.info("loaded natural voice %s", voice.name)
+        options = SynthesisConfig(
+            length_scale=voice.length_scale(rate_wpm), normalize_audio=False
+        )
+        chunks = [c.audio_float_array for c in engine.synthesize(text, options)]
+        rate = int(engine.config.sample_rate)
+    if not chunks:
+        raise EngineError(f"the natural voice produced no audio for {len(text)} characters")
+    gap = np.zeros(rate * PIPER_SENTENCE_GAP_MS // 1000, dtype=np.float32)
+    joined = np.concatenate([p for c in chunks for p in (c, gap)][:-1])
+    peak = float(np.abs(joined).max()) or 1.0
+    return Audio((joined / peak * 0.7 * 32767).astype(np.int16), rate)
+
+
+def _espeak_synthesize(text: str, voice: str, rate_wpm: int) -> Audio:
+    with tempfile.TemporaryDirectory(prefix="ivr-tts-") as tmp:
+        out = Path(tmp) / "out.wav"
+        _get_worker().submit(
+            lambda engine: _synthesize_file(engine, text, voice, rate_wpm, out)
+        ).result(timeout=60)
+        return read_audio(out)
+
+
 class Synthesizer:
     """Renders :class:`Speech` to audio at a given rate, caching each segment on disk."""
 
@@ -174,37 +260,122 @@ class Synthesizer:
         self.cache_dir = cache_dir
         self._memory: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-ahead")
+        # the voice's own audio of the last few segments: one synthesis serves every rate
+        self._raw: collections.OrderedDict[tuple[str, str, int, str], Audio] = (
+            collections.OrderedDict()
+        )
 
     @staticmethod
-    def cache_key(text: str, voice: str, rate_wpm: int, sample_rate: int) -> str:
-        raw = f"{CACHE_VERSION}\x00{text}\x00{voice}\x00{rate_wpm}\x00{sample_rate}".encode()
+    def cache_key(
+        text: str, voice: str, rate_wpm: int, sample_rate: int, position: str = ""
+    ) -> str:
+        raw = (
+            f"{CACHE_VERSION}\x00{text}\x00{voice}\x00{rate_wpm}\x00{sample_rate}\x00{position}"
+        ).encode()
         return hashlib.sha256(raw).hexdigest()[:32]
 
-    def segment(self, text: str, *, voice: str, rate_wpm: int, sample_rate: int) -> np.ndarray:
-        key = self.cache_key(text, voice, rate_wpm, sample_rate)
+    def _path(self, key: str) -> Path:
+        return self.cache_dir / key[:2] / f"{key}.wav"
+
+    def is_cached(self, part: Segment, *, voice: str, sample_rate: int) -> bool:
+        """Whether a segment plays without synthesis."""
+        key = self.cache_key(part.text, voice, part.rate_wpm, sample_rate, part.position)
+        with self._lock:
+            if key in self._memory:
+                return True
+        return self._path(key).exists()
+
+    def covers(self, speech: Speech, *, voice: str, sample_rate: int) -> bool:
+        """Whether every segment of ``speech`` is in the cache."""
+        return all(
+            self.is_cached(p, voice=voice, sample_rate=sample_rate)
+            for p in speech.parts
+            if isinstance(p, Segment) and p.text.strip()
+        )
+
+    def segment(
+        self, text: str, *, voice: str, rate_wpm: int, sample_rate: int, position: str = ""
+    ) -> np.ndarray:
+        key = self.cache_key(text, voice, rate_wpm, sample_rate, position)
         with self._lock:
             hit = self._memory.get(key)
         if hit is not None:
             return hit
-        path = self.cache_dir / key[:2] / f"{key}.wav"
+        path = self._path(key)
         if path.exists() and _wav_ok(path):
             audio = read_audio(path)
             samples = resample(audio.samples, audio.rate, sample_rate)
         else:
-            samples = self._synthesize(text, voice, rate_wpm, sample_rate)
+            samples = self._synthesize(text, voice, rate_wpm, sample_rate, position)
             write_wav(path, samples, sample_rate)
         with self._lock:
             self._memory[key] = samples
         return samples
 
-    def _synthesize(self, text: str, voice: str, rate_wpm: int, sample_rate: int) -> np.ndarray:
-        with tempfile.TemporaryDirectory(prefix="ivr-tts-") as tmp:
-            out = Path(tmp) / "out.wav"
-            _get_worker().submit(
-                lambda engine: _synthesize_file(engine, text, voice, rate_wpm, out)
-            ).result(timeout=60)
-            audio = read_audio(out)
-        return trim(resample(audio.samples, audio.rate, sample_rate), sample_rate)
+    def _synthesize(
+        self, text: str, voice: str, rate_wpm: int, sample_rate: int, position: str = ""
+    ) -> np.ndarray:
+        raw = self._kept(
+            (text, voice, rate_wpm, position),
+            lambda: self._voice_audio(text, voice, rate_wpm, position),
+        )
+        out = trim(resample(raw.samples, raw.rate, sample_rate), sample_rate)
+        if len(out) == 0:
+            raise EngineError(f"synthesis produced only silence for {len(text)} characters")
+        return normalise(out, sample_rate)
+
+    def _kept(self, key: tuple[str, str, int, str], make: Callable[[], Audio]) -> Audio:
+        with self._lock:
+            audio = self._raw.get(key)
+        if audio is None:
+            audio = make()
+            with self._lock:
+                self._raw[key] = audio
+                while len(self._raw) > RAW_KEEP:
+                    self._raw.popitem(last=False)
+        return audio
+
+    def _voice_audio(self, text: str, voice: str, rate_wpm: int, position: str) -> Audio:
+        """The segment as the voice makes it, at the voice's own rate."""
+        natural = natural_voice(voice)
+
+        def make(words: str) -> Audio:
+            if natural is not None:
+                return _piper_synthesize(natural, words, rate_wpm)
+            return _espeak_synthesize(words, voice, rate_wpm)
+
+        if position:
+            if position not in set(Position):
+                raise EngineError(f"expected a position in {list(Position)}, got {position!r}")
+            # a list item goes on ("four,"); the last of a group falls to an end ("four.")
+            return make(f"{text}." if position == Position.END else f"{text},")
+        return make(text)
+
+    def stream(self, speech: Speech, *, voice: str, sample_rate: int) -> Generator[Audio]:
+        """The speech as audio to play one piece after the other.
+
+        All of it at once when the cache covers it; otherwise sentence by sentence,
+        the next one synthesised while the one before plays. Closing the iterator
+        early (the caller barged in) drops the sentences not yet made.
+        """
+        if self.covers(speech, voice=voice, sample_rate=sample_rate):
+            yield self.render(speech, voice=voice, sample_rate=sample_rate)
+            return
+        pieces = speech.sentences()
+        ahead: list[Future[Audio]] = []
+        try:
+            first = self.render(pieces[0], voice=voice, sample_rate=sample_rate)
+            ahead = [
+                self._ahead.submit(self.render, piece, voice=voice, sample_rate=sample_rate)
+                for piece in pieces[1:]
+            ]
+            yield first
+            for future in ahead:
+                yield future.result()
+        finally:
+            for future in ahead:
+                future.cancel()
 
     def render(self, speech: Speech, *, voice: str, sample_rate: int) -> Audio:
         chunks: list[np.ndarray] = []
@@ -214,7 +385,11 @@ class Synthesizer:
             elif part.text.strip():
                 chunks.append(
                     self.segment(
-                        part.text, voice=voice, rate_wpm=part.rate_wpm, sample_rate=sample_rate
+                        part.text,
+                        voice=voice,
+                        rate_wpm=part.rate_wpm,
+                        sample_rate=sample_rate,
+                        position=part.position,
                     )
                 )
         samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)

@@ -75,19 +75,25 @@ def test_say_rate_and_prompts_build(home: Path, tmp_path: Path) -> None:
     assert ivr(home, "say", "Your code was sent.", "-o", str(fast), "--rate", "190").returncode == 0
     with wave.open(str(slow)) as a, wave.open(str(fast)) as b:
         assert a.getnframes() > 1.3 * b.getnframes() > 0
-    built = ivr(home, "prompts", "build", "--locale", "en-US", "--sample-rates", "8000")
+    # the natural voice renders about 600 sentences: minutes, not seconds, on two cores
+    built = ivr(
+        home, "prompts", "build", "--locale", "en-US", "--sample-rates", "8000", timeout=1200
+    )
     assert built.returncode == 0, built.stderr
     cached = list((home / "cache" / "prompts").rglob("*.wav"))
     assert len(cached) > 50
     again = ivr(home, "prompts", "build", "--locale", "en-US", "--sample-rates", "8000")
     assert again.returncode == 0
     assert len(list((home / "cache" / "prompts").rglob("*.wav"))) == len(cached)
+    assert "(0 synthesised" in again.stdout
 
 
 def test_doctor_and_models(home: Path, tmp_path: Path) -> None:
     doctor = ivr(home, "doctor")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "speech input en-US: pocketsphinx" in doctor.stdout
+    assert "voice en-US: Piper 'en_US-joe-medium'" in doctor.stdout
+    assert "voice zh-CN: espeak-ng 'cmn-latn-pinyin'" in doctor.stdout
     listed = ivr(home, "models", "list")
     assert "ko-KR" in listed.stdout
     junk = tmp_path / "junk.zip"

@@ -17,6 +17,7 @@ from ivr.services.privacy import mask_phone, scrub
 from ivr.services.store import Store
 from ivr.speech.audio import alaw_decode, alaw_encode, resample, ulaw_decode, ulaw_encode
 from ivr.speech.grammar import COMMAND_PREFIX, DigitRule
+from ivr.speech.tts import Segment
 
 
 def test_grammar_compiles_to_jsgf_and_vosk(grammars) -> None:  # type: ignore[no-untyped-def]
@@ -63,8 +64,10 @@ def test_digit_grouping_and_masking() -> None:
         "I heard {n}. Is that right?", {"n": SpokenDigits("482913", keep=0)}, voice=Voice()
     )
     assert "482" not in speech.transcript and "*** ***" in speech.transcript
-    texts = [p.text for p in speech.parts if hasattr(p, "text")]
-    assert "4 8 2" in texts and "9 1 3" in texts  # spoken digit groups
+    digits = [(p.text, p.position) for p in speech.parts if isinstance(p, Segment) and p.position]
+    assert digits == [  # one segment per digit, in its position in its group of three
+        ("4", "start"), ("8", "middle"), ("2", "end"), ("9", "start"), ("1", "middle"), ("3", "end")
+    ]
 
 
 def test_slower_lowers_rate_and_lengthens_pauses() -> None:

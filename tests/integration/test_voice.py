@@ -1,0 +1,294 @@
+"""The IVR's voice with the real engines: the natural Piper voice for English, espeak-ng
+for Mandarin and as the fallback; pacing and level measured on the audio they make;
+read-backs assembled from cached digit segments; the prompt cache."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from ivr.config import Settings, Voice
+from ivr.dialog.prompt_cache import (
+    build_cache,
+    digit_segments,
+    prerender_text,
+    prompt_speeches,
+)
+from ivr.dialog.prompts import PromptBook, SpokenDigits, SpokenText, render_text
+from ivr.speech import voices
+from ivr.speech.audio import Audio, telephone
+from ivr.speech.level import (
+    TARGET_DBOV,
+    active_level_dbov,
+    normalise,
+    peak_dbfs,
+    speaking_rate_wpm,
+)
+from ivr.speech.tts import Segment, Synthesizer
+from ivr.speech.voices import resolve_voice, voice_for
+from ivr.speech.whisper_models import locate
+from tests.conftest import REPO
+
+PIPER = "piper:en_US-joe-medium"
+ESPEAK_EN = "en-us"
+PROSE = [  # what the IVR reads as prose: a knowledge answer and walkthrough steps
+    yaml.safe_load((REPO / "prompts/en-US/knowledge/live_streaming.yaml").read_text())["answer"],
+    *yaml.safe_load((REPO / "prompts/en-US/knowledge/reset_password.yaml").read_text())["steps"],
+]
+DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesizer:
+    return Synthesizer(tmp_path_factory.mktemp("voice-cache"))
+
+
+@pytest.fixture(scope="module")
+def listener(settings: Settings):  # type: ignore[no-untyped-def]
+    from faster_whisper import WhisperModel
+
+    path = locate(settings.models_dir, "whisper-tiny.en").path
+    assert path is not None
+    return WhisperModel(str(path), device="cpu", compute_type="int8", cpu_threads=1)
+
+
+def heard(listener, audio: Audio) -> str:  # type: ignore[no-untyped-def]
+    pcm = audio.to_rate(16000).samples.astype(np.float32) / 32768.0
+    segments, _ = listener.transcribe(
+        pcm, language="en", beam_size=5, temperature=0.0, condition_on_previous_text=False
+    )
+    return " ".join(s.text for s in segments)
+
+
+def digits_heard(text: str) -> str:
+    words = re.findall(r"[a-z]+|\d", text.lower())
+    return "".join(
+        str(DIGIT_WORDS.index(w)) if w in DIGIT_WORDS else w for w in words if w.isdigit()
+        or w in DIGIT_WORDS
+    )
+
+
+# --- which voice speaks ---------------------------------------------------------------------
+
+
+def test_english_speaks_with_the_natural_voice_and_mandarin_with_espeak() -> None:
+    assert voice_for(Voice(), "en-US") == PIPER
+    assert not voice_for(Voice(), "zh-CN").startswith(voices.PIPER)
+    assert resolve_voice("en-US", "espeak:en-us") == ESPEAK_EN  # chosen per locale in [voice]
+    assert resolve_voice("en-US", "en-us") == ESPEAK_EN
+
+
+def test_without_the_voice_package_english_falls_back_to_espeak_with_one_log_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    catalogue = tmp_path / "voices.toml"
+    catalogue.write_text(
+        '["en_US-absent-medium"]\npackage = "ivr_no_such_voice_package"\nlocale = "en-US"\n'
+        "natural_wpm = 186.0\nstretch_exponent = 0.66\n"
+    )
+    monkeypatch.setattr(voices, "CATALOGUE_PATH", catalogue)
+    for cached in (voices.natural_voices, voices.natural_voice_installed, voices._fallback_once):
+        cached.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="ivr.speech.voices"):
+            assert resolve_voice("en-US", "auto") == ESPEAK_EN
+            assert resolve_voice("en-US", "piper:en_US-absent-medium") == ESPEAK_EN
+        lines = [r for r in caplog.records if "espeak-ng" in r.getMessage()]
+        assert len(lines) == 1 and "en_US-absent-medium" in lines[0].getMessage()
+    finally:
+        for cached in (voices.natural_voices, voices.natural_voice_installed):
+            cached.cache_clear()
+
+
+def test_cache_key_names_the_voice(synth: Synthesizer) -> None:
+    keys = {synth.cache_key("Hello.", v, 150, 8000) for v in (PIPER, ESPEAK_EN)}
+    assert len(keys) == 2
+
+
+# --- pacing, measured on the audio ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("voice", [PIPER, ESPEAK_EN])
+def test_prose_is_spoken_at_about_150_words_a_minute_and_slower_slows_it(
+    synth: Synthesizer, voice: str
+) -> None:
+    words = sum(len(t.split()) for t in PROSE)
+    rates = []
+    for slower in (0, 1):
+        text = SpokenText(" ".join(PROSE))
+        speech = render_text("{t}", {"t": text}, voice=Voice(), slower=slower)
+        audio = synth.render(speech, voice=voice, sample_rate=16000)
+        rates.append(speaking_rate_wpm(audio.samples, audio.rate, words))
+    normal, slower_rate = rates
+    assert 135 <= normal <= 170, f"{voice}: {normal:.0f} words a minute"
+    assert slower_rate <= normal * 0.92, f"{voice}: slower {slower_rate:.0f} vs {normal:.0f}"
+    assert slower_rate >= 115  # slower adds pauses; it does not drag the words
+
+
+def test_digits_are_read_slower_than_prose_and_alike_in_both_voices(synth: Synthesizer) -> None:
+    code = SpokenDigits("4829130")
+    rates = {}
+    for voice in (PIPER, ESPEAK_EN):
+        audio = synth.render(
+            render_text("{c}", {"c": code}, voice=Voice()), voice=voice, sample_rate=16000
+        )
+        rates[voice] = speaking_rate_wpm(audio.samples, audio.rate, len(code.digits))
+    assert all(60 <= r <= 120 for r in rates.values()), rates
+    assert abs(rates[PIPER] - rates[ESPEAK_EN]) <= 0.2 * rates[ESPEAK_EN], rates
+
+
+# --- read-backs from the cache ----------------------------------------------------------------
+
+
+def test_a_code_read_back_is_assembled_from_cached_digits_and_understood(
+    tmp_path: Path, settings: Settings, listener
+) -> None:  # type: ignore[no-untyped-def]
+    synth = Synthesizer(tmp_path / "cache")
+    for part in digit_segments(settings, slower=0):
+        synth.segment(
+            part.text, voice=PIPER, rate_wpm=part.rate_wpm, sample_rate=8000, position=part.position
+        )
+    files = sorted((tmp_path / "cache").rglob("*.wav"))
+    assert len(files) == 30  # ten digits, three positions
+    speech = render_text("{c}", {"c": SpokenDigits("482913")}, voice=settings.voice)
+    assert all(len(p.text) == 1 for p in speech.parts if isinstance(p, Segment))
+    assert synth.covers(speech, voice=PIPER, sample_rate=8000)
+    audio = synth.render(speech, voice=PIPER, sample_rate=8000)
+    assert sorted((tmp_path / "cache").rglob("*.wav")) == files  # nothing new was synthesised
+    text = heard(listener, telephone(audio))
+    assert digits_heard(text) == "482913", text
+
+
+# --- level ------------------------------------------------------------------------------------
+
+
+def test_active_level_ignores_pauses_as_p56_does() -> None:
+    rate = 8000
+    t = np.arange(rate * 2) / rate
+    tone = np.sin(2 * np.pi * 440 * t) * 3277  # -20 dBFS peak: -23 dBov
+    assert abs(active_level_dbov(tone, rate) - (-23.0)) < 0.2
+    gappy = np.concatenate([tone, np.zeros(rate * 2)])  # plain RMS would fall by 3 dB
+    assert abs(active_level_dbov(gappy, rate) - (-23.0)) < 1.0
+    assert active_level_dbov(np.zeros(rate), rate) < -90
+
+
+def test_normalise_reaches_the_target_without_clipping() -> None:
+    rate = 8000
+    t = np.arange(rate * 2) / rate
+    loud = (np.sign(np.sin(2 * np.pi * 300 * t)) * 32767).astype(np.int16)  # a full-scale square
+    out = normalise(loud, rate)
+    assert abs(active_level_dbov(out, rate) - TARGET_DBOV) < 0.5
+    quiet = (np.sin(2 * np.pi * 300 * t) * 300).astype(np.int16) * np.repeat([1, 40], rate)
+    out = normalise(quiet.astype(np.int16), rate)  # a quiet start then a loud part
+    assert peak_dbfs(out) <= -0.9
+
+
+def test_every_cached_prompt_has_the_same_level_in_both_voices(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """Both locales' prompts (one rendering of each prompt and variant) and every digit."""
+    synth = Synthesizer(tmp_path / "cache")
+    levels: dict[str, list[float]] = {}
+    for locale in ("en-US", "zh-CN"):
+        voice = voice_for(settings.voice, locale)
+        seen: set[str] = set()
+        for speech in prompt_speeches(settings, locale, slower=0):
+            if speech.transcript in seen or not speech.parts:
+                continue
+            seen.add(speech.transcript)
+            if len(seen) % 3:  # a third of the sentences keeps the test short; digits all
+                continue
+            audio = synth.render(speech, voice=voice, sample_rate=8000)
+            levels.setdefault(voice, []).append(active_level_dbov(audio.samples, 8000))
+        for part in digit_segments(settings, slower=0):
+            synth.segment(
+                part.text,
+                voice=voice,
+                rate_wpm=part.rate_wpm,
+                sample_rate=8000,
+                position=part.position,
+            )
+    assert set(levels) == {PIPER, voice_for(settings.voice, "zh-CN")}
+    for voice, found in levels.items():
+        assert all(abs(level - TARGET_DBOV) <= 2.0 for level in found), (voice, found)
+    cached = sorted((tmp_path / "cache").rglob("*.wav"))
+    assert len(cached) > 100
+    for path in cached:  # every cached segment
+        from ivr.speech.audio import read_audio
+
+        audio = read_audio(path)
+        assert abs(active_level_dbov(audio.samples, audio.rate) - TARGET_DBOV) <= 1.0, path
+        assert peak_dbfs(audio.samples) < -0.9, path
+
+
+# --- the cache --------------------------------------------------------------------------------
+
+
+def test_prompts_build_covers_every_static_prompt_at_both_rates(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """One locale, the quickest voice; the same code builds the other."""
+    s = settings.with_(home=tmp_path)
+    synth = Synthesizer(s.cache_dir / "prompts")
+    report = build_cache(s, synth, ["zh-CN"])
+    assert report.synthesized > 0
+    voice = voice_for(s.voice, "zh-CN")
+    book = PromptBook(s.prompts_dir, "zh-CN")
+    static = [pid for pid in book.prompts if not book.placeholders(pid) - {"brand"}]
+    assert len(static) > 20
+    for slower in (0, 1):
+        for speech in prompt_speeches(s, "zh-CN", slower=slower):
+            for rate in (8000, 16000):
+                assert synth.covers(speech, voice=voice, sample_rate=rate), speech.transcript
+    again = build_cache(s, Synthesizer(s.cache_dir / "prompts"), ["zh-CN"])
+    assert again.synthesized == 0
+
+
+def test_a_resolution_is_in_the_cache_once_written(tmp_path: Path, settings: Settings) -> None:
+    synth = Synthesizer(tmp_path / "cache")
+    resolution = "We checked your video. It is visible to everyone again."
+    prerender_text(settings, synth, "en-US", resolution)
+    book = PromptBook(settings.prompts_dir, "en-US")
+    speech = book.speech(
+        "ticket_status.resolved",
+        params={
+            "number": SpokenDigits("20261120", "pairs"),
+            "team": "content review",
+            "resolution": SpokenText(resolution),
+        },
+        voice=settings.voice,
+    )
+    resolution_parts = [
+        p for p in speech.parts if isinstance(p, Segment) and p.text in resolution
+    ]
+    assert len(resolution_parts) == 2
+    for part in resolution_parts:
+        for rate in (8000, 16000):
+            assert synth.is_cached(part, voice=PIPER, sample_rate=rate)
+
+
+def test_uncached_speech_streams_sentence_by_sentence(tmp_path: Path) -> None:
+    synth = Synthesizer(tmp_path / "cache")
+    speech = render_text(
+        "First, open the app. Then tap Me. Then tap Creator tools.", {}, voice=Voice()
+    )
+    assert len(speech.sentences()) == 3
+    pieces = list(synth.stream(speech, voice=PIPER, sample_rate=8000))
+    assert len(pieces) == 3 and all(p.seconds > 0.3 for p in pieces)
+    assert synth.covers(speech, voice=PIPER, sample_rate=8000)
+    assert len(list(synth.stream(speech, voice=PIPER, sample_rate=8000))) == 1  # now one piece
+
+
+def test_sentences_keep_a_read_back_with_its_sentence() -> None:
+    speech = render_text(
+        "I heard {c}. Is that right?", {"c": SpokenDigits("482913")}, voice=Voice()
+    )
+    pieces = speech.sentences()
+    texts = [[p.text for p in s.parts if isinstance(p, Segment)] for s in pieces]
+    assert texts == [["I heard", "4", "8", "2", "9", "1", "3"], ["Is that right?"]]
+    assert [p for s in pieces for p in s.parts] == speech.parts
