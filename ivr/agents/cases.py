@@ -219,10 +219,11 @@ class CaseDesk:
     # --- work on a case ----------------------------------------------------------------------
     def assign(self, queue_id: int, agent_id: int | None) -> None:
         """The router offers the case to an agent (their desk pops it); None takes it back."""
-        self.store.execute(
-            "UPDATE case_work SET assigned_to = ? WHERE queue_id = ?", (agent_id, queue_id)
-        )
-        self._event("assigned" if agent_id else "unassigned", queue_id, agent_id)
+        with self.store.transaction() as conn:
+            conn.execute(
+                "UPDATE case_work SET assigned_to = ? WHERE queue_id = ?", (agent_id, queue_id)
+            )
+            self._event_in(conn, "assigned" if agent_id else "unassigned", queue_id, agent_id)
 
     def claim(self, queue_id: int, agent: Agent) -> bool:
         """Take a waiting case; False when it is not waiting (someone else holds it) or the
@@ -414,10 +415,6 @@ class CaseDesk:
             claimed_by_id=r["claimed_by"],
             outcome=r["outcome"],
         )
-
-    def _event(self, kind: str, queue_id: int | None, agent_id: int | None) -> None:
-        with self.store.transaction() as conn:
-            self._event_in(conn, kind, queue_id, agent_id)
 
     @staticmethod
     def _event_in(conn: Any, kind: str, queue_id: int | None, agent_id: int | None) -> None:

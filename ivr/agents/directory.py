@@ -208,12 +208,13 @@ class Directory:
         if only_from:
             sql += f" AND state IN ({', '.join('?' * len(only_from))})"
             params += [str(s) for s in only_from]
-        changed = self.store.execute(sql, tuple(params)).rowcount == 1
-        if changed:
-            self.store.execute(
-                "INSERT INTO desk_events(at, kind, agent_id) VALUES (?, 'agent_state', ?)",
-                (time.time(), agent_id),
-            )
+        with self.store.transaction() as conn:
+            changed = conn.execute(sql, tuple(params)).rowcount == 1
+            if changed:
+                conn.execute(
+                    "INSERT INTO desk_events(at, kind, agent_id) VALUES (?, 'agent_state', ?)",
+                    (time.time(), agent_id),
+                )
         return changed
 
     def _existing(self, name: str) -> Agent:

@@ -41,10 +41,11 @@ class Accounts:
         )
 
     def seed_demo(self) -> None:
-        for phone, name in DEMO_ACCOUNTS:
-            self.store.execute(
-                "INSERT OR IGNORE INTO accounts(phone, name) VALUES (?, ?)", (phone, name)
-            )
+        with self.store.transaction() as conn:
+            for phone, name in DEMO_ACCOUNTS:
+                conn.execute(
+                    "INSERT OR IGNORE INTO accounts(phone, name) VALUES (?, ?)", (phone, name)
+                )
 
     def by_phone(self, phone: str | None) -> Account | None:
         if not phone:

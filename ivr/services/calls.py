@@ -117,8 +117,9 @@ class CallRecorder:
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"expected fields among {sorted(allowed)}, got {sorted(bad)}")
-        for key, value in fields.items():
-            self.store.execute(f"UPDATE calls SET {key} = ? WHERE id = ?", (value, self.call_id))
+        with self.store.transaction() as conn:
+            for key, value in fields.items():
+                conn.execute(f"UPDATE calls SET {key} = ? WHERE id = ?", (value, self.call_id))
 
     def line(self, speaker: str, text: str) -> None:
         self._line_seq += 1
