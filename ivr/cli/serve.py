@@ -35,6 +35,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         grace_s=args.grace,
         ring_s=args.ring,
         agent_ring_s=args.agent_ring,
+        server_id=args.server_id,
     )
     server = Server(settings, options, runtime)
     logging.getLogger("ivr").setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -56,6 +57,11 @@ def register(sub: Any) -> None:
     sv.add_argument("--ring", type=float, default=0.5, help="seconds of ringing before answer")
     sv.add_argument(
         "--agent-ring", type=float, default=20.0, help="seconds a desk agent's phone may ring"
+    )
+    sv.add_argument(
+        "--server-id",
+        help="name of this server's calls in the store (default host:port); a restart closes"
+        " the calls the same name left in progress",
     )
     sv.add_argument("--locale", help="default locale (the dialled number may choose another)")
     sv.set_defaults(func=cmd_serve)
