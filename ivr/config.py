@@ -69,6 +69,26 @@ class Recognition:
 
 
 @dataclass(frozen=True)
+class SipSecurity:
+    """Who may call ``ivr serve`` from outside the ``--allow`` networks (``[sip]``).
+
+    ``users`` maps a SIP user name to its HA1 hashes, never its password:
+    ``[sip.users.alice]`` with ``ha1_sha256`` and/or ``ha1_md5`` (``ivr sip hash alice``
+    prints them). Flood control counts initial requests per source address.
+    """
+
+    realm: str = "ivr"
+    users: dict[str, Any] = field(default_factory=dict)
+    nonce_ttl_s: float = 300.0
+    rate_per_s: float = 10.0  # initial requests a source may send per second (then slowed)
+    burst: int = 30
+    drop_limit: int = 50  # requests dropped while slowed before the source is blocked
+    fail_limit: int = 5  # failed authentications within a minute before it is blocked
+    block_s: float = 300.0
+    retry_after_s: int = 10  # Retry-After of the 503 over --max-calls
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     brand: str = "StreamTube"
@@ -85,6 +105,7 @@ class Settings:
     voice: Voice = field(default_factory=Voice)
     asr: Recognition = field(default_factory=Recognition)
     models: Path | None = None  # models directory (default: <home>/models; $IVR_MODELS)
+    sip: SipSecurity = field(default_factory=SipSecurity)
 
     @property
     def db_path(self) -> Path:

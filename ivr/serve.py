@@ -23,6 +23,7 @@ from typing import Any
 from ivr.agents.routing import AgentRouter
 from ivr.channels.base import HangUp
 from ivr.channels.sip import SipChannel
+from ivr.channels.sip_guard import DigestAuth, SourceGuard, users_from_config
 from ivr.channels.sip_stack import Endpoint, EndpointConfig, Leg
 from ivr.config import Settings
 from ivr.datafiles import read_yaml
@@ -78,6 +79,8 @@ class Server:
         )
         if options.fixtures:
             self._apply_fixtures(options.fixtures)
+        sec = settings.sip
+        users = users_from_config(sec.users)
         self.endpoint = Endpoint(
             EndpointConfig(
                 host=options.host,
@@ -85,6 +88,17 @@ class Server:
                 max_calls=options.max_calls,
                 allowed_peers=options.allowed_peers,
                 ring_s=options.ring_s,
+                auth=DigestAuth(users, realm=sec.realm, nonce_ttl_s=sec.nonce_ttl_s)
+                if users
+                else None,
+                guard=SourceGuard(
+                    rate_per_s=sec.rate_per_s,
+                    burst=sec.burst,
+                    drop_limit=sec.drop_limit,
+                    fail_limit=sec.fail_limit,
+                    block_s=sec.block_s,
+                ),
+                retry_after_s=sec.retry_after_s,
             ),
             self._on_call,
         )

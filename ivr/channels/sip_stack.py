@@ -12,7 +12,10 @@ adds around them, each proven by a test under ``tests/sip/``:
 * one 20 ms clock per process sends a packet for every call every 20 ms, silence included,
   and hands the dialog one received frame per tick from a small playout buffer, so timeouts
   run on time even when the peer sends nothing;
-* access control (403 for INVITEs from unlisted peers), a call limit (486), OPTIONS;
+* access control: peers outside the allowed networks authenticate (digest, RFC 3261 §22)
+  or get 403, and are slowed then blocked when they flood (:mod:`ivr.channels.sip_guard`);
+  REGISTER with credentials is answered 200 (phones that register before calling);
+* a call limit (503 with Retry-After, so a proxy tries another server), OPTIONS;
 * in-band keypad tones when the peer negotiated no telephone-events.
 
 The endpoint runs its own asyncio loop in one thread. Calls are handed to the application
@@ -28,6 +31,7 @@ import ipaddress
 import logging
 import queue
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -53,6 +57,7 @@ from aiosipua import (
 from aiosipua.dialog import DialogState
 
 from ivr.channels.base import ChannelEvent, Frame, HangUp, Key
+from ivr.channels.sip_guard import DigestAuth, SourceGuard, Verdict
 from ivr.errors import ChannelError
 from ivr.services.privacy import mask_phone
 from ivr.speech.audio import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
@@ -72,6 +77,8 @@ CODECS: Final = {9: ("G722", 16000), 0: ("PCMU", RATE), 8: ("PCMA", RATE)}
 USER_AGENT: Final = "ivr"
 _DIGITS: Final = re.compile(r"\d+")
 _CALL_ID: Final = re.compile(rb"(?im)^(?:call-id|i)\s*:\s*(\S+)")
+_TO_TAG: Final = re.compile(r";\s*tag\s*=", re.IGNORECASE)
+REGISTER_MAX_S: Final = 3600
 
 
 class G711(RtpCodec):
@@ -111,9 +118,13 @@ class EndpointConfig:
     max_calls: int = 50
     ring_s: float = 0.5  # 180 Ringing this long before answering (a caller hears one ring)
     tcp: bool = True  # SIP over TCP too, on the same port
-    # INVITEs are taken only from these networks when the endpoint is bound elsewhere
-    # than loopback (empty: loopback sources only)
+    # trusted networks: requests from them need no authentication and are never throttled
+    # (empty: loopback sources only)
     allowed_peers: tuple[str, ...] = ()
+    # everyone else: digest authentication (None: 403 for their INVITEs) and flood control
+    auth: DigestAuth | None = None
+    guard: SourceGuard | None = None
+    retry_after_s: int = 10  # in the 503 over the call limit
 
 
 def caller_number(request: SipRequest) -> str | None:
@@ -278,13 +289,18 @@ class _Udp(UdpSipTransport):
     """The library's UDP transport, bound without its protocol's start-up assertion
     (which fails, harmlessly but loudly, on Python 3.11's datagram transport)."""
 
+    guard: SourceGuard | None = None
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         owner = self
 
         class Protocol(asyncio.DatagramProtocol):
             def datagram_received(self, data: bytes, addr: Any) -> None:
-                owner._dispatch(data, (str(addr[0]), int(addr[1])))
+                source = (str(addr[0]), int(addr[1]))
+                if owner.guard is not None and owner.guard.blocked(source):
+                    return  # a blocked source: dropped before parsing
+                owner._dispatch(data, source)
 
             def error_received(self, exc: Exception) -> None:
                 log.debug("SIP socket error: %s", exc)
@@ -297,11 +313,15 @@ class _Tcp(TcpSipTransport):
     """The library's TCP transport; replies go back on the connection the call came in on
     (RFC 3261 §18.2.2), also when the peer's Via names another port."""
 
+    guard: SourceGuard | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._by_call: dict[str, tuple[str, int]] = {}
 
     def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.guard is not None and self.guard.blocked(addr):
+            return
         match = _CALL_ID.search(data)
         if match:
             self._by_call[match.group(1).decode(errors="replace")] = addr
@@ -325,11 +345,96 @@ class _Uas(SipUAS):
     endpoint: Endpoint
 
     def _handle_request(self, request: SipRequest, addr: tuple[str, int]) -> None:
-        if request.method.upper() == "INVITE" and not self.endpoint.allowed(addr):
-            log.warning("INVITE from %s:%d refused: not an allowed peer", *addr)
-            self._send_error(request, 403, "Forbidden")
+        method = request.method.upper()
+        initial = method not in ("ACK", "CANCEL") and not _TO_TAG.search(
+            request.headers.get_first("to") or ""
+        )
+        if initial and not self.endpoint.allowed(addr) and not self._admit(request, addr):
+            return
+        if method == "REGISTER" and initial:
+            self._registered(request)
             return
         super()._handle_request(request, addr)
+
+    def _admit(self, request: SipRequest, addr: tuple[str, int]) -> bool:
+        """An initial request from outside the trusted networks: throttle, authenticate."""
+        config = self.endpoint.config
+        method = request.method.upper()
+        if config.guard is not None and not config.guard.admit(addr):
+            return False  # slowed or blocked: no answer at all
+        if config.auth is None:
+            if method in ("INVITE", "REGISTER"):
+                log.warning("%s from %s:%d refused: not an allowed peer", method, *addr)
+                self._send_error(request, 403, "Forbidden")
+                return False
+            return True  # OPTIONS and the like, as before
+        result = config.auth.check(
+            method,
+            request.uri,
+            request.headers.get_first("authorization")
+            or request.headers.get_first("proxy-authorization"),
+        )
+        if result.verdict is Verdict.OK:
+            return True
+        if result.verdict is Verdict.FAILED:
+            log.warning(
+                "%s from %s:%d refused: authentication failed for %r (%s)",
+                method,
+                *addr,
+                (result.user or "")[:40],
+                result.reason,
+            )
+            if config.guard is not None:
+                config.guard.failed(addr)
+            self._reply(request, 403, "Forbidden")
+            return False
+        stale = result.verdict is Verdict.STALE
+        self._reply(
+            request,
+            401,
+            "Unauthorized",
+            [("WWW-Authenticate", c) for c in config.auth.challenges(stale=stale)],
+        )
+        return False
+
+    def _registered(self, request: SipRequest) -> None:
+        """A REGISTER that passed: 200 with its bindings for at most an hour (the IVR
+        places no calls to phones, so the binding itself is not kept)."""
+        try:
+            asked = int(request.headers.get_first("expires") or REGISTER_MAX_S)
+        except ValueError:
+            asked = REGISTER_MAX_S
+        expires = max(0, min(asked, REGISTER_MAX_S))
+        headers = [("Expires", str(expires))]
+        contact = request.headers.get_first("contact")
+        if contact and expires:
+            headers.append(("Contact", f"{contact.split(';expires=')[0]};expires={expires}"))
+        self._reply(request, 200, "OK", headers)
+
+    def _reply(
+        self,
+        request: SipRequest,
+        status: int,
+        reason: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        resp = SipResponse(status_code=status, reason_phrase=reason)
+        for v in request.headers.get("via"):
+            resp.headers.append("Via", v)
+        for name in ("from", "call-id", "cseq"):
+            value = request.headers.get_first(name)
+            if value:
+                resp.headers.set_single(name.title().replace("Call-Id", "Call-ID"), value)
+        to_val = request.headers.get_first("to")
+        if to_val:
+            resp.headers.set_single("To", f"{to_val};tag={secrets.token_hex(6)}")
+        for name, value in headers or []:
+            resp.headers.append(name, value)
+        resp.headers.set_single("User-Agent", USER_AGENT)
+        try:
+            self.transport.send_reply(resp)
+        except (ValueError, RuntimeError, OSError) as exc:
+            log.debug("no reply to %s: %s", request.method, exc)
 
     def _handle_invite(self, request: SipRequest, addr: tuple[str, int]) -> None:
         call_id = request.call_id or ""
@@ -379,7 +484,8 @@ class Endpoint:
     """A SIP endpoint on one UDP address; calls arrive through ``on_call``.
 
     ``on_call(leg)`` runs on the endpoint's loop and must return quickly: True to answer,
-    False to refuse (486, over capacity). Answered legs deliver events on ``leg.events``.
+    False to refuse (503 with Retry-After, over capacity). Answered legs deliver events on
+    ``leg.events``.
     """
 
     def __init__(self, config: EndpointConfig, on_call: Callable[[Leg], bool]) -> None:
@@ -437,6 +543,7 @@ class Endpoint:
         if self.config.tcp:
             transports.append(_Tcp(local_addr=address))
         for transport in transports:
+            transport.guard = self.config.guard
             uas = _Uas(transport, user_agent=USER_AGENT)
             uas.endpoint = self
             uas.on_invite = self._on_invite
@@ -522,7 +629,13 @@ class Endpoint:
             rate=rate,
         )
         if not self.on_call(leg):
-            call.reject(486, "Busy Here")
+            # over the call limit: a proxy tries another server, a phone retries later
+            call._send_response(
+                503,
+                "Service Unavailable",
+                extra_headers={"Retry-After": str(self.config.retry_after_s)},
+            )
+            call.dialog.terminate()
             return
         _copy_record_route(call)
         call.ringing()

@@ -16,10 +16,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.session import Runtime
 
     settings = settings_for(args)
-    if args.host not in ("127.0.0.1", "::1", "localhost") and not args.allow:
+    if args.host not in ("127.0.0.1", "::1", "localhost") and not (
+        args.allow or settings.sip.users
+    ):
         print(
             f"ivr: serving on {args.host} needs --allow NETWORK for the peers (PBX, proxy) "
-            "that may send calls; everything else gets 403",
+            "that may send calls, or SIP users in the configuration ([sip.users]) who must "
+            "authenticate; everything else gets 403",
             file=sys.stderr,
         )
         return 2
@@ -51,8 +54,15 @@ def register(sub: Any) -> None:
     sv.add_argument("--record", help="folder: each call saved as a test call (call.yaml)")
     sv.add_argument("--fixtures", help="a test call's fixtures block (accounts, code, tickets)")
     sv.add_argument("--agent", help="agents' SIP address for transfers, e.g. sip:agents@pbx:5060")
-    sv.add_argument("--allow", action="append", help="network allowed to send INVITEs (repeatable)")
-    sv.add_argument("--max-calls", type=int, default=50, help="concurrent calls (then 486)")
+    sv.add_argument(
+        "--allow",
+        action="append",
+        help="trusted network: calls without authentication (repeatable; default loopback);"
+        " others authenticate as [sip.users] or get 403",
+    )
+    sv.add_argument(
+        "--max-calls", type=int, default=50, help="concurrent calls (then 503, Retry-After)"
+    )
     sv.add_argument("--grace", type=float, default=20.0, help="seconds calls get on SIGTERM")
     sv.add_argument("--ring", type=float, default=0.5, help="seconds of ringing before answer")
     sv.add_argument(
