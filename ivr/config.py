@@ -79,6 +79,8 @@ class SipSecurity:
 
     realm: str = "ivr"
     users: dict[str, Any] = field(default_factory=dict)
+    # digest challenges, most preferred first (old phones may read only the first one)
+    algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
     nonce_ttl_s: float = 300.0
     rate_per_s: float = 10.0  # initial requests a source may send per second (then slowed)
     burst: int = 30

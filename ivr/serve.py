@@ -23,7 +23,12 @@ from typing import Any
 from ivr.agents.routing import AgentRouter
 from ivr.channels.base import HangUp
 from ivr.channels.sip import SipChannel
-from ivr.channels.sip_guard import DigestAuth, SourceGuard, users_from_config
+from ivr.channels.sip_guard import (
+    DigestAuth,
+    SourceGuard,
+    algorithms_from_config,
+    users_from_config,
+)
 from ivr.channels.sip_stack import Endpoint, EndpointConfig, Leg
 from ivr.config import Settings
 from ivr.datafiles import read_yaml
@@ -88,7 +93,12 @@ class Server:
                 max_calls=options.max_calls,
                 allowed_peers=options.allowed_peers,
                 ring_s=options.ring_s,
-                auth=DigestAuth(users, realm=sec.realm, nonce_ttl_s=sec.nonce_ttl_s)
+                auth=DigestAuth(
+                    users,
+                    realm=sec.realm,
+                    nonce_ttl_s=sec.nonce_ttl_s,
+                    algorithms=algorithms_from_config(sec.algorithms),
+                )
                 if users
                 else None,
                 guard=SourceGuard(

@@ -4,7 +4,8 @@ Pure logic, no SIP library: :mod:`ivr.channels.sip_stack` asks it about each req
 
 * **Digest** (RFC 3261 §22, RFC 7616 for SHA-256 as RFC 8760 brings it to SIP): users from
   the configuration with stored HA1 hashes (``H(user:realm:password)``), never passwords.
-  A challenge offers SHA-256 first and MD5 for old phones. Nonces are signed and dated
+  A challenge offers SHA-256 first and MD5 for old phones (the order is configurable:
+  some old phones read only the first challenge and know only MD5). Nonces are signed and dated
   (no state to keep until used), expire after ``nonce_ttl_s`` (then the peer is told
   ``stale=true`` and retries without asking its user again), and a nonce is accepted only
   with a nonce count higher than any seen before for it (without ``qop``, once): a
@@ -54,6 +55,19 @@ CONFIG_KEYS: Final = {Algorithm.SHA256: "ha1_sha256", Algorithm.MD5: "ha1_md5"}
 
 def _h(algorithm: Algorithm, text: str) -> str:
     return _HASHES[algorithm](text.encode()).hexdigest()
+
+
+def algorithms_from_config(raw: object, where: str = "sip.algorithms") -> tuple[Algorithm, ...]:
+    """The challenge order from ``ivr.toml`` (e.g. ``["SHA-256", "MD5"]``), checked."""
+    if not isinstance(raw, list | tuple) or not raw:
+        raise ConfigError(f'{where}: expected a list such as ["SHA-256", "MD5"], got {raw!r}')
+    out: list[Algorithm] = []
+    for item in raw:
+        try:
+            out.append(Algorithm(str(item).upper()))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: expected SHA-256 or MD5, got {item!r}") from exc
+    return tuple(dict.fromkeys(out))
 
 
 def ha1(user: str, realm: str, password: str, algorithm: Algorithm) -> str:
@@ -126,6 +140,19 @@ def parse_digest(header: str) -> dict[str, str]:
     return params
 
 
+def _same_target(digest_uri: str, request_uri: str) -> bool:
+    """The credentials' URI names the request's: equal, or the same host and port with the
+    user part left out (SIPp, some phones)."""
+    if digest_uri == request_uri:
+        return True
+
+    def host(uri: str) -> str:
+        scheme, _, rest = uri.partition(":")
+        return f"{scheme.lower()}:{rest.rpartition('@')[2].split(';')[0].lower()}"
+
+    return host(digest_uri) == host(request_uri) and "@" not in digest_uri
+
+
 class Verdict(enum.StrEnum):
     OK = "ok"
     MISSING = "missing"  # no credentials: challenge (not a failure)
@@ -151,7 +178,11 @@ class DigestAuth:
         nonce_ttl_s: float = NONCE_TTL_S,
         clock: Callable[[], float] = time.time,
         max_nonces: int = MAX_NONCES,
+        algorithms: tuple[Algorithm, ...] = (Algorithm.SHA256, Algorithm.MD5),
     ) -> None:
+        if not algorithms:
+            raise ConfigError("sip.algorithms: expected at least one of SHA-256, MD5")
+        self.algorithms = algorithms
         self.users = dict(users)
         self.realm = realm
         self.nonce_ttl_s = nonce_ttl_s
@@ -185,7 +216,7 @@ class DigestAuth:
         extra = ", stale=true" if stale else ""
         return [
             f'Digest realm="{self.realm}", nonce="{nonce}", algorithm={a}, qop="auth"{extra}'
-            for a in (Algorithm.SHA256, Algorithm.MD5)
+            for a in self.algorithms
         ]
 
     # --- checking ----------------------------------------------------------------------------
@@ -200,6 +231,8 @@ class DigestAuth:
         try:
             algorithm = Algorithm(p.get("algorithm", "MD5").upper())
         except ValueError:
+            algorithm = None
+        if algorithm not in self.algorithms:
             return AuthResult(Verdict.FAILED, name, f"unsupported algorithm {p.get('algorithm')!r}")
         for key in ("realm", "nonce", "uri", "response"):
             if key not in p:
@@ -209,8 +242,12 @@ class DigestAuth:
         age = self._nonce_age(p["nonce"])
         if age is None or age < -5:
             return AuthResult(Verdict.FAILED, name, "a nonce we did not issue")
-        if uri is not None and p["uri"] != uri:
-            return AuthResult(Verdict.FAILED, name, "credentials for another request URI")
+        if uri is not None and not _same_target(p["uri"], uri):
+            return AuthResult(
+                Verdict.FAILED,
+                name,
+                f"credentials for another request URI: {p['uri'][:80]!r}, not {uri[:80]!r}",
+            )
         user = self.users.get(name)
         stored = user.ha1.get(algorithm) if user is not None else None
         qop = p.get("qop")

@@ -255,6 +255,50 @@ class Scenario:
         ]
         return self
 
+    def invite_with_auth(self, user: str, password: str, status: int = 200) -> Scenario:
+        """INVITE, 401 with a digest challenge, the INVITE again with credentials (SIPp's
+        ``[authentication]``, MD5): answered ``status`` (200: the call goes on)."""
+        msg = _msg(
+            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0", "1 INVITE", self.caller, sdp()
+        )
+        ack = _msg(
+            "ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
+            "1 ACK",
+            self.caller,
+            to_tag="[peer_tag_param]",
+        ).replace("branch=[branch]", "branch=[branch-3]")
+        self.cseq = 2
+        again = _msg(
+            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
+            "2 INVITE",
+            self.caller,
+            sdp(),
+            extra=f"      [authentication username={user} password={password}]\n",
+        )
+        self.steps += [
+            f'  <send retrans="500">\n{msg}\n  </send>',
+            '  <recv response="100" optional="true"/>',
+            '  <recv response="401" auth="true"/>',
+            f"  <send>\n{ack}\n  </send>",
+            f'  <send retrans="500">\n{again}\n  </send>',
+            '  <recv response="100" optional="true"/>',
+        ]
+        if status == 200:
+            self.steps += [
+                '  <recv response="180" optional="true"/>',
+                '  <recv response="200" rtd="true" rrs="true"/>',
+                self._ack("2"),
+            ]
+        else:
+            ack2 = _msg(
+                "ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
+                "2 ACK",
+                self.caller,
+                to_tag="[peer_tag_param]",
+            ).replace("branch=[branch]", "branch=[branch-2]")
+            self.steps += [f'  <recv response="{status}"/>', f"  <send>\n{ack2}\n  </send>"]
+        return self
+
     def _ack(self, seq: str) -> str:
         msg = _msg(
             "ACK [next_url] SIP/2.0",
