@@ -185,3 +185,89 @@ def test_sha256_call_and_replay_refused(guarded: Ivr) -> None:
     assert [status_of(m) for m in finals] == [403]
     guarded.wait_log("a replayed nonce", timeout=10)
     assert len(guarded.records()) == 1
+
+
+OPTIONS_FLOOD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="options flood">
+  <send>
+    <![CDATA[
+      OPTIONS sip:ivr@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:scanner@[local_ip]:[local_port]>;tag=[pid]F[call_number]
+      To: <sip:ivr@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 OPTIONS
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="401" timeout="200" ontimeout="1"/>
+  <label id="1"/>
+</scenario>
+"""
+
+
+def test_flood_from_one_source_blocked_while_another_calls(guarded: Ivr, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.sip.peers import end_process, free_port
+
+    flood_port = free_port()
+    scenario = tmp_path / "flood.xml"
+    scenario.write_text(OPTIONS_FLOOD)
+    flood = subprocess.Popen(
+        [
+            "sipp",
+            f"127.0.0.1:{guarded.port}",
+            "-sf",
+            str(scenario),
+            "-m",
+            "6000",
+            "-r",
+            "300",
+            "-l",
+            "400",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(flood_port),
+            "-timeout",
+            "60s",
+            "-nostdin",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        guarded.wait_log(f"source 127.0.0.1:{flood_port} blocked", timeout=30)
+        assert flood.poll() is None  # the flood goes on while the call is made
+        call = Scenario().invite_with_auth("alice", PASSWORD).pause(2000).bye()
+        result = run_sipp(call.xml(), guarded.port, tmp_path, timeout=40)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    finally:
+        flood.kill()
+        end_process(flood)
+    (record,) = guarded.wait_records(1, timeout=30)
+    assert record["outcome"] == "abandoned"
+    # the flooding address is still blocked: not even a challenge; another one is answered
+    for port, expected in ((flood_port, []), (0, [401])):
+        client = RawSip(port)
+        try:
+            client.send(
+                request(
+                    "OPTIONS",
+                    guarded.port,
+                    client,
+                    call_id=f"probe-{port}",
+                    branch=f"z9hG4bKp{port}",
+                ),
+                guarded.port,
+            )
+            got = [status_of(m) for m in client.recv_all(2.0)]
+        finally:
+            client.close()
+        assert got == expected, (port, got)
+    assert guarded.log.read_text().count("blocked for") == 1
