@@ -352,7 +352,7 @@ class _Uas(SipUAS):
         if initial and not self.endpoint.allowed(addr) and not self._admit(request, addr):
             return
         if method == "REGISTER" and initial:
-            self._registered(request)
+            self._registered(request, addr)
             return
         super()._handle_request(request, addr)
 
@@ -375,6 +375,7 @@ class _Uas(SipUAS):
             or request.headers.get_first("proxy-authorization"),
         )
         if result.verdict is Verdict.OK:
+            log.debug("%s from %s:%d: authenticated as %r", method, *addr, result.user)
             return True
         if result.verdict is Verdict.FAILED:
             log.warning(
@@ -397,7 +398,7 @@ class _Uas(SipUAS):
         )
         return False
 
-    def _registered(self, request: SipRequest) -> None:
+    def _registered(self, request: SipRequest, addr: tuple[str, int]) -> None:
         """A REGISTER that passed: 200 with its bindings for at most an hour (the IVR
         places no calls to phones, so the binding itself is not kept)."""
         try:
@@ -410,6 +411,7 @@ class _Uas(SipUAS):
         if contact and expires:
             headers.append(("Contact", f"{contact.split(';expires=')[0]};expires={expires}"))
         self._reply(request, 200, "OK", headers)
+        log.info("registration from %s:%d accepted for %d s", *addr, expires)
 
     def _reply(
         self,

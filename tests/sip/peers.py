@@ -603,7 +603,10 @@ class Baresip:
         codecs: str = "G722/16000/1,PCMU/8000/1",
         answer: bool = False,
         user: str = "caller",
+        account: str | None = None,
     ) -> Baresip:
+        """``account``: a whole account line instead of the local one (e.g. registering
+        with the IVR with a password)."""
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "rec").mkdir(exist_ok=True)
         port = free_port_pair()  # baresip binds SIP on port (UDP, TCP) and TLS on port + 1
@@ -612,7 +615,7 @@ class Baresip:
             BARESIP_CONFIG.format(port=port, dir=folder, source=source, extra=extra)
         )
         (folder / "accounts").write_text(
-            f"<sip:{user}@127.0.0.1:{port}>;regint=0;audio_codecs={codecs}"
+            (account or f"<sip:{user}@127.0.0.1:{port}>;regint=0;audio_codecs={codecs}")
             + (";answermode=auto" if answer else "")
             + "\n"
         )

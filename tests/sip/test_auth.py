@@ -271,3 +271,48 @@ def test_flood_from_one_source_blocked_while_another_calls(guarded: Ivr, tmp_pat
             client.close()
         assert got == expected, (port, got)
     assert guarded.log.read_text().count("blocked for") == 1
+
+
+@pytest.fixture
+def md5_only(ivr_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """baresip 1.0 gives up on a challenge list that holds SHA-256 at all (ENOSYS): old
+    phones like it are served with MD5 challenges only."""
+    toml = config(tmp_path / "ivr.toml", algorithms=(Algorithm.MD5,), extra='algorithms = ["MD5"]')
+    monkeypatch.setenv("IVR_CONFIG", str(toml))
+    server = start_ivr(ivr_home, tmp_path, "--allow", UNTRUSTED)
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("password", [PASSWORD, "wrong-pass"])
+def test_baresip_registered_with_a_password(md5_only: Ivr, tmp_path: Path, password: str) -> None:
+    import numpy as np
+
+    from ivr.speech.audio import write_wav
+    from tests.sip.peers import Baresip
+
+    guarded = md5_only
+
+    silence = tmp_path / "silence.wav"
+    write_wav(silence, np.zeros(16000 * 20, np.int16), 16000)
+    ivr_uri = f"sip:ivr@127.0.0.1:{guarded.port}"
+    phone = Baresip.make(
+        tmp_path / "phone",
+        f"aufile,{silence}",
+        account=f"<sip:alice@127.0.0.1:{guarded.port}>;auth_pass={password};regint=600;"
+        "audio_codecs=PCMU/8000/1",
+    )
+    phone.start(f"/dial {ivr_uri}", seconds=15)
+    try:
+        if password == PASSWORD:
+            guarded.wait_log("registration from 127.0.0.1", timeout=30)
+            (call,) = guarded.wait_records(1, timeout=40, finished=False)
+            assert call["channel"] == "sip"
+        else:
+            guarded.wait_log("authentication failed for 'alice'", timeout=30, count=2)
+    finally:
+        phone.stop()
+    log = guarded.log.read_text()
+    assert password not in log
+    if password != PASSWORD:
+        assert guarded.records() == [] and "registration from" not in log
