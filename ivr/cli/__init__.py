@@ -8,10 +8,10 @@ import sqlite3
 import sys
 
 from ivr import __version__
-from ivr.cli import agents, audio_io, db, demo, desk, doctor, flow, qa, records, serve, speech
+from ivr.cli import agents, audio_io, db, demo, desk, doctor, flow, qa, records, serve, sip, speech
 from ivr.errors import IvrError
 
-GROUPS = (demo, qa, speech, records, flow, serve, audio_io, doctor, desk, agents, db)
+GROUPS = (demo, qa, speech, records, flow, serve, audio_io, doctor, desk, agents, db, sip)
 
 
 def build_parser() -> argparse.ArgumentParser:

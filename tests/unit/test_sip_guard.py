@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -253,3 +254,32 @@ def test_failed_authentications_block_and_table_is_bounded() -> None:
     for port in range(10000):
         guard.admit(("198.51.100.1", port))
     assert len(guard) == 100
+
+
+def test_sip_hash_command_prints_configuration(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import tomllib
+
+    done = subprocess.run(
+        [sys.executable, "-m", "ivr", "sip", "hash", "alice", "--realm", REALM],
+        input="s3cret-pass\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "IVR_HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "s3cret-pass" not in done.stdout
+    users = users_from_config(tomllib.loads(done.stdout)["sip"]["users"])
+    assert users["alice"].ha1[Algorithm.MD5] == ha1("alice", REALM, "s3cret-pass", Algorithm.MD5)
+    short = subprocess.run(
+        [sys.executable, "-m", "ivr", "sip", "hash", "alice"],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "IVR_HOME": str(tmp_path)},
+    )
+    assert short.returncode == 2 and "at least 8 characters" in short.stderr
