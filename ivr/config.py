@@ -146,24 +146,45 @@ def _merge(cls: type, base: Any, data: dict[str, Any], where: str) -> Any:
         if key not in known:
             raise ConfigError(f"{where}: unknown setting {key!r} (expected one of {sorted(known)})")
         current = getattr(base, key)
-        if dataclasses.is_dataclass(current) and isinstance(value, dict):
-            changes[key] = _merge(type(current), current, value, f"{where}.{key}")
+        name = f"{where}.{key}"
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{name}: expected a table, got {type(value).__name__}")
+            changes[key] = _merge(type(current), current, value, name)
         elif isinstance(current, Path) or "Path" in str(known[key].type):
+            if not isinstance(value, str | Path) or not str(value):
+                raise ConfigError(f"{name}: expected a path, got {value!r}")
             changes[key] = Path(str(value)).expanduser()
-        elif isinstance(current, bool) or not isinstance(current, int | float | str | dict):
+        elif isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name}: expected true or false, got {value!r}")
             changes[key] = value
         elif isinstance(current, dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{key}: expected a table, got {type(value).__name__}")
+                raise ConfigError(f"{name}: expected a table, got {type(value).__name__}")
             changes[key] = {**current, **value}
+        elif isinstance(current, list):
+            if not isinstance(value, list):
+                raise ConfigError(f"{name}: expected a list, got {type(value).__name__}")
+            changes[key] = list(value)
+        elif isinstance(current, int | float | str):
+            changes[key] = _scalar(type(current), value, name)
         else:
-            try:
-                changes[key] = type(current)(value)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(
-                    f"{where}.{key}: expected {type(current).__name__}, got {value!r}"
-                ) from exc
+            changes[key] = value
     return dataclasses.replace(base, **changes)
+
+
+def _scalar(kind: type, value: Any, name: str) -> Any:
+    """A number or text setting: the file's value as that type, or a clear error (text from
+    the environment converts to numbers; a table or a list never becomes text)."""
+    if isinstance(value, bool | list | dict):
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from exc
 
 
 def load_settings(
