@@ -408,7 +408,7 @@ class CaseDesk:
             created_at=r["created_at"],
             waited_s=max(0.0, until - r["created_at"]),
             position=position,
-            verified=bool(r["verified"]),
+            verified=r["verified"] in (1, True, "1", "true"),  # SQLite 1, PostgreSQL "true"
             caller=r["caller"],
             assigned_to=r["assigned_name"],
             claimed_by=r["claimed_name"],

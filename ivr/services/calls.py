@@ -200,17 +200,18 @@ def recover_interrupted(
         params.append(started_before)
     with store.transaction() as conn:
         rows = conn.execute(
-            "SELECT c.id, MAX(c.started_at,"
-            " COALESCE((SELECT MAX(t.at) FROM turns t WHERE t.call_id = c.id), 0),"
-            " COALESCE((SELECT MAX(x.at) FROM transcript x WHERE x.call_id = c.id), 0)) AS last"
+            "SELECT c.id, c.started_at,"
+            " (SELECT MAX(t.at) FROM turns t WHERE t.call_id = c.id) AS last_turn,"
+            " (SELECT MAX(x.at) FROM transcript x WHERE x.call_id = c.id) AS last_line"
             f" FROM calls c WHERE {where} ORDER BY c.started_at",
             tuple(params),
         ).fetchall()
         for row in rows:
+            last = max(row["started_at"], row["last_turn"] or 0.0, row["last_line"] or 0.0)
             conn.execute(
                 "UPDATE calls SET ended_at = ?, outcome = ?, transfer_reason = ?"
                 " WHERE id = ? AND ended_at IS NULL",
-                (row["last"], str(Outcome.ABANDONED), INTERRUPTED, row["id"]),
+                (last, str(Outcome.ABANDONED), INTERRUPTED, row["id"]),
             )
     return [str(r["id"]) for r in rows]
 

@@ -13,7 +13,14 @@ from ivr.services.migrations import current_version, migrate
 
 
 class Store:
-    """One SQLite database shared by the services of a process (thread-safe)."""
+    """One SQLite database shared by the services of a process (thread-safe).
+
+    The services write SQL that both engines take (``?`` placeholders, ``ON CONFLICT``);
+    :class:`ivr.services.pgstore.PgStore` runs the same services on PostgreSQL.
+    """
+
+    engine = "sqlite"
+    IntegrityError: type[Exception] = sqlite3.IntegrityError
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)

@@ -11,7 +11,6 @@ import enum
 import json
 import logging
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -139,7 +138,7 @@ class Tickets:
                             caller, messages.created.format(number=number), kind="ticket"
                         )
                 break
-            except sqlite3.IntegrityError:
+            except self.store.IntegrityError:
                 continue  # the random number is taken: draw another
         else:  # pragma: no cover - 50 collisions among 90 million numbers
             raise TicketError("could not draw a free ticket number")
