@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 IVR := $(VENV)/bin/ivr
-APT_PACKAGES := espeak-ng libespeak-ng1 libportaudio2 ffmpeg sox pulseaudio pulseaudio-utils libasound2-plugins graphviz sip-tester baresip-core kamailio chromium chromium-driver
+APT_PACKAGES := espeak-ng libespeak-ng1 libportaudio2 ffmpeg sox pulseaudio pulseaudio-utils libasound2-plugins graphviz sip-tester baresip-core kamailio chromium chromium-driver postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system venv demo test lint typecheck bench clean

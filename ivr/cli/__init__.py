@@ -47,5 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as exc:
         print(f"ivr: database error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if type(exc).__module__.startswith("psycopg"):  # PostgreSQL (imported only when used)
+            print(f"ivr: database error: {str(exc).strip()}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         return 130

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ivr.cli.common import settings_for, store_for
+from ivr.cli.common import DB_HELP, settings_for, store_for
 
 
 def cmd_db_version(args: argparse.Namespace) -> int:
@@ -97,5 +97,5 @@ def register(sub: Any) -> None:
         (check, cmd_db_check),
         (recover, cmd_db_recover),
     ):
-        parser.add_argument("--db", help="SQLite database (default: in the data directory)")
+        parser.add_argument("--db", help=DB_HELP)
         parser.set_defaults(func=func)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ivr.cli.common import settings_for, store_for
+from ivr.cli.common import DB_HELP, settings_for, store_for
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -50,7 +50,7 @@ def register(sub: Any) -> None:
     sv = sub.add_parser("serve", help="answer SIP calls")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=5080, help="SIP port, UDP (default 5080)")
-    sv.add_argument("--db", help="SQLite database (default: in the data directory)")
+    sv.add_argument("--db", help=DB_HELP)
     sv.add_argument("--record", help="folder: each call saved as a test call (call.yaml)")
     sv.add_argument("--fixtures", help="a test call's fixtures block (accounts, code, tickets)")
     sv.add_argument("--agent", help="agents' SIP address for transfers, e.g. sip:agents@pbx:5060")

@@ -86,3 +86,12 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def open_store(db: str | Path, *, home: Path) -> Store:
+    """The store at ``db``: a SQLite file, or a ``postgresql://`` address (psycopg 3)."""
+    if str(db).startswith(("postgresql://", "postgres://")):
+        from ivr.services.pgstore import PgStore
+
+        return PgStore(str(db), home=home)
+    return Store(Path(db))
