@@ -40,24 +40,31 @@ from ivr.services.integrity import check_store  # noqa: E402
 from ivr.services.store import Store  # noqa: E402
 from ivr.speech.audio import ulaw_encode  # noqa: E402
 from tests.sip.peers import Scenario, free_port, start_ivr  # noqa: E402
-from tests.sip.test_sipp import FIXTURES, RECOVERY_KEYS  # noqa: E402
+from tests.sip.test_sipp import RECOVERY_KEYS  # noqa: E402
 
 SAMPLE_S = 5.0
 WARM_UP_S = 60.0
 MIX = (("keys", 0.3), ("speech", 0.3), ("hangup", 0.2), ("content", 0.2))
 CONTENT_REVIEW = "3" + "1" + "2" + "1" + "2"
+CALLERS = [f"1380013{n:04d}" for n in range(500)]  # each a known account (codes per number)
+FIXTURES = (
+    "fixtures:\n  accounts:\n"
+    + "".join(f'    - {{phone: "{p}", name: "Caller"}}\n' for p in CALLERS)
+    + '  verification_code: "482913"\n'
+)
 
 
 def scenario(kind: str, rng: random.Random, audio: Path) -> str:
+    caller = Scenario(caller=rng.choice(CALLERS))
     if kind == "keys":
-        return Scenario().invite().keys(RECOVERY_KEYS).wait_bye().xml()
+        return caller.invite().keys(RECOVERY_KEYS).wait_bye().xml()
     if kind == "content":
-        return Scenario().invite().keys(CONTENT_REVIEW).wait_bye().xml()
+        return caller.invite().keys(CONTENT_REVIEW).wait_bye().xml()
     if kind == "speech":
         stay = rng.randint(8000, 30000)
-        return Scenario().invite().audio(audio).pause(stay).bye().xml()
+        return caller.invite().audio(audio).pause(stay).bye().xml()
     stay = rng.randint(2000, 15000)
-    return Scenario().invite().keys("1").pause(stay).bye().xml()
+    return caller.invite().keys("1").pause(stay).bye().xml()
 
 
 def start_caller(xml: str, port: int, work: Path) -> subprocess.Popen[str]:
