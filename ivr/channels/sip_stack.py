@@ -119,6 +119,7 @@ class EndpointConfig:
     auth: DigestAuth | None = None
     guard: SourceGuard | None = None
     retry_after_s: int = 10  # in the 503 over the call limit
+    release_after_s: float = TIMER_B  # a refused INVITE's state is kept this long (timer H)
 
 
 def caller_number(request: SipRequest) -> str | None:
@@ -390,6 +391,21 @@ class Endpoint:
         self.loop.create_task(self._answer(call))
 
     async def _answer(self, call: IncomingCall) -> None:
+        try:
+            await self._answer_call(call)
+        finally:
+            if call.dialog.state == DialogState.TERMINATED and call.call_id not in self.legs:
+                # refused (503, 488, ...): the library keeps the call until the caller ACKs
+                # our answer, which a scanner never does; forget it after timer H
+                self.loop.call_later(self.config.release_after_s, self._release, call)
+
+    def _release(self, call: IncomingCall) -> None:
+        for uas in self._servers:
+            if uas._calls.get(call.call_id) is call:
+                del uas._calls[call.call_id]
+                uas._remove_invite_transaction(call.invite)
+
+    async def _answer_call(self, call: IncomingCall) -> None:
         request = call.invite
         if self.draining:
             call.reject(503, "Service Unavailable")
