@@ -82,6 +82,9 @@ class SipSecurity:
     # digest challenges, most preferred first (old phones may read only the first one)
     algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
     nonce_ttl_s: float = 300.0
+    # shared by the servers behind one proxy, so a nonce one issued is good on the others
+    # (empty: each server draws its own at start)
+    nonce_secret: str = ""
     rate_per_s: float = 10.0  # initial requests a source may send per second (then slowed)
     burst: int = 30
     drop_limit: int = 50  # requests dropped while slowed before the source is blocked

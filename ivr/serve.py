@@ -98,6 +98,7 @@ class Server:
                     realm=sec.realm,
                     nonce_ttl_s=sec.nonce_ttl_s,
                     algorithms=algorithms_from_config(sec.algorithms),
+                    secret=sec.nonce_secret.encode() or None,
                 )
                 if users
                 else None,

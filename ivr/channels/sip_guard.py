@@ -155,7 +155,7 @@ def _same_target(digest_uri: str, request_uri: str) -> bool:
 
 class Verdict(enum.StrEnum):
     OK = "ok"
-    MISSING = "missing"  # no credentials: challenge (not a failure)
+    MISSING = "missing"  # no credentials, or a nonce not ours: challenge (not a failure)
     STALE = "stale"  # a nonce of ours that expired: challenge with stale=true
     FAILED = "failed"  # wrong password, unknown user, forged or replayed nonce
 
@@ -179,6 +179,7 @@ class DigestAuth:
         clock: Callable[[], float] = time.time,
         max_nonces: int = MAX_NONCES,
         algorithms: tuple[Algorithm, ...] = (Algorithm.SHA256, Algorithm.MD5),
+        secret: bytes | None = None,
     ) -> None:
         if not algorithms:
             raise ConfigError("sip.algorithms: expected at least one of SHA-256, MD5")
@@ -188,7 +189,9 @@ class DigestAuth:
         self.nonce_ttl_s = nonce_ttl_s
         self.clock = clock
         self.max_nonces = max_nonces
-        self._secret = secrets.token_bytes(32)
+        # nonces are signed with this; servers behind one proxy share it ([sip] nonce_secret)
+        # so a nonce one issued is good on the others
+        self._secret = secret or secrets.token_bytes(32)
         self._seen: collections.OrderedDict[str, int] = collections.OrderedDict()
 
     # --- nonces ------------------------------------------------------------------------------
@@ -241,7 +244,9 @@ class DigestAuth:
             return AuthResult(Verdict.FAILED, name, f"expected realm {self.realm!r}")
         age = self._nonce_age(p["nonce"])
         if age is None or age < -5:
-            return AuthResult(Verdict.FAILED, name, "a nonce we did not issue")
+            # not ours (another server's, or from before a restart): a fresh challenge, as
+            # for no credentials; a forger gains nothing from it
+            return AuthResult(Verdict.MISSING, name, "a nonce we did not issue")
         if uri is not None and not _same_target(p["uri"], uri):
             return AuthResult(
                 Verdict.FAILED,

@@ -157,7 +157,6 @@ def test_refusals() -> None:
     cases = {
         "wrong credentials": header("SHA-256", "alice", "wrong-pass", nonce),
         "wrong credentials ": header("SHA-256", "mallory", "s3cret-pass", nonce),
-        "a nonce we did not issue": header("SHA-256", "alice", "s3cret-pass", nonce + "0"),
         "another request URI": header("SHA-256", "alice", "s3cret-pass", nonce, uri="sip:x@y"),
         "expected realm": header("SHA-256", "alice", "s3cret-pass", nonce, realm="other"),
         "malformed": 'Digest username="alice", realm',
@@ -169,6 +168,26 @@ def test_refusals() -> None:
         result = auth.check("INVITE", URI, value)
         assert result.verdict is Verdict.FAILED, reason
         assert reason.strip() in result.reason, (reason, result.reason)
+
+
+def test_nonce_not_ours_is_challenged_again_unless_the_secret_is_shared() -> None:
+    auth = make_auth()
+    nonce = nonce_of(auth.challenges()[0])
+    forged = auth.check("INVITE", URI, header("SHA-256", "alice", "s3cret-pass", nonce + "0"))
+    assert forged.verdict is Verdict.MISSING  # a fresh challenge, not a failure
+    other = DigestAuth(auth.users, realm=REALM, clock=auth.clock)
+    theirs = nonce_of(other.challenges()[0])
+    assert (
+        auth.check("INVITE", URI, header("SHA-256", "alice", "s3cret-pass", theirs)).verdict
+        is Verdict.MISSING
+    )
+    a = DigestAuth(auth.users, realm=REALM, secret=b"shared-secret-of-the-servers")
+    b = DigestAuth(auth.users, realm=REALM, secret=b"shared-secret-of-the-servers")
+    shared = nonce_of(a.challenges()[0])
+    assert (
+        b.check("INVITE", URI, header("SHA-256", "alice", "s3cret-pass", shared)).verdict
+        is Verdict.OK
+    )
 
 
 def test_replayed_nonce_count_is_refused() -> None:
