@@ -27,6 +27,7 @@ from aiosipua import (
 from aiosipua.dialog import DialogState
 
 from ivr.channels.sip_guard import SourceGuard, Verdict
+from ivr.services.privacy import scrub
 
 if TYPE_CHECKING:
     from ivr.channels.sip_stack import Endpoint
@@ -129,14 +130,16 @@ class Uas(SipUAS):
             or request.headers.get_first("proxy-authorization"),
         )
         if result.verdict is Verdict.OK:
-            log.debug("%s from %s:%d: authenticated as %r", method, *addr, result.user)
+            log.debug(
+                "%s from %s:%d: authenticated as %r", method, *addr, scrub(result.user or "")
+            )
             return True
         if result.verdict is Verdict.FAILED:
             log.warning(
                 "%s from %s:%d refused: authentication failed for %r (%s)",
                 method,
                 *addr,
-                (result.user or "")[:40],
+                scrub((result.user or "")[:40]),  # a user name may be a phone number
                 result.reason,
             )
             if config.guard is not None:

@@ -9,7 +9,9 @@ import subprocess
 from pathlib import Path
 
 from ivr.agents.cases import CaseDesk
+from ivr.agents.directory import Directory, Role
 from ivr.services.store import open_store
+from tests.desk.helpers import Http, start_desk
 from tests.sip.peers import Scenario, run_sipp, start_ivr
 from tests.sip.test_kamailio import start_kamailio
 from tests.sip.test_sipp import FIXTURES
@@ -92,5 +94,16 @@ def test_two_servers_share_one_postgresql(ivr_home: Path, tmp_path: Path, pg_dsn
         # the desk, on the same database, sees the cases both servers queued
         queued = {c.call_id for c in CaseDesk(store).cases()}
         assert {wrong["id"], locked["id"]} <= queued
+        token = Directory(store).new_token(
+            Directory(store).add("alice", role=Role.AGENT, password="long-enough-1").name
+        )
     finally:
         store.close()
+    desk = start_desk(pg_dsn, tmp_path, ivr_home)  # type: ignore[arg-type]
+    try:
+        reply = Http(desk.port).get("/api/cases", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        desk.stop()
+    assert reply.status == 200, reply.body
+    on_the_desk = {c["call_id"] for c in reply.json()["cases"]}
+    assert {wrong["id"], locked["id"]} <= on_the_desk
