@@ -106,12 +106,16 @@ def sample(pid: int) -> dict[str, float]:
     }
 
 
-def slope_per_10_min(points: list[tuple[float, float]]) -> float:
-    if len(points) < 3:
+def slope_per_10_min(samples: list[dict[str, float]], key: str) -> float:
+    """Growth per 10 minutes at a constant number of calls in progress: a least-squares fit
+    of ``key`` on time and on the calls in progress (each call holds its thread, sockets
+    and buffers while it lasts; what remains in the time term is what accumulates)."""
+    if len(samples) < 4:
         return float("nan")
-    t = np.array([p[0] for p in points])
-    y = np.array([p[1] for p in points])
-    return float(np.polyfit(t, y, 1)[0] * 600)
+    x = np.array([[1.0, s["t"], s["calls"]] for s in samples])
+    y = np.array([s[key] for s in samples])
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    return float(coef[1] * 600)
 
 
 def main() -> int:
@@ -154,8 +158,11 @@ def main() -> int:
                     rate = target / (sum(durations[-50:]) / len(durations[-50:]))  # Little's law
                     next_call = now + rng.expovariate(rate)
                 if now >= next_sample:
-                    samples.append({"t": now - began, **sample(server.proc.pid)})
-                    in_progress.append(sum(p.poll() is None for p, _ in callers))
+                    calls_now = sum(p.poll() is None for p, _ in callers)
+                    samples.append(
+                        {"t": now - began, "calls": calls_now, **sample(server.proc.pid)}
+                    )
+                    in_progress.append(calls_now)
                     next_sample = now + SAMPLE_S
                 for proc, started in callers:
                     if proc.poll() is not None and started >= 0:
@@ -170,7 +177,7 @@ def main() -> int:
                     proc.kill()
                     proc.wait(5)
             time.sleep(5)
-            samples.append({"t": time.monotonic() - began, **sample(server.proc.pid)})
+            samples.append({"t": time.monotonic() - began, "calls": 0, **sample(server.proc.pid)})
         finally:
             stopped = server.stop()
         conn = sqlite3.connect(server.db)
@@ -210,9 +217,10 @@ def main() -> int:
             "rss_mb": [round(samples[0]["rss_mb"], 1), round(samples[-1]["rss_mb"], 1)],
             "open_files": [samples[0]["open_files"], samples[-1]["open_files"]],
             "threads": [samples[0]["threads"], samples[-1]["threads"]],
-            "rss_mb_per_10_min": slope_per_10_min([(s["t"], s["rss_mb"]) for s in warm]),
-            "open_files_per_10_min": slope_per_10_min([(s["t"], s["open_files"]) for s in warm]),
-            "threads_per_10_min": slope_per_10_min([(s["t"], s["threads"]) for s in warm]),
+            "rss_mb_per_10_min": slope_per_10_min(warm, "rss_mb"),
+            "open_files_per_10_min": slope_per_10_min(warm, "open_files"),
+            "threads_per_10_min": slope_per_10_min(warm, "threads"),
+            "rss_mb_after_warm_up": round(warm[0]["rss_mb"], 1) if warm else math.nan,
             "samples": samples,
         }
     out = REPO / "bench" / "soak.json"
