@@ -130,9 +130,7 @@ class Uas(SipUAS):
             or request.headers.get_first("proxy-authorization"),
         )
         if result.verdict is Verdict.OK:
-            log.debug(
-                "%s from %s:%d: authenticated as %r", method, *addr, scrub(result.user or "")
-            )
+            log.debug("%s from %s:%d: authenticated as %r", method, *addr, scrub(result.user or ""))
             return True
         if result.verdict is Verdict.FAILED:
             log.warning(
