@@ -3,10 +3,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 IVR := $(VENV)/bin/ivr
-APT_PACKAGES := espeak-ng libespeak-ng1 libportaudio2 ffmpeg sox pulseaudio pulseaudio-utils libasound2-plugins graphviz sip-tester baresip-core kamailio chromium chromium-driver
+APT_PACKAGES := espeak-ng libespeak-ng1 libportaudio2 ffmpeg sox pulseaudio pulseaudio-utils libasound2-plugins graphviz sip-tester baresip-core kamailio chromium chromium-driver postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system venv demo test lint typecheck bench clean
+.PHONY: setup system venv demo test lint typecheck bench soak clean
 
 setup: system venv
 
@@ -46,6 +46,9 @@ bench: setup
 	$(PY) bench/sip.py
 	$(PY) bench/desk.py
 	$(PY) bench/voice.py
+
+soak: setup  # 10 minutes of random calls at 80 % of capacity; not part of bench
+	$(PY) bench/soak.py
 
 clean:
 	rm -rf $(VENV) demo.wav .pytest_cache

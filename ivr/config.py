@@ -71,6 +71,31 @@ class Recognition:
 
 
 @dataclass(frozen=True)
+class SipSecurity:
+    """Who may call ``ivr serve`` from outside the ``--allow`` networks (``[sip]``).
+
+    ``users`` maps a SIP user name to its HA1 hashes, never its password:
+    ``[sip.users.alice]`` with ``ha1_sha256`` and/or ``ha1_md5`` (``ivr sip hash alice``
+    prints them). Flood control counts initial requests per source address.
+    """
+
+    realm: str = "ivr"
+    users: dict[str, Any] = field(default_factory=dict)
+    # digest challenges, most preferred first (old phones may read only the first one)
+    algorithms: list[str] = field(default_factory=lambda: ["SHA-256", "MD5"])
+    nonce_ttl_s: float = 300.0
+    # shared by the servers behind one proxy, so a nonce one issued is good on the others
+    # (empty: each server draws its own at start)
+    nonce_secret: str = ""
+    rate_per_s: float = 10.0  # initial requests a source may send per second (then slowed)
+    burst: int = 30
+    drop_limit: int = 50  # requests dropped while slowed before the source is blocked
+    fail_limit: int = 5  # failed authentications within a minute before it is blocked
+    block_s: float = 300.0
+    retry_after_s: int = 10  # Retry-After of the 503 over --max-calls
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     brand: str = "StreamTube"
@@ -87,6 +112,7 @@ class Settings:
     voice: Voice = field(default_factory=Voice)
     asr: Recognition = field(default_factory=Recognition)
     models: Path | None = None  # models directory (default: <home>/models; $IVR_MODELS)
+    sip: SipSecurity = field(default_factory=SipSecurity)
 
     @property
     def db_path(self) -> Path:
@@ -125,24 +151,45 @@ def _merge(cls: type, base: Any, data: dict[str, Any], where: str) -> Any:
         if key not in known:
             raise ConfigError(f"{where}: unknown setting {key!r} (expected one of {sorted(known)})")
         current = getattr(base, key)
-        if dataclasses.is_dataclass(current) and isinstance(value, dict):
-            changes[key] = _merge(type(current), current, value, f"{where}.{key}")
+        name = f"{where}.{key}"
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{name}: expected a table, got {type(value).__name__}")
+            changes[key] = _merge(type(current), current, value, name)
         elif isinstance(current, Path) or "Path" in str(known[key].type):
+            if not isinstance(value, str | Path) or not str(value):
+                raise ConfigError(f"{name}: expected a path, got {value!r}")
             changes[key] = Path(str(value)).expanduser()
-        elif isinstance(current, bool) or not isinstance(current, int | float | str | dict):
+        elif isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name}: expected true or false, got {value!r}")
             changes[key] = value
         elif isinstance(current, dict):
             if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{key}: expected a table, got {type(value).__name__}")
+                raise ConfigError(f"{name}: expected a table, got {type(value).__name__}")
             changes[key] = {**current, **value}
+        elif isinstance(current, list):
+            if not isinstance(value, list):
+                raise ConfigError(f"{name}: expected a list, got {type(value).__name__}")
+            changes[key] = list(value)
+        elif isinstance(current, int | float | str):
+            changes[key] = _scalar(type(current), value, name)
         else:
-            try:
-                changes[key] = type(current)(value)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(
-                    f"{where}.{key}: expected {type(current).__name__}, got {value!r}"
-                ) from exc
+            changes[key] = value
     return dataclasses.replace(base, **changes)
+
+
+def _scalar(kind: type, value: Any, name: str) -> Any:
+    """A number or text setting: the file's value as that type, or a clear error (text from
+    the environment converts to numbers; a table or a list never becomes text)."""
+    if isinstance(value, bool | list | dict):
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}")
+    if kind is int and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{name}: expected a whole number, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from exc
 
 
 def load_settings(

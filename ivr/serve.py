@@ -3,7 +3,9 @@
 Calls are isolated: each runs in its own thread with its own channel, dialog and record;
 a fault in one (bad packets, a crash in a flow) ends that call alone. SIGTERM stops new
 calls (503), lets the calls in progress finish for a grace period, then ends the rest
-(each record is complete, outcome ``abandoned``) and exits.
+(each record is complete, outcome ``abandoned``) and exits. After a crash (``kill -9``,
+power loss) the next start closes the calls this server left in progress: ``abandoned``,
+reason ``interrupted``, with every turn written up to the crash.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -20,11 +23,18 @@ from typing import Any
 from ivr.agents.routing import AgentRouter
 from ivr.channels.base import HangUp
 from ivr.channels.sip import SipChannel
+from ivr.channels.sip_guard import (
+    DigestAuth,
+    SourceGuard,
+    algorithms_from_config,
+    users_from_config,
+)
 from ivr.channels.sip_stack import Endpoint, EndpointConfig, Leg
 from ivr.config import Settings
 from ivr.datafiles import read_yaml
 from ivr.errors import ConfigError
 from ivr.qa.tape import CallTape
+from ivr.services.calls import recover_interrupted
 from ivr.services.privacy import mask_phone
 from ivr.session import Runtime
 
@@ -43,6 +53,7 @@ class ServeOptions:
     grace_s: float = 20.0
     ring_s: float = 0.5
     agent_ring_s: float = 20.0  # an agent's phone that rings this long is skipped
+    server_id: str | None = None  # names this server's calls in the store (default host:port)
 
 
 def load_fixtures(path: Path) -> dict[str, Any]:
@@ -61,6 +72,8 @@ class Server:
         self.settings = settings
         self.options = options
         self.runtime = runtime or Runtime(settings)
+        self.server_id = options.server_id or f"{socket.gethostname()}:{options.port}"
+        self.runtime.server_id = self.server_id
         self.fixed_code: str | None = None
         # transfers go to free desk agents first, then to --agent (see ivr/agents/routing.py)
         self.router = AgentRouter(
@@ -71,6 +84,8 @@ class Server:
         )
         if options.fixtures:
             self._apply_fixtures(options.fixtures)
+        sec = settings.sip
+        users = users_from_config(sec.users)
         self.endpoint = Endpoint(
             EndpointConfig(
                 host=options.host,
@@ -78,6 +93,23 @@ class Server:
                 max_calls=options.max_calls,
                 allowed_peers=options.allowed_peers,
                 ring_s=options.ring_s,
+                auth=DigestAuth(
+                    users,
+                    realm=sec.realm,
+                    nonce_ttl_s=sec.nonce_ttl_s,
+                    algorithms=algorithms_from_config(sec.algorithms),
+                    secret=sec.nonce_secret.encode() or None,
+                )
+                if users
+                else None,
+                guard=SourceGuard(
+                    rate_per_s=sec.rate_per_s,
+                    burst=sec.burst,
+                    drop_limit=sec.drop_limit,
+                    fail_limit=sec.fail_limit,
+                    block_s=sec.block_s,
+                ),
+                retry_after_s=sec.retry_after_s,
             ),
             self._on_call,
         )
@@ -100,7 +132,17 @@ class Server:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        self.endpoint.start()
+        began = time.time()
+        self.endpoint.start()  # binds the port first: one live server per host and port
+        closed = recover_interrupted(
+            self.runtime.store, server=self.server_id, started_before=began
+        )
+        if closed:
+            log.warning(
+                "closed %d calls left in progress by an earlier run of %s (interrupted)",
+                len(closed),
+                self.server_id,
+            )
         log.info(
             "listening for SIP on udp %s:%d (up to %d calls)",
             self.options.host,

@@ -65,8 +65,10 @@ class Runtime:
         store: Store | None = None,
         engines: Engines | None = None,
         synth: Synthesizer | None = None,
+        server_id: str | None = None,
     ) -> None:
         self.settings = settings
+        self.server_id = server_id  # written on each call record (crash recovery per server)
         self.store = store or Store(settings.db_path)
         self.engines = engines or Engines.from_settings(settings)
         self.synth = synth or Synthesizer(settings.cache_dir / "prompts")
@@ -118,6 +120,7 @@ class Runtime:
             locale=locale,
             caller_id=channel.caller_id,
             observer=observer,
+            server=self.server_id,
         )
         dialog = Dialog(
             channel=channel,

@@ -219,10 +219,11 @@ class CaseDesk:
     # --- work on a case ----------------------------------------------------------------------
     def assign(self, queue_id: int, agent_id: int | None) -> None:
         """The router offers the case to an agent (their desk pops it); None takes it back."""
-        self.store.execute(
-            "UPDATE case_work SET assigned_to = ? WHERE queue_id = ?", (agent_id, queue_id)
-        )
-        self._event("assigned" if agent_id else "unassigned", queue_id, agent_id)
+        with self.store.transaction() as conn:
+            conn.execute(
+                "UPDATE case_work SET assigned_to = ? WHERE queue_id = ?", (agent_id, queue_id)
+            )
+            self._event_in(conn, "assigned" if agent_id else "unassigned", queue_id, agent_id)
 
     def claim(self, queue_id: int, agent: Agent) -> bool:
         """Take a waiting case; False when it is not waiting (someone else holds it) or the
@@ -407,17 +408,13 @@ class CaseDesk:
             created_at=r["created_at"],
             waited_s=max(0.0, until - r["created_at"]),
             position=position,
-            verified=bool(r["verified"]),
+            verified=r["verified"] in (1, True, "1", "true"),  # SQLite 1, PostgreSQL "true"
             caller=r["caller"],
             assigned_to=r["assigned_name"],
             claimed_by=r["claimed_name"],
             claimed_by_id=r["claimed_by"],
             outcome=r["outcome"],
         )
-
-    def _event(self, kind: str, queue_id: int | None, agent_id: int | None) -> None:
-        with self.store.transaction() as conn:
-            self._event_in(conn, kind, queue_id, agent_id)
 
     @staticmethod
     def _event_in(conn: Any, kind: str, queue_id: int | None, agent_id: int | None) -> None:

@@ -11,7 +11,6 @@ import enum
 import hashlib
 import json
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any, Final
@@ -80,7 +79,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _agent(row: sqlite3.Row) -> Agent:
+def _agent(row: Any) -> Agent:
     return Agent(
         id=int(row["id"]),
         name=row["name"],
@@ -130,7 +129,7 @@ class Directory:
                     time.time(),
                 ),
             )
-        except sqlite3.IntegrityError as exc:
+        except self.store.IntegrityError as exc:
             raise AgentError(f"an account named {name!r} exists already") from exc
         agent = self.by_name(name)
         assert agent is not None
@@ -208,12 +207,13 @@ class Directory:
         if only_from:
             sql += f" AND state IN ({', '.join('?' * len(only_from))})"
             params += [str(s) for s in only_from]
-        changed = self.store.execute(sql, tuple(params)).rowcount == 1
-        if changed:
-            self.store.execute(
-                "INSERT INTO desk_events(at, kind, agent_id) VALUES (?, 'agent_state', ?)",
-                (time.time(), agent_id),
-            )
+        with self.store.transaction() as conn:
+            changed = conn.execute(sql, tuple(params)).rowcount == 1
+            if changed:
+                conn.execute(
+                    "INSERT INTO desk_events(at, kind, agent_id) VALUES (?, 'agent_state', ?)",
+                    (time.time(), agent_id),
+                )
         return changed
 
     def _existing(self, name: str) -> Agent:

@@ -1,4 +1,5 @@
-"""SIP and RTP for `ivr serve`: the one module that knows the SIP library.
+"""SIP and RTP for `ivr serve`: with :mod:`ivr.channels.sip_signalling` (transports and the
+per-request policies), the only modules that know the SIP library.
 
 Built on aiosipua (SIP: parsing, dialogs, transactions, 2xx retransmission, CANCEL, REFER)
 and aiortp (RTP: packets, jitter buffer, RFC 4733 telephone-events, RTCP). What this module
@@ -12,7 +13,10 @@ adds around them, each proven by a test under ``tests/sip/``:
 * one 20 ms clock per process sends a packet for every call every 20 ms, silence included,
   and hands the dialog one received frame per tick from a small playout buffer, so timeouts
   run on time even when the peer sends nothing;
-* access control (403 for INVITEs from unlisted peers), a call limit (486), OPTIONS;
+* access control: peers outside the allowed networks authenticate (digest, RFC 3261 §22)
+  or get 403, and are slowed then blocked when they flood (:mod:`ivr.channels.sip_guard`);
+  REGISTER with credentials is answered 200 (phones that register before calling);
+* a call limit (503 with Retry-After, so a proxy tries another server), OPTIONS;
 * in-band keypad tones when the peer negotiated no telephone-events.
 
 The endpoint runs its own asyncio loop in one thread. Calls are handed to the application
@@ -45,14 +49,13 @@ from aiosipua import (
     SdpNegotiationError,
     SipRequest,
     SipResponse,
-    SipUAS,
-    TcpSipTransport,
-    UdpSipTransport,
     negotiate_sdp,
 )
 from aiosipua.dialog import DialogState
 
 from ivr.channels.base import ChannelEvent, Frame, HangUp, Key
+from ivr.channels.sip_guard import DigestAuth, SourceGuard
+from ivr.channels.sip_signalling import USER_AGENT, Tcp, Uas, Udp, copy_record_route
 from ivr.errors import ChannelError
 from ivr.services.privacy import mask_phone
 from ivr.speech.audio import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
@@ -69,9 +72,7 @@ TIMER_B: Final = 64 * T1
 MAX_RX_MS: Final = 200  # older received audio is dropped (peer clock drift)
 # payload type -> (codec, audio rate); G.722 first: wideband is recognised far better
 CODECS: Final = {9: ("G722", 16000), 0: ("PCMU", RATE), 8: ("PCMA", RATE)}
-USER_AGENT: Final = "ivr"
 _DIGITS: Final = re.compile(r"\d+")
-_CALL_ID: Final = re.compile(rb"(?im)^(?:call-id|i)\s*:\s*(\S+)")
 
 
 class G711(RtpCodec):
@@ -111,9 +112,14 @@ class EndpointConfig:
     max_calls: int = 50
     ring_s: float = 0.5  # 180 Ringing this long before answering (a caller hears one ring)
     tcp: bool = True  # SIP over TCP too, on the same port
-    # INVITEs are taken only from these networks when the endpoint is bound elsewhere
-    # than loopback (empty: loopback sources only)
+    # trusted networks: requests from them need no authentication and are never throttled
+    # (empty: loopback sources only)
     allowed_peers: tuple[str, ...] = ()
+    # everyone else: digest authentication (None: 403 for their INVITEs) and flood control
+    auth: DigestAuth | None = None
+    guard: SourceGuard | None = None
+    retry_after_s: int = 10  # in the 503 over the call limit
+    release_after_s: float = TIMER_B  # a refused INVITE's state is kept this long (timer H)
 
 
 def caller_number(request: SipRequest) -> str | None:
@@ -274,112 +280,12 @@ def choose_codec(offer: Any) -> int:
     raise SdpNegotiationError(f"no common codec: offered {names}; we take G722, PCMU, PCMA")
 
 
-class _Udp(UdpSipTransport):
-    """The library's UDP transport, bound without its protocol's start-up assertion
-    (which fails, harmlessly but loudly, on Python 3.11's datagram transport)."""
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        owner = self
-
-        class Protocol(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: Any) -> None:
-                owner._dispatch(data, (str(addr[0]), int(addr[1])))
-
-            def error_received(self, exc: Exception) -> None:
-                log.debug("SIP socket error: %s", exc)
-
-        transport, _ = await loop.create_datagram_endpoint(Protocol, local_addr=self.local_addr)
-        self._udp_transport = transport
-
-
-class _Tcp(TcpSipTransport):
-    """The library's TCP transport; replies go back on the connection the call came in on
-    (RFC 3261 §18.2.2), also when the peer's Via names another port."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._by_call: dict[str, tuple[str, int]] = {}
-
-    def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
-        match = _CALL_ID.search(data)
-        if match:
-            self._by_call[match.group(1).decode(errors="replace")] = addr
-            if len(self._by_call) > 10000:  # forget the oldest calls
-                for key in list(self._by_call)[:5000]:
-                    del self._by_call[key]
-        super()._dispatch(data, addr)
-
-    def send(self, message: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
-        if addr not in self._connections:
-            addr = self._by_call.get(message.call_id or "", addr)
-        try:
-            super().send(message, addr)
-        except RuntimeError as exc:  # the peer closed its connection
-            log.warning("SIP over TCP: %s", exc)
-
-
-class _Uas(SipUAS):
-    """The library's UAS with the fixes and policies listed in the module docstring."""
-
-    endpoint: Endpoint
-
-    def _handle_request(self, request: SipRequest, addr: tuple[str, int]) -> None:
-        if request.method.upper() == "INVITE" and not self.endpoint.allowed(addr):
-            log.warning("INVITE from %s:%d refused: not an allowed peer", *addr)
-            self._send_error(request, 403, "Forbidden")
-            return
-        super()._handle_request(request, addr)
-
-    def _handle_invite(self, request: SipRequest, addr: tuple[str, int]) -> None:
-        call_id = request.call_id or ""
-        existing = self._calls.get(call_id)
-        if existing is not None and existing.dialog.state != DialogState.CONFIRMED:
-            branch = request.via[0].branch if request.via else None
-            first = existing.invite.via[0].branch if existing.invite.via else None
-            if branch == first:
-                existing.trying()  # a retransmission of the INVITE we are answering
-                return
-        if (
-            existing is not None
-            and existing.dialog.state == DialogState.CONFIRMED
-            and request.via
-            and existing.invite.via
-            and request.via[0].branch == existing.invite.via[0].branch
-        ):
-            return  # the first INVITE again after our 200: our 200 is being retransmitted
-        super()._handle_invite(request, addr)
-
-    def _on_message(self, msg: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
-        if isinstance(msg, SipResponse):
-            self.endpoint.on_response(msg)
-            return
-        super()._on_message(msg, addr)
-
-
-def _copy_record_route(call: IncomingCall) -> None:
-    """Make the call's responses carry the INVITE's Record-Route (RFC 3261 §12.1.1)."""
-    routes = call.invite.headers.get("record-route")
-    if not routes:
-        return
-    call.dialog.route_set = list(routes)  # the UAS keeps the order as received
-    original = call.dialog.create_response
-
-    def create_response(request: SipRequest, status: int, reason: str, **kw: Any) -> SipResponse:
-        resp = original(request, status, reason, **kw)
-        if request is call.invite and 100 < status < 300:
-            for route in routes:
-                resp.headers.append("Record-Route", route)
-        return resp
-
-    call.dialog.create_response = create_response  # type: ignore[method-assign,assignment]
-
-
 class Endpoint:
     """A SIP endpoint on one UDP address; calls arrive through ``on_call``.
 
     ``on_call(leg)`` runs on the endpoint's loop and must return quickly: True to answer,
-    False to refuse (486, over capacity). Answered legs deliver events on ``leg.events``.
+    False to refuse (503 with Retry-After, over capacity). Answered legs deliver events on
+    ``leg.events``.
     """
 
     def __init__(self, config: EndpointConfig, on_call: Callable[[Leg], bool]) -> None:
@@ -391,8 +297,8 @@ class Endpoint:
         self._thread = threading.Thread(target=self._run, name="sip", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._uas: _Uas | None = None
-        self._servers: list[_Uas] = []
+        self._uas: Uas | None = None
+        self._servers: list[Uas] = []
         self._ports = PortAllocator(config.rtp_ports)
         self._pending: dict[tuple[str, str], asyncio.Future[SipResponse]] = {}
         self._networks = [ipaddress.ip_network(p, strict=False) for p in config.allowed_peers]
@@ -433,11 +339,12 @@ class Endpoint:
 
     async def _start(self) -> None:
         address = (self.config.host, self.config.port)
-        transports: list[Any] = [_Udp(local_addr=address)]
+        transports: list[Any] = [Udp(local_addr=address)]
         if self.config.tcp:
-            transports.append(_Tcp(local_addr=address))
+            transports.append(Tcp(local_addr=address))
         for transport in transports:
-            uas = _Uas(transport, user_agent=USER_AGENT)
+            transport.guard = self.config.guard
+            uas = Uas(transport, user_agent=USER_AGENT)
             uas.endpoint = self
             uas.on_invite = self._on_invite
             uas.on_bye = self._on_bye
@@ -484,6 +391,21 @@ class Endpoint:
         self.loop.create_task(self._answer(call))
 
     async def _answer(self, call: IncomingCall) -> None:
+        try:
+            await self._answer_call(call)
+        finally:
+            if call.dialog.state == DialogState.TERMINATED and call.call_id not in self.legs:
+                # refused (503, 488, ...): the library keeps the call until the caller ACKs
+                # our answer, which a scanner never does; forget it after timer H
+                self.loop.call_later(self.config.release_after_s, self._release, call)
+
+    def _release(self, call: IncomingCall) -> None:
+        for uas in self._servers:
+            if uas._calls.get(call.call_id) is call:
+                del uas._calls[call.call_id]
+                uas._remove_invite_transaction(call.invite)
+
+    async def _answer_call(self, call: IncomingCall) -> None:
         request = call.invite
         if self.draining:
             call.reject(503, "Service Unavailable")
@@ -522,9 +444,15 @@ class Endpoint:
             rate=rate,
         )
         if not self.on_call(leg):
-            call.reject(486, "Busy Here")
+            # over the call limit: a proxy tries another server, a phone retries later
+            call._send_response(
+                503,
+                "Service Unavailable",
+                extra_headers={"Retry-After": str(self.config.retry_after_s)},
+            )
+            call.dialog.terminate()
             return
-        _copy_record_route(call)
+        copy_record_route(call)
         call.ringing()
         await asyncio.sleep(self.config.ring_s)
         if call.dialog.state == DialogState.TERMINATED or self.draining:

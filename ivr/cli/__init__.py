@@ -8,10 +8,10 @@ import sqlite3
 import sys
 
 from ivr import __version__
-from ivr.cli import agents, audio_io, demo, desk, doctor, flow, qa, records, serve, speech
+from ivr.cli import agents, audio_io, db, demo, desk, doctor, flow, qa, records, serve, sip, speech
 from ivr.errors import IvrError
 
-GROUPS = (demo, qa, speech, records, flow, serve, audio_io, doctor, desk, agents)
+GROUPS = (demo, qa, speech, records, flow, serve, audio_io, doctor, desk, agents, db, sip)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,5 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.Error as exc:
         print(f"ivr: database error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if type(exc).__module__.startswith("psycopg"):  # PostgreSQL (imported only when used)
+            print(f"ivr: database error: {str(exc).strip()}", file=sys.stderr)
+            return 2
+        raise
     except KeyboardInterrupt:
         return 130

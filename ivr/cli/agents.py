@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from ivr.cli.common import settings_for, store_for
+from ivr.cli.common import DB_HELP, settings_for, store_for
 
 
 def _directory(args: argparse.Namespace) -> Any:
@@ -96,4 +96,4 @@ def register(sub: Any) -> None:
     tok.add_argument("--revoke", action="store_true", help="revoke all of this account's tokens")
     tok.set_defaults(func=cmd_token)
     for p in (add, ls, dis, tok):
-        p.add_argument("--db", help="SQLite database (default: in the data directory)")
+        p.add_argument("--db", help=DB_HELP)

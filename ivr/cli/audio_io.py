@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ivr.cli.common import settings_for, show_live, store_for
+from ivr.cli.common import DB_HELP, settings_for, show_live, store_for
 
 
 def _device(value: str | None) -> str | int | None:
@@ -142,7 +142,7 @@ def register(sub: Any) -> None:
     call.add_argument(
         "--record", help="folder: a WAV of what the IVR heard, and the call as a test call"
     )
-    call.add_argument("--db")
+    call.add_argument("--db", help=DB_HELP)
     call.add_argument(
         "--echo",
         choices=["half-duplex", "echo-aware"],

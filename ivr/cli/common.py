@@ -8,6 +8,10 @@ from typing import Any
 
 from ivr.config import Settings, check_locales, load_settings
 
+DB_HELP = (
+    "the store: a SQLite file or postgresql://user@host/dbname (default: SQLite in the data"
+    " directory)"
+)
 DEMO_CALLS = {
     "en-US": Path(__file__).parent.parent / "data" / "demo_call.yaml",
     "zh-CN": Path(__file__).parent.parent / "data" / "demo_call.zh-CN.yaml",
@@ -24,9 +28,11 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def store_for(args: argparse.Namespace, settings: Settings) -> Any:
-    from ivr.services.store import Store
+    """The store ``--db`` names (a SQLite file or a postgresql:// address), else the data
+    directory's SQLite file."""
+    from ivr.services.store import open_store
 
-    return Store(Path(args.db) if getattr(args, "db", None) else settings.db_path)
+    return open_store(getattr(args, "db", None) or settings.db_path, home=settings.home)
 
 
 def show_live(kind: str, data: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ivr.cli.common import settings_for, store_for
+from ivr.cli.common import DB_HELP, settings_for, store_for
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -57,11 +57,11 @@ def register(sub: Any) -> None:
     dk = sub.add_parser("desk", help="the agent desk (web), beside ivr serve")
     dk.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     dk.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
-    dk.add_argument("--db", help="SQLite database (default: in the data directory)")
+    dk.add_argument("--db", help=DB_HELP)
     dk.add_argument("--secure-cookies", action="store_true", help="session cookies only over HTTPS")
     dk.set_defaults(func=cmd_desk)
     rp = sub.add_parser("report", help="a day's calls: containment, transfers, funnel")
     rp.add_argument("--day", help="YYYY-MM-DD (default today)")
     rp.add_argument("--json", action="store_true", help="one JSON document (as GET /api/report)")
-    rp.add_argument("--db", help="SQLite database (default: in the data directory)")
+    rp.add_argument("--db", help=DB_HELP)
     rp.set_defaults(func=cmd_report)

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ivr.cli.common import settings_for, store_for
+from ivr.cli.common import DB_HELP, settings_for, store_for
 from ivr.config import Settings
 from ivr.services.privacy import mask_phone
 
@@ -166,13 +166,13 @@ def cmd_feedback_list(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     c = sub.add_parser("calls", help="call records").add_subparsers(dest="calls", required=True)
     cl = c.add_parser("list", help="recent calls")
-    cl.add_argument("--db")
+    cl.add_argument("--db", help=DB_HELP)
     cl.add_argument("--limit", type=int, default=50)
     cl.add_argument("--json", action="store_true")
     cl.set_defaults(func=cmd_calls_list)
     cs = c.add_parser("show", help="one call: path, turns, transcript")
     cs.add_argument("call_id")
-    cs.add_argument("--db")
+    cs.add_argument("--db", help=DB_HELP)
     cs.add_argument("--json", action="store_true")
     cs.set_defaults(func=cmd_calls_show)
 
@@ -183,12 +183,12 @@ def register(sub: Any) -> None:
     tl.add_argument("--team", help="only this team, e.g. content_review")
     tl.add_argument("--status", choices=("open", "in_progress", "resolved"))
     tl.add_argument("--limit", type=int, default=100)
-    tl.add_argument("--db")
+    tl.add_argument("--db", help=DB_HELP)
     tl.add_argument("--json", action="store_true")
     tl.set_defaults(func=cmd_tickets_list)
     ts = tk.add_parser("show", help="one ticket with its history")
     ts.add_argument("number")
-    ts.add_argument("--db")
+    ts.add_argument("--db", help=DB_HELP)
     ts.add_argument("--json", action="store_true")
     ts.set_defaults(func=cmd_tickets_show)
     tu = tk.add_parser("update", help="move a ticket on; resolving it texts the caller")
@@ -196,7 +196,7 @@ def register(sub: Any) -> None:
     tu.add_argument("--status", choices=("open", "in_progress", "resolved"))
     tu.add_argument("--resolution", help="the team's answer, read and texted to the caller")
     tu.add_argument("--note", help="a note for the history")
-    tu.add_argument("--db")
+    tu.add_argument("--db", help=DB_HELP)
     tu.set_defaults(func=cmd_tickets_update)
 
     fb = sub.add_parser("feedback", help="spoken feedback (back office)").add_subparsers(
@@ -207,6 +207,6 @@ def register(sub: Any) -> None:
         "--category", choices=("feature_request", "bug", "complaint", "praise", "other")
     )
     fl.add_argument("--limit", type=int, default=100)
-    fl.add_argument("--db")
+    fl.add_argument("--db", help=DB_HELP)
     fl.add_argument("--json", action="store_true")
     fl.set_defaults(func=cmd_feedback_list)

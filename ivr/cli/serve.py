@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ivr.cli.common import settings_for, store_for
+from ivr.cli.common import DB_HELP, settings_for, store_for
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -16,10 +16,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.session import Runtime
 
     settings = settings_for(args)
-    if args.host not in ("127.0.0.1", "::1", "localhost") and not args.allow:
+    if args.host not in ("127.0.0.1", "::1", "localhost") and not (
+        args.allow or settings.sip.users
+    ):
         print(
             f"ivr: serving on {args.host} needs --allow NETWORK for the peers (PBX, proxy) "
-            "that may send calls; everything else gets 403",
+            "that may send calls, or SIP users in the configuration ([sip.users]) who must "
+            "authenticate; everything else gets 403",
             file=sys.stderr,
         )
         return 2
@@ -35,6 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         grace_s=args.grace,
         ring_s=args.ring,
         agent_ring_s=args.agent_ring,
+        server_id=args.server_id,
     )
     server = Server(settings, options, runtime)
     logging.getLogger("ivr").setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -46,16 +50,28 @@ def register(sub: Any) -> None:
     sv = sub.add_parser("serve", help="answer SIP calls")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=5080, help="SIP port, UDP (default 5080)")
-    sv.add_argument("--db", help="SQLite database (default: in the data directory)")
+    sv.add_argument("--db", help=DB_HELP)
     sv.add_argument("--record", help="folder: each call saved as a test call (call.yaml)")
     sv.add_argument("--fixtures", help="a test call's fixtures block (accounts, code, tickets)")
     sv.add_argument("--agent", help="agents' SIP address for transfers, e.g. sip:agents@pbx:5060")
-    sv.add_argument("--allow", action="append", help="network allowed to send INVITEs (repeatable)")
-    sv.add_argument("--max-calls", type=int, default=50, help="concurrent calls (then 486)")
+    sv.add_argument(
+        "--allow",
+        action="append",
+        help="trusted network: calls without authentication (repeatable; default loopback);"
+        " others authenticate as [sip.users] or get 403",
+    )
+    sv.add_argument(
+        "--max-calls", type=int, default=50, help="concurrent calls (then 503, Retry-After)"
+    )
     sv.add_argument("--grace", type=float, default=20.0, help="seconds calls get on SIGTERM")
     sv.add_argument("--ring", type=float, default=0.5, help="seconds of ringing before answer")
     sv.add_argument(
         "--agent-ring", type=float, default=20.0, help="seconds a desk agent's phone may ring"
+    )
+    sv.add_argument(
+        "--server-id",
+        help="name of this server's calls in the store (default host:port); a restart closes"
+        " the calls the same name left in progress",
     )
     sv.add_argument("--locale", help="default locale (the dialled number may choose another)")
     sv.set_defaults(func=cmd_serve)

@@ -36,15 +36,18 @@ class Accounts:
 
     def add(self, phone: str, name: str) -> None:
         self.store.execute(
-            "INSERT OR REPLACE INTO accounts(phone, name) VALUES (?, ?)",
+            "INSERT INTO accounts(phone, name) VALUES (?, ?) ON CONFLICT(phone)"
+            " DO UPDATE SET name = excluded.name, recovery_locked_until = 0",
             (normalize_phone(phone), name),
         )
 
     def seed_demo(self) -> None:
-        for phone, name in DEMO_ACCOUNTS:
-            self.store.execute(
-                "INSERT OR IGNORE INTO accounts(phone, name) VALUES (?, ?)", (phone, name)
-            )
+        with self.store.transaction() as conn:
+            for phone, name in DEMO_ACCOUNTS:
+                conn.execute(
+                    "INSERT INTO accounts(phone, name) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (phone, name),
+                )
 
     def by_phone(self, phone: str | None) -> Account | None:
         if not phone:

@@ -92,6 +92,7 @@ class CallRecorder:
         locale: str,
         caller_id: str | None,
         observer: Callable[[str, dict[str, Any]], None] | None = None,
+        server: str | None = None,
     ) -> None:
         self.store = store
         self.observer = observer
@@ -102,8 +103,9 @@ class CallRecorder:
         self.turns: list[TurnRecord] = []
         self.finished = False
         store.execute(
-            "INSERT INTO calls(id, started_at, channel, locale, caller_masked) VALUES (?, ?, ?, ?, ?)",  # noqa: E501
-            (self.call_id, time.time(), channel, locale, mask_phone(caller_id)),
+            "INSERT INTO calls(id, started_at, channel, locale, caller_masked, server)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (self.call_id, time.time(), channel, locale, mask_phone(caller_id), server),
         )
 
     def state(self, name: str) -> None:
@@ -117,8 +119,9 @@ class CallRecorder:
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"expected fields among {sorted(allowed)}, got {sorted(bad)}")
-        for key, value in fields.items():
-            self.store.execute(f"UPDATE calls SET {key} = ? WHERE id = ?", (value, self.call_id))
+        with self.store.transaction() as conn:
+            for key, value in fields.items():
+                conn.execute(f"UPDATE calls SET {key} = ? WHERE id = ?", (value, self.call_id))
 
     def line(self, speaker: str, text: str) -> None:
         self._line_seq += 1
@@ -170,6 +173,47 @@ class CallRecorder:
             " error = COALESCE(?, error) WHERE id = ?",
             (time.time(), str(outcome), reason, error, self.call_id),
         )
+
+
+INTERRUPTED = "interrupted"
+
+
+def recover_interrupted(
+    store: Store, *, server: str | None = None, started_before: float | None = None
+) -> list[str]:
+    """Close the calls a killed process left in progress; the ids closed.
+
+    Each becomes ``abandoned`` with reason ``interrupted``, ended at the last moment it
+    wrote (its last turn or transcript line); its turns, transcript, queued case, ticket and
+    codes are kept as they are. ``server`` limits this to the calls one server answered
+    (and calls from releases that did not name their server), so a restarted server never
+    closes the live calls of another one sharing the store; ``started_before`` spares the
+    calls this process has begun since it started.
+    """
+    where = "c.ended_at IS NULL"
+    params: list[Any] = []
+    if server is not None:
+        where += " AND (c.server = ? OR c.server IS NULL)"
+        params.append(server)
+    if started_before is not None:
+        where += " AND c.started_at < ?"
+        params.append(started_before)
+    with store.transaction() as conn:
+        rows = conn.execute(
+            "SELECT c.id, c.started_at,"
+            " (SELECT MAX(t.at) FROM turns t WHERE t.call_id = c.id) AS last_turn,"
+            " (SELECT MAX(x.at) FROM transcript x WHERE x.call_id = c.id) AS last_line"
+            f" FROM calls c WHERE {where} ORDER BY c.started_at",
+            tuple(params),
+        ).fetchall()
+        for row in rows:
+            last = max(row["started_at"], row["last_turn"] or 0.0, row["last_line"] or 0.0)
+            conn.execute(
+                "UPDATE calls SET ended_at = ?, outcome = ?, transfer_reason = ?"
+                " WHERE id = ? AND ended_at IS NULL",
+                (last, str(Outcome.ABANDONED), INTERRUPTED, row["id"]),
+            )
+    return [str(r["id"]) for r in rows]
 
 
 def load_call(store: Store, call_id: str) -> CallRecord | None:

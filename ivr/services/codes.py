@@ -120,29 +120,32 @@ class Codes:
         account = self.accounts.by_phone(phone)
         if account is not None and account.recovery_locked(now):
             return Issue.LOCKED
-        recent = self.store.query(
-            "SELECT COUNT(*) AS n FROM otp_codes WHERE phone = ? AND issued_at > ?",
-            (phone, now - 3600),
-        )[0]["n"]
-        if recent >= MAX_CODES_PER_HOUR:
-            return Issue.RATE_LIMITED
-        current = self._current(phone)
-        resends = 0
-        if resend and current is not None:
-            resends = int(current["resends"]) + 1  # type: ignore[call-overload]
-            if resends > MAX_RESENDS:
-                return Issue.RESEND_LIMIT
-        tries = int(current["tries"]) if (resend and current) else 0  # type: ignore[call-overload]
-        code = self._new_code()
-        salt = secrets.token_hex(8)
+        # the limits are read and the code written under one write lock (one transaction), so
+        # processes sharing the store never both pass a limit; the code and its text message
+        # are committed together
         with self.store.transaction() as conn:
+            recent = conn.execute(
+                "SELECT COUNT(*) AS n FROM otp_codes WHERE phone = ? AND issued_at > ?",
+                (phone, now - 3600),
+            ).fetchone()["n"]
+            if recent >= MAX_CODES_PER_HOUR:
+                return Issue.RATE_LIMITED
+            current = self._current(phone)
+            resends = 0
+            if resend and current is not None:
+                resends = int(current["resends"]) + 1  # type: ignore[call-overload]
+                if resends > MAX_RESENDS:
+                    return Issue.RESEND_LIMIT
+            tries = int(current["tries"]) if (resend and current) else 0  # type: ignore[call-overload]
+            code = self._new_code()
+            salt = secrets.token_hex(8)
             conn.execute("UPDATE otp_codes SET used = 1 WHERE phone = ? AND used = 0", (phone,))
             conn.execute(
                 "INSERT INTO otp_codes(phone, code_hash, salt, issued_at, expires_at, tries, resends)"  # noqa: E501
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (phone, _hash(code, salt), salt, now, now + CODE_TTL_SEC, tries, resends),
             )
-        self.outbox.send(phone, self.message.format(code=code), kind="verification_code")
+            self.outbox.send(phone, self.message.format(code=code), kind="verification_code")
         return Issue.SENT
 
     def verify(self, phone: str, code: str) -> Verify:
@@ -150,19 +153,31 @@ class Codes:
         account = self.accounts.by_phone(phone)
         if account is not None and account.recovery_locked(now):
             return Verify.LOCKED
-        current = self._current(phone)
-        if current is None:
-            return Verify.EXPIRED
-        if float(current["expires_at"]) < now:  # type: ignore[arg-type]
-            return Verify.EXPIRED
-        if hmac.compare_digest(_hash(code, str(current["salt"])), str(current["code_hash"])):
-            self.store.execute("UPDATE otp_codes SET used = 1 WHERE id = ?", (current["id"],))
-            return Verify.OK
-        tries = int(current["tries"]) + 1  # type: ignore[call-overload]
-        self.store.execute("UPDATE otp_codes SET tries = ? WHERE id = ?", (tries, current["id"]))
-        if tries >= MAX_TRIES:
-            self.store.execute("UPDATE otp_codes SET used = 1 WHERE id = ?", (current["id"],))
-            self.accounts.lock_recovery(phone, now + LOCK_SEC)
+        # read and spent under one write lock: a code is accepted once, whichever process
+        # (or call) presents it first; a wrong try, the spent code and the lock-out commit
+        # together
+        with self.store.transaction():
+            current = self._current(phone)
+            if current is None:
+                return Verify.EXPIRED
+            if float(current["expires_at"]) < now:  # type: ignore[arg-type]
+                return Verify.EXPIRED
+            if hmac.compare_digest(_hash(code, str(current["salt"])), str(current["code_hash"])):
+                spent = self.store.execute(
+                    "UPDATE otp_codes SET used = 1 WHERE id = ? AND used = 0", (current["id"],)
+                ).rowcount
+                return Verify.OK if spent == 1 else Verify.EXPIRED
+            tries = int(current["tries"]) + 1  # type: ignore[call-overload]
+            self.store.execute(
+                "UPDATE otp_codes SET tries = ? WHERE id = ?", (tries, current["id"])
+            )
+            if tries >= MAX_TRIES:
+                self.store.execute("UPDATE otp_codes SET used = 1 WHERE id = ?", (current["id"],))
+                self.accounts.lock_recovery(phone, now + LOCK_SEC)
+                locked = True
+            else:
+                locked = False
+        if locked:
             log.info("recovery locked for %s after %d wrong codes", mask_phone(phone), tries)
             return Verify.LOCKED
         return Verify.WRONG

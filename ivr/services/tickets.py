@@ -11,7 +11,6 @@ import enum
 import json
 import logging
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -134,14 +133,16 @@ class Tickets:
                         "INSERT INTO ticket_history(number, at, status, note) VALUES (?, ?, ?, ?)",
                         (number, now, str(Status.OPEN), f"created for {team}"),
                     )
+                    if caller and messages is not None:  # the ticket and its text together
+                        self.outbox.send(
+                            caller, messages.created.format(number=number), kind="ticket"
+                        )
                 break
-            except sqlite3.IntegrityError:
+            except self.store.IntegrityError:
                 continue  # the random number is taken: draw another
         else:  # pragma: no cover - 50 collisions among 90 million numbers
             raise TicketError("could not draw a free ticket number")
         log.info("ticket %s created for %s, caller %s", number, team, mask_phone(caller))
-        if caller and messages is not None:
-            self.outbox.send(caller, messages.created.format(number=number), kind="ticket")
         ticket = self.get(number)
         assert ticket is not None
         return ticket
@@ -207,18 +208,18 @@ class Tickets:
                 "INSERT INTO ticket_history(number, at, status, note) VALUES (?, ?, ?, ?)",
                 (number, now, str(new), note or (resolution or f"status {new}")),
             )
+            if (
+                new is Status.RESOLVED
+                and ticket.status is not Status.RESOLVED
+                and ticket.caller
+                and messages is not None
+            ):
+                self.outbox.send(
+                    ticket.caller,
+                    messages.resolved.format(number=number, resolution=text),
+                    kind="ticket",
+                )
         log.info("ticket %s: %s -> %s", number, ticket.status, new)
-        if (
-            new is Status.RESOLVED
-            and ticket.status is not Status.RESOLVED
-            and ticket.caller
-            and messages is not None
-        ):
-            self.outbox.send(
-                ticket.caller,
-                messages.resolved.format(number=number, resolution=text),
-                kind="ticket",
-            )
         updated = self.get(number)
         assert updated is not None
         return updated

@@ -124,12 +124,16 @@ def read_audio(path: Path | str) -> Audio:
     path = Path(path)
     if not path.exists():
         raise AudioError(f"audio file not found: {path}")
+    if not path.is_file():
+        raise AudioError(f"{path}: expected an audio file, got a folder or device")
     try:
         with wave.open(str(path), "rb") as w:
             rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
             raw = w.readframes(w.getnframes())
     except (wave.Error, EOFError) as exc:
         return _read_with_pydub(path, exc)
+    except OSError as exc:
+        raise AudioError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if rate <= 0:
         raise AudioError(f"{path}: expected a positive sample rate, got {rate}")
     return Audio(_to_mono_int16(raw, width, channels), rate)

@@ -185,6 +185,11 @@ def _parse_source(path: Path) -> _Source:
     unknown = set(data) - {"values", "keys", "digits", "description"}
     if unknown:
         raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (expected values, keys, digits)")
+    for section in ("values", "keys", "digits"):
+        if data.get(section) is not None and not isinstance(data[section], dict):
+            raise ConfigError(
+                f"{path}: {section}: expected a mapping, got {type(data[section]).__name__}"
+            )
     values: dict[str, list[str]] = {}
     for value, phrases in (data.get("values") or {}).items():
         if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
@@ -217,6 +222,8 @@ class GrammarBook:
         if not self.dir.is_dir():
             raise ConfigError(f"no grammars for locale {locale!r}: {self.dir} is not a directory")
         words = _read_yaml(self.dir / "_digits.yaml") or {}
+        if not isinstance(words, dict):
+            raise ConfigError(f"{self.dir / '_digits.yaml'}: expected a mapping of words to digits")
         self.digit_words: dict[str, str] = {normalize(str(k)): str(v) for k, v in words.items()}
         if sorted(set(self.digit_words.values())) != list("0123456789"):
             raise ConfigError(f"{self.dir / '_digits.yaml'}: expected words for every digit 0-9")

@@ -66,6 +66,9 @@ TRIM_DBFS: Final = -55.0
 EDGE_MS: Final = 40
 WAV_WAIT_SEC: Final = 2.0
 CACHE_VERSION: Final = 4  # bump when the way audio is made changes
+# segments kept in memory, least recently used dropped first: read-backs of numbers make new
+# texts on every call, so an unbounded map grew for as long as the process ran (the soak)
+MEMORY_CACHE_BYTES: Final = 64 * 2**20
 EMBEDDED: Final = "\x01"  # espeak-ng embedded command: "\x01150S" sets the speed for the text
 
 
@@ -258,7 +261,9 @@ class Synthesizer:
 
     def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = cache_dir
-        self._memory: dict[str, np.ndarray] = {}
+        self._memory: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
+        self._memory_bytes = 0
+        self.memory_limit_bytes = MEMORY_CACHE_BYTES
         self._lock = threading.Lock()
         self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-ahead")
         # the voice's own audio of the last few segments: one synthesis serves every rate
@@ -300,6 +305,8 @@ class Synthesizer:
         key = self.cache_key(text, voice, rate_wpm, sample_rate, position)
         with self._lock:
             hit = self._memory.get(key)
+            if hit is not None:
+                self._memory.move_to_end(key)
         if hit is not None:
             return hit
         path = self._path(key)
@@ -310,7 +317,12 @@ class Synthesizer:
             samples = self._synthesize(text, voice, rate_wpm, sample_rate, position)
             write_wav(path, samples, sample_rate)
         with self._lock:
-            self._memory[key] = samples
+            if key not in self._memory:
+                self._memory[key] = samples
+                self._memory_bytes += samples.nbytes
+            while self._memory_bytes > self.memory_limit_bytes and len(self._memory) > 1:
+                _, dropped = self._memory.popitem(last=False)
+                self._memory_bytes -= dropped.nbytes
         return samples
 
     def _synthesize(

@@ -255,6 +255,50 @@ class Scenario:
         ]
         return self
 
+    def invite_with_auth(self, user: str, password: str, status: int = 200) -> Scenario:
+        """INVITE, 401 with a digest challenge, the INVITE again with credentials (SIPp's
+        ``[authentication]``, MD5): answered ``status`` (200: the call goes on)."""
+        msg = _msg(
+            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0", "1 INVITE", self.caller, sdp()
+        )
+        ack = _msg(
+            "ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
+            "1 ACK",
+            self.caller,
+            to_tag="[peer_tag_param]",
+        ).replace("branch=[branch]", "branch=[branch-3]")
+        self.cseq = 2
+        again = _msg(
+            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
+            "2 INVITE",
+            self.caller,
+            sdp(),
+            extra=f"      [authentication username={user} password={password}]\n",
+        )
+        self.steps += [
+            f'  <send retrans="500">\n{msg}\n  </send>',
+            '  <recv response="100" optional="true"/>',
+            '  <recv response="401" auth="true"/>',
+            f"  <send>\n{ack}\n  </send>",
+            f'  <send retrans="500">\n{again}\n  </send>',
+            '  <recv response="100" optional="true"/>',
+        ]
+        if status == 200:
+            self.steps += [
+                '  <recv response="180" optional="true"/>',
+                '  <recv response="200" rtd="true" rrs="true"/>',
+                self._ack("2"),
+            ]
+        else:
+            ack2 = _msg(
+                "ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
+                "2 ACK",
+                self.caller,
+                to_tag="[peer_tag_param]",
+            ).replace("branch=[branch]", "branch=[branch-2]")
+            self.steps += [f'  <recv response="{status}"/>', f"  <send>\n{ack2}\n  </send>"]
+        return self
+
     def _ack(self, seq: str) -> str:
         msg = _msg(
             "ACK [next_url] SIP/2.0",
@@ -439,9 +483,9 @@ def end_process(proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
 class RawSip:
     """A UDP socket that sends SIP text as written and collects what comes back."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
 
     def send(self, text: str | bytes, port: int) -> None:
@@ -559,7 +603,10 @@ class Baresip:
         codecs: str = "G722/16000/1,PCMU/8000/1",
         answer: bool = False,
         user: str = "caller",
+        account: str | None = None,
     ) -> Baresip:
+        """``account``: a whole account line instead of the local one (e.g. registering
+        with the IVR with a password)."""
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "rec").mkdir(exist_ok=True)
         port = free_port_pair()  # baresip binds SIP on port (UDP, TCP) and TLS on port + 1
@@ -568,7 +615,7 @@ class Baresip:
             BARESIP_CONFIG.format(port=port, dir=folder, source=source, extra=extra)
         )
         (folder / "accounts").write_text(
-            f"<sip:{user}@127.0.0.1:{port}>;regint=0;audio_codecs={codecs}"
+            (account or f"<sip:{user}@127.0.0.1:{port}>;regint=0;audio_codecs={codecs}")
             + (";answermode=auto" if answer else "")
             + "\n"
         )

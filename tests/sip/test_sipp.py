@@ -7,7 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.sip.peers import Ivr, Scenario, end_process, run_sipp, start_ivr, start_sipp
+from tests.sip.peers import (
+    Ivr,
+    RawSip,
+    Scenario,
+    end_process,
+    free_port,
+    header,
+    raw_sdp,
+    request,
+    run_sipp,
+    start_ivr,
+    start_sipp,
+    status_of,
+)
 
 FIXTURES = """fixtures:
   accounts: [{phone: "13800138000", name: "Wang Fang"}]
@@ -97,9 +110,24 @@ def test_calls_over_the_limit_are_refused_busy(ivr_home: Path, tmp_path: Path) -
         holder = start_sipp(Scenario().invite().pause(8000).bye().xml(), server.port, tmp_path)
         try:
             server.wait_records(1, timeout=15, finished=False)
-            busy = Scenario().invite_expecting(486)
+            busy = Scenario().invite_expecting(503)  # with Retry-After: try later or elsewhere
             result = run_sipp(busy.xml(), server.port, tmp_path, timeout=20)
             assert result.returncode == 0, result.stderr
+            client = RawSip()
+            try:
+                invite = request(
+                    "INVITE",
+                    server.port,
+                    client,
+                    call_id="busy-1",
+                    branch="z9hG4bKbusy1",
+                    body=raw_sdp(free_port()),
+                )
+                client.send(invite, server.port)
+                answers = [m for m in client.recv_all(3.0) if status_of(m) == 503]
+            finally:
+                client.close()
+            assert answers and header(answers[0], "Retry-After") == ["10"]
         finally:
             end_process(holder)
         rows = server.wait_records(1)

@@ -1,0 +1,109 @@
+"""Two `ivr serve` behind Kamailio (deploy/kamailio, round robin) sharing one PostgreSQL:
+a ticket opened in a call on one is read back in a call on the other, a recovery lock set
+by wrong codes on one holds on the other, and the agent queue (as the desk reads it) holds
+the cases of both."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from ivr.agents.cases import CaseDesk
+from ivr.agents.directory import Directory, Role
+from ivr.services.store import open_store
+from tests.desk.helpers import Http, start_desk
+from tests.sip.peers import Scenario, run_sipp, start_ivr
+from tests.sip.test_kamailio import start_kamailio
+from tests.sip.test_sipp import FIXTURES
+
+CONTENT_REVIEW = "3" + "1" + "2" + "1" + "2"  # dance, yesterday, open the ticket, nothing else
+THREE_WRONG = "1" + "1" + "111111" + "1" + "222222" + "1" + "333333" + "1"
+
+
+def _call(port: int, tmp_path: Path, keys: str) -> None:
+    scenario = Scenario(proxied=True).invite().keys(keys).wait_bye()
+    result = run_sipp(scenario.xml(), port, tmp_path, timeout=180)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def _calls(dsn: str, home: Path) -> list[dict[str, object]]:
+    store = open_store(dsn, home=home)
+    try:
+        return [dict(r) for r in store.query("SELECT * FROM calls ORDER BY started_at")]
+    finally:
+        store.close()
+
+
+def test_two_servers_share_one_postgresql(ivr_home: Path, tmp_path: Path, pg_dsn: str) -> None:
+    fixtures = tmp_path / "fixtures.yaml"
+    fixtures.write_text(FIXTURES)
+    ivrs = [
+        start_ivr(
+            ivr_home, tmp_path, "--db", pg_dsn, "--fixtures", str(fixtures), "--server-id", name
+        )
+        for name in ("ivr-a", "ivr-b")
+    ]
+    proxy, port = start_kamailio(tmp_path, [i.port for i in ivrs])
+    try:
+        _call(port, tmp_path, CONTENT_REVIEW)  # on one server: a ticket is opened
+        store = open_store(pg_dsn, home=tmp_path)
+        try:
+            (ticket,) = store.query("SELECT number, team FROM tickets")
+        finally:
+            store.close()
+        _call(port, tmp_path, "4" + ticket["number"] + "1" + "2")  # on the other: its status
+        _call(port, tmp_path, THREE_WRONG)  # on the first: three wrong codes
+        _call(port, tmp_path, "1" + "1")  # on the other: recovery, same number
+    finally:
+        proxy.terminate()
+        try:
+            proxy.wait(10)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            proxy.wait(5)
+        for ivr in ivrs:
+            ivr.stop()
+    calls = _calls(pg_dsn, tmp_path)
+    servers = [c["server"] for c in calls]  # round robin: the calls alternate
+    assert servers[0] == servers[2] != servers[1] == servers[3], servers
+    review, status, wrong, locked = calls
+    assert review["ticket_team"] == "content_review" and review["outcome"] == "resolved"
+    store = open_store(pg_dsn, home=tmp_path)
+    try:
+
+        def said(call_id: object) -> str:
+            return " ".join(
+                r["text"]
+                for r in store.query(
+                    "SELECT text FROM transcript WHERE call_id = ? AND speaker = 'ivr'",
+                    (call_id,),
+                )
+            )
+
+        # the other server found the ticket the first opened and read its status
+        assert status["outcome"] == "resolved", status
+        assert "could not find" not in said(status["id"]) and "is open" in said(status["id"])
+        # the first server's lock-out holds on the other: recovery refused there at once
+        assert wrong["transfer_reason"] == "verification_failed", wrong
+        assert '"locked"' in str(locked["states"]) or "locked" in said(locked["id"]).lower()
+        assert locked["outcome"] == "transferred", locked
+        (account,) = store.query(
+            "SELECT recovery_locked_until FROM accounts WHERE phone = '13800138000'"
+        )
+        assert account["recovery_locked_until"] > float(str(wrong["started_at"]))
+        # the desk, on the same database, sees the cases both servers queued
+        queued = {c.call_id for c in CaseDesk(store).cases()}
+        assert {wrong["id"], locked["id"]} <= queued
+        token = Directory(store).new_token(
+            Directory(store).add("alice", role=Role.AGENT, password="long-enough-1").name
+        )
+    finally:
+        store.close()
+    desk = start_desk(pg_dsn, tmp_path, ivr_home)  # type: ignore[arg-type]
+    try:
+        reply = Http(desk.port).get("/api/cases", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        desk.stop()
+    assert reply.status == 200, reply.body
+    on_the_desk = {c["call_id"] for c in reply.json()["cases"]}
+    assert {wrong["id"], locked["id"]} <= on_the_desk
