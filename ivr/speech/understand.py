@@ -139,9 +139,9 @@ def nearest_by_spelling(tokens: list[str], phrases: dict[str, str]) -> str | Non
     """The value of the one long English phrase spelt nearly like the whole answer.
 
     A transcriber splits or blurs a longer answer ("I did it to get it" for "I didn't get
-    it"). Only answers and phrases of three words or more, never a global command, within a quarter of
-    the letters, and clearly nearer than any other value: a short word is too easily near
-    another, and a person is only called for on a clear request.
+    it"). Only answers and phrases of three words or more, never a global command, within
+    a quarter of the letters, and clearly nearer than any other value: a short word is too
+    easily near another, and a person is only called for on a clear request.
     """
     if len(tokens) < MIN_SPELLING_WORDS or any(is_hanzi(t) for t in tokens):
         return None  # "thank you" is two letters from "no thank you"
