@@ -30,9 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ivr.qa.conditions import add_noise  # noqa: E402
+from ivr.qa.conditions import add_noise, not_speech  # noqa: E402
 from ivr.speech.audio import FRAME_MS, Audio, read_audio, resample, telephone  # noqa: E402
-from ivr.speech.dtmf import tone  # noqa: E402
 from ivr.speech.endpoint import Detector, EndpointConfig, Endpointer, Event  # noqa: E402
 
 SPEECH = Path(os.environ.get("IVR_SHARED_SPEECH", REPO.parent / "shared" / "speech"))
@@ -119,21 +118,8 @@ def spoken(noisy: bool) -> list[tuple[np.ndarray, float, float, str]]:
 
 
 def not_spoken() -> dict[str, np.ndarray]:
-    t = np.arange(RATE * 3) / RATE
-    music = sum(
-        np.sin(2 * np.pi * f * t) * np.clip(np.sin(np.pi * (t * 2 + k / 4)), 0, 1)
-        for k, f in enumerate((261.6, 329.6, 392.0, 523.3))
-    )
-    keys = np.concatenate(
-        [np.concatenate([tone(k, RATE, ms=120), np.zeros(800, np.int16)]) for k in "1380013"]
-    )
-    hum = Audio(np.full(RATE * 3, 1000, np.int16), RATE)
-    signals = {
-        "line noise": add_noise(hum, -20.0, seed=2).samples,
-        "music": (music / np.max(np.abs(music)) * 9000).astype(np.int16),
-        "keypad tones": keys,
-    }
-    return {k: telephone(Audio(v, RATE)).to_rate(RATE).samples for k, v in signals.items()}
+    signals = {k: v for k, v in not_speech(RATE).items() if k != "silence"}
+    return {k: telephone(v).to_rate(RATE).samples for k, v in signals.items()}
 
 
 def measure(name: str, decide: Decider, noisy: bool) -> dict[str, float]:

@@ -74,3 +74,31 @@ def degrade(audio: Audio, condition: Condition, *, key: str) -> Audio:
     if rendering.phone_line:
         audio = telephone(audio)
     return audio
+
+
+def not_speech(rate: int) -> dict[str, Audio]:
+    """Sounds with nobody speaking, as a line carries them: none may become an answer or a turn.
+
+    Line hiss, loud line noise, music, and keypad tones (the same every time).
+    """
+    from ivr.speech.dtmf import tone
+
+    rng = np.random.default_rng(1)
+    hiss = Audio((rng.standard_normal(rate * 2) * 3).astype(np.int16), rate)
+    noise = add_noise(Audio(np.full(rate * 2, 1000, np.int16), rate), -20.0, seed=2)
+    t = np.arange(rate * 3) / rate
+    music = np.zeros_like(t)
+    for i, f in enumerate((261.6, 329.6, 392.0, 523.3)):
+        env = np.clip(np.sin(np.pi * ((t * 2 + i * 0.25) % 1)), 0, 1)
+        music += np.sin(2 * np.pi * f * t) * env + 0.3 * np.sin(4 * np.pi * f * t) * env
+    keys = [
+        part
+        for key in "1380013"
+        for part in (tone(key, rate, ms=120), np.zeros(rate // 10, np.int16))
+    ]
+    return {
+        "silence": hiss,
+        "noise": noise,
+        "music": Audio((music / np.max(np.abs(music)) * 9000).astype(np.int16), rate),
+        "keypad": Audio(np.concatenate(keys), rate),
+    }

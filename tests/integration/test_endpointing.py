@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ivr.qa.conditions import add_noise
+from ivr.qa.conditions import add_noise, not_speech
 from ivr.speech.audio import FRAME_MS, Audio, read_audio, telephone
-from ivr.speech.dtmf import tone
 from ivr.speech.endpoint import EndpointConfig, Endpointer, Event
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,20 +72,9 @@ def test_a_turn_starts_with_the_caller_and_ends_after_them(noisy: bool) -> None:
 
 
 def test_noise_music_and_keypad_tones_start_no_turn() -> None:
-    t = np.arange(RATE * 3) / RATE
-    music = sum(
-        np.sin(2 * np.pi * f * t) * np.clip(np.sin(np.pi * (t * 2 + k / 4)), 0, 1)
-        for k, f in enumerate((261.6, 329.6, 392.0, 523.3))
-    )
-    keys = np.concatenate(
-        [np.concatenate([tone(k, RATE, ms=120), np.zeros(800, np.int16)]) for k in "1380013"]
-    )
-    signals = {
-        "line noise": _noisy_line(np.full(RATE * 3, 1000, np.int16), 2),
-        "music": (music / np.max(np.abs(music)) * 9000).astype(np.int16),
-        "keypad tones": keys,
-        "keypad tones on a noisy line": _noisy_line(keys, 3),
-    }
+    signals = {name: a.samples for name, a in not_speech(RATE).items()}
+    signals["keypad on a noisy line"] = _noisy_line(signals["keypad"], 3)
+    signals["noise on a noisy line"] = _noisy_line(signals["noise"], 4)
     started = {
         name: _turn(telephone(Audio(s, RATE)).to_rate(RATE).samples)[0]
         for name, s in signals.items()

@@ -18,16 +18,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ivr.config import Settings
-from ivr.qa.conditions import Condition, add_noise, degrade
+from ivr.qa.conditions import Condition, degrade, not_speech
 from ivr.qa.synth import condition_speech
 from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.asr.whisper import WhisperEngine
 from ivr.speech.audio import Audio, read_audio, split_frames, telephone
-from ivr.speech.dtmf import tone
 from ivr.speech.grammar import DigitRule, GrammarBook
 from ivr.speech.whisper_models import locate
 from tests.conftest import REPO, SHARED_SPEECH
@@ -101,33 +99,6 @@ def test_yes_no_over_the_phone(engines) -> None:  # type: ignore[no-untyped-def]
 RATE = 16000
 
 
-def _silence() -> Audio:
-    rng = np.random.default_rng(1)
-    return Audio((rng.standard_normal(RATE * 2) * 3).astype(np.int16), RATE)  # line hiss floor
-
-
-def _noise() -> Audio:
-    quiet = Audio(np.full(RATE * 2, 1000, np.int16), RATE)
-    return add_noise(quiet, -20.0, seed=2)  # loud line noise, no speech
-
-
-def _music() -> Audio:
-    t = np.arange(RATE * 3) / RATE
-    notes = [261.6, 329.6, 392.0, 523.3]
-    out = np.zeros_like(t)
-    for i, f in enumerate(notes):
-        env = np.clip(np.sin(np.pi * ((t * 2 + i * 0.25) % 1)), 0, 1)
-        out += np.sin(2 * np.pi * f * t) * env + 0.3 * np.sin(4 * np.pi * f * t) * env
-    return Audio((out / np.max(np.abs(out)) * 9000).astype(np.int16), RATE)
-
-
-def _keypad() -> Audio:
-    parts = []
-    for key in "1380013":
-        parts += [tone(key, RATE, ms=120), np.zeros(RATE // 10, np.int16)]
-    return Audio(np.concatenate(parts), RATE)
-
-
 UNRELATED = [
     "the weather has been very cold this week",
     "my grandson bought me a new television for my birthday",
@@ -138,8 +109,7 @@ UNRELATED = [
 @pytest.mark.parametrize("condition", [c.value for c in Condition])
 def test_nothing_that_is_not_an_answer_becomes_one(engines, condition: str) -> None:  # type: ignore[no-untyped-def]
     engine = engines.require("en-US")
-    signals = {"silence": _silence(), "noise": _noise(), "music": _music(), "keypad": _keypad()}
-    signals = {k: degrade(v, Condition(condition), key=k) for k, v in signals.items()}
+    signals = {k: degrade(v, Condition(condition), key=k) for k, v in not_speech(RATE).items()}
     for i, text in enumerate(UNRELATED):
         signals[f"sentence {i}"] = condition_speech(text, locale="en-US", condition=condition)
     asks = {
