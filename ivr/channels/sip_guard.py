@@ -10,7 +10,8 @@ Pure logic, no SIP library: :mod:`ivr.channels.sip_stack` asks it about each req
   ``stale=true`` and retries without asking its user again), and a nonce is accepted only
   with a nonce count higher than any seen before for it (without ``qop``, once): a
   captured request replayed is refused.
-* **Flood control**, counted per source address (IP and port): each source gets a bucket
+* **Flood control**, counted per source IP address (a scanner changes ports at will): each
+  source gets a bucket
   of initial requests (INVITE, OPTIONS, REGISTER, ...) refilled at ``rate_per_s``; past it
   the requests are dropped unanswered (slowed); a source that goes on being dropped, or
   that fails authentication ``fail_limit`` times in ``window_s``, is blocked for
@@ -321,23 +322,24 @@ class SourceGuard:
         self.block_s = block_s
         self.max_sources = max_sources
         self.clock = clock
-        self._sources: collections.OrderedDict[tuple[str, int], _Source] = collections.OrderedDict()
+        self._sources: collections.OrderedDict[str, _Source] = collections.OrderedDict()
         self.blocks = 0
 
     def _get(self, addr: tuple[str, int]) -> _Source:
-        source = self._sources.get(addr)
+        ip = addr[0]
+        source = self._sources.get(ip)
         now = self.clock()
         if source is None:
             source = _Source(tokens=float(self.burst), stamp=now)
-            self._sources[addr] = source
+            self._sources[ip] = source
             while len(self._sources) > self.max_sources:
                 self._sources.popitem(last=False)
         else:
-            self._sources.move_to_end(addr)
+            self._sources.move_to_end(ip)
         return source
 
     def blocked(self, addr: tuple[str, int]) -> bool:
-        source = self._sources.get(addr)
+        source = self._sources.get(addr[0])
         return source is not None and source.blocked_until > self.clock()
 
     def _block(self, addr: tuple[str, int], source: _Source, why: str) -> None:
@@ -345,7 +347,7 @@ class SourceGuard:
         source.dropped = 0
         source.fails.clear()
         self.blocks += 1
-        log.warning("source %s:%d blocked for %.0f s: %s", addr[0], addr[1], self.block_s, why)
+        log.warning("source %s blocked for %.0f s: %s", addr[0], self.block_s, why)
 
     def admit(self, addr: tuple[str, int]) -> bool:
         """An initial request from ``addr``: True to handle it, False to drop it."""
@@ -361,7 +363,7 @@ class SourceGuard:
             return True
         source.dropped += 1
         if source.dropped == 1:
-            log.info("source %s:%d slowed: over %.0f requests/s", *addr, self.rate_per_s)
+            log.info("source %s slowed: over %.0f requests/s", addr[0], self.rate_per_s)
         if source.dropped >= self.drop_limit:
             self._block(addr, source, f"flooding (over {self.rate_per_s:.0f} requests/s)")
         return False

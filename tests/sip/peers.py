@@ -483,9 +483,9 @@ def end_process(proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
 class RawSip:
     """A UDP socket that sends SIP text as written and collects what comes back."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", port))
+        self.sock.bind((host, port))
         self.port = self.sock.getsockname()[1]
 
     def send(self, text: str | bytes, port: int) -> None:

@@ -208,6 +208,9 @@ OPTIONS_FLOOD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
+FLOOD_HOST = "127.0.0.2"  # the loopback network answers on every 127.x.y.z
+
+
 def test_flood_from_one_source_blocked_while_another_calls(guarded: Ivr, tmp_path: Path) -> None:
     import subprocess
 
@@ -229,7 +232,7 @@ def test_flood_from_one_source_blocked_while_another_calls(guarded: Ivr, tmp_pat
             "-l",
             "400",
             "-i",
-            "127.0.0.1",
+            FLOOD_HOST,  # another address on this host: a source is its IP address
             "-p",
             str(flood_port),
             "-timeout",
@@ -242,7 +245,7 @@ def test_flood_from_one_source_blocked_while_another_calls(guarded: Ivr, tmp_pat
         text=True,
     )
     try:
-        guarded.wait_log(f"source 127.0.0.1:{flood_port} blocked", timeout=30)
+        guarded.wait_log(f"source {FLOOD_HOST} blocked", timeout=30)
         assert flood.poll() is None  # the flood goes on while the call is made
         call = Scenario().invite_with_auth("alice", PASSWORD).pause(2000).bye()
         result = run_sipp(call.xml(), guarded.port, tmp_path, timeout=40)
@@ -252,9 +255,11 @@ def test_flood_from_one_source_blocked_while_another_calls(guarded: Ivr, tmp_pat
         end_process(flood)
     (record,) = guarded.wait_records(1, timeout=30)
     assert record["outcome"] == "abandoned"
-    # the flooding address is still blocked: not even a challenge; another one is answered
-    for port, expected in ((flood_port, []), (0, [401])):
-        client = RawSip(port)
+    # the flooding address is still blocked, from any port: not even a challenge; another
+    # address is answered
+    for host, expected in ((FLOOD_HOST, []), ("127.0.0.1", [401])):
+        client = RawSip(0, host)
+        port = client.port
         try:
             client.send(
                 request(

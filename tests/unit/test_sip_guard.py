@@ -238,7 +238,7 @@ def test_configuration_holds_hashes_only() -> None:
 def test_flooding_source_is_slowed_then_blocked_others_not() -> None:
     now = [0.0]
     guard = SourceGuard(rate_per_s=10, burst=5, drop_limit=20, block_s=60, clock=lambda: now[0])
-    flood, calm = ("127.0.0.1", 40000), ("127.0.0.1", 40002)
+    flood, calm = ("192.0.2.7", 40000), ("192.0.2.8", 40000)
     admitted = sum(guard.admit(flood) for _ in range(10))
     assert admitted == 5  # the burst, then slowed
     assert not guard.blocked(flood)
@@ -250,6 +250,14 @@ def test_flooding_source_is_slowed_then_blocked_others_not() -> None:
     assert guard.blocked(flood) and not guard.admit(flood)
     now[0] += 31
     assert not guard.blocked(flood) and guard.admit(flood)  # the block ends
+
+
+def test_a_source_is_its_ip_address_whatever_port_it_sends_from() -> None:
+    guard = SourceGuard(rate_per_s=10, burst=5, drop_limit=20, block_s=60, clock=lambda: 0.0)
+    for port in range(40000, 40040):  # a scanner moving port on every request
+        guard.admit(("192.0.2.7", port))
+    assert guard.blocked(("192.0.2.7", 5060))
+    assert not guard.blocked(("192.0.2.8", 40000))
 
 
 def test_steady_source_within_rate_is_never_slowed() -> None:
@@ -270,8 +278,8 @@ def test_failed_authentications_block_and_table_is_bounded() -> None:
     assert not guard.blocked(src)
     guard.failed(src)
     assert guard.blocked(src)
-    for port in range(10000):
-        guard.admit(("198.51.100.1", port))
+    for n in range(10000):  # spoofed addresses, one request each
+        guard.admit((f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", 5060))
     assert len(guard) == 100
 
 
