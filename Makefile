@@ -36,7 +36,7 @@ typecheck: setup
 	$(VENV)/bin/mypy ivr
 
 test: setup lint typecheck
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 bench: setup
 	$(PY) bench/run.py
