@@ -84,7 +84,12 @@ class Decoded:
         Whisper's log-probabilities on one short word are low even when it is right; the
         invention checks and the grammar match are what reject, not this number.
         """
-        return 0.0 if not self.text else 0.5 + 0.5 * min(1.0, math.exp(self.avg_logprob))
+        return confidence_of(self.text, self.avg_logprob)
+
+
+def confidence_of(text: str, avg_logprob: float) -> float:
+    """``Decoded.confidence`` for any hypothesis of the beam."""
+    return 0.0 if not text else 0.5 + 0.5 * min(1.0, math.exp(avg_logprob))
 
 
 def _model(path: str, threads: int) -> Any:
@@ -313,7 +318,7 @@ class WhisperEngine(Engine):
             return Hypothesis("", 0.0, self.name)
         text, avg = self._understood(result, prompt, grammar)
         meant = grammar.interpret(text) if grammar is not None else None
-        confidence = Decoded(text, avg, result.no_speech_prob, 0.0).confidence
+        confidence = confidence_of(text, avg)
         if meant is not None and meant.is_command and confidence < COMMAND_CONFIDENCE:
             # unsure Whisper falls back on words of its prompt, and the global commands are
             # in it: a person is only called for on a clear "agent" (the 30-call load test
