@@ -29,6 +29,9 @@ class Timeouts:
     end_silence_complete_ms: int = 400
     max_speech_ms: int = 15000
     inter_digit_ms: int = 5000
+    # at a read-back, a lone first key waits this long for more (a number, or * and its
+    # last digits) before it counts as 1 = yes, 2 = no; # decides at once
+    read_back_key_ms: int = 2500
     end_silence_recording_ms: int = 2500
     max_recording_ms: int = 60000
 

@@ -9,6 +9,7 @@ or :class:`CallerHungUp`.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import enum
 import logging
 import time
@@ -19,13 +20,21 @@ import numpy as np
 
 from ivr.channels.base import Channel, ChannelEvent, Frame, HangUp, Key
 from ivr.config import Settings, Timeouts
+from ivr.dialog.corrections import CORRECTION, Correction, Target, from_keys, load_forms
 from ivr.dialog.prompts import PromptBook, SpokenDigits
 from ivr.services.calls import CallRecorder, TurnRecord
 from ivr.services.privacy import mask_phone
 from ivr.speech.asr.base import Engine, Recognizer
 from ivr.speech.audio import FRAME_MS, Audio
 from ivr.speech.endpoint import EndpointConfig, Endpointer, Event
-from ivr.speech.grammar import COMMAND_PREFIX, DigitRule, Grammar, GrammarBook
+from ivr.speech.grammar import (
+    COMMAND_PREFIX,
+    MAX_DIGITS,
+    DigitRule,
+    Grammar,
+    GrammarBook,
+    normalize,
+)
 from ivr.speech.tts import Speech, Synthesizer
 
 log = logging.getLogger(__name__)
@@ -76,6 +85,7 @@ class Heard:
     heard: str = ""
     confidence: float | None = None
     digits: str | None = None
+    correction: Correction | None = None
 
 
 @dataclass
@@ -216,10 +226,18 @@ class Dialog:
         digits: DigitRule | None = None,
         sensitive: Sensitive | None = None,
         barge_in: bool = True,
+        corrects: Target | None = None,
         **params: Any,
     ) -> Answer:
-        """One ask with escalation (CALLFLOWS.md: rules at every ask)."""
-        g = self.grammars.get(grammar, digits=digits)
+        """One ask with escalation (CALLFLOWS.md: rules at every ask).
+
+        With ``corrects`` (a read-back of that number), the caller may also correct the
+        number in one breath or by keys (``ivr.dialog.corrections``): the answer's value is
+        then ``CORRECTION`` and its digits the corrected number; a correction that does not
+        fit the number is no match.
+        """
+        forms = load_forms(self.settings.grammars_dir, self.grammars.locale) if corrects else None
+        g = self.grammars.get(grammar, digits=digits, extension=forms)
         pid = prompt or ask_id
         failures = 0
         variant = "text"
@@ -227,8 +245,10 @@ class Dialog:
             extra = 1 if failures >= 2 else 0  # the 2nd reprompt is slower
             self.channel.asking(ask_id)
             self._play(self.speech(pid, params, variant, extra), barge_in_speech=barge_in)
-            heard = self._listen(ask_id, g, kind)
-            self._record(ask_id, heard, sensitive)
+            heard = self._listen(ask_id, g, kind, corrects)
+            if corrects is not None:
+                heard = self._corrected(heard, corrects)
+            self._record(ask_id, heard, sensitive, g)
             if heard.mode is Mode.NO_INPUT or heard.value is None:
                 failures += 1
                 reason = "no_input" if heard.mode is Mode.NO_INPUT else "no_match"
@@ -345,14 +365,20 @@ class Dialog:
             if recognizer is not None:
                 recognizer.close()
 
-    def _record(self, ask_id: str, heard: Heard, sensitive: Sensitive | None) -> None:
+    def _record(
+        self, ask_id: str, heard: Heard, sensitive: Sensitive | None, grammar: Grammar | None = None
+    ) -> None:
         text, value = heard.heard, heard.value
-        if sensitive is Sensitive.CODE and heard.digits:
-            text = "*" * len(heard.digits) if heard.mode is Mode.DTMF else "(code spoken)"
-            value = "*" * len(heard.digits)
-        elif sensitive is Sensitive.PHONE and heard.digits:
-            text = mask_phone(heard.digits) or "" if heard.mode is Mode.DTMF else "(number spoken)"
-            value = mask_phone(heard.digits)
+        said = heard.digits
+        if sensitive is not None and not said and grammar is not None and grammar.extension:
+            # a read-back of a code or number: what was said there is as secret as the number
+            said = _digits_said(heard.heard, grammar)
+        if sensitive is Sensitive.CODE and said:
+            text = "*" * len(said) if heard.mode is Mode.DTMF else "(code spoken)"
+            value = "*" * len(said) if heard.value is not None and heard.digits else heard.value
+        elif sensitive is Sensitive.PHONE and said:
+            text = mask_phone(said) or "" if heard.mode is Mode.DTMF else "(number spoken)"
+            value = mask_phone(said) if heard.value is not None and heard.digits else heard.value
         self.recorder.turn(TurnRecord(ask_id, str(heard.mode), text, value, heard.confidence))
         shown = {Mode.NO_INPUT: "(silence)", Mode.HANGUP: "(hung up)"}.get(heard.mode, text)
         self.recorder.line("caller", shown or "(unclear)")
@@ -371,9 +397,12 @@ class Dialog:
             raise CallerHungUp
         return event
 
-    def _listen(self, ask_id: str, grammar: Grammar, kind: AskKind) -> Heard:
+    def _listen(
+        self, ask_id: str, grammar: Grammar, kind: AskKind, corrects: Target | None = None
+    ) -> Heard:
         t = self.settings.timeouts
         digits_mode = grammar.digits is not None
+        read_back = corrects is not None and not digits_mode
         no_input = t.no_input_yes_no_ms if kind is AskKind.YES_NO else t.no_input_ms
         cfg = EndpointConfig(
             no_input_ms=no_input,
@@ -391,6 +420,15 @@ class Dialog:
                 event = self._next_listening_event(ask_id)
                 if isinstance(event, Key):
                     frames_since_key = 0
+                    if read_back:
+                        # a lone 1 or 2 is yes or no, but it may start a number (or * a
+                        # tail): wait for more keys, # or a short pause before deciding
+                        if event.key == "#":
+                            return self._read_back_keys(grammar, keys or "#")
+                        keys += event.key
+                        if len(keys) > MAX_DIGITS + 1:
+                            return self._read_back_keys(grammar, keys)
+                        continue
                     if not digits_mode:
                         value = grammar.key(event.key)
                         self._turn_end = time.perf_counter()
@@ -408,7 +446,10 @@ class Dialog:
                 assert isinstance(event, Frame)
                 if keys:
                     frames_since_key += 1
-                    if frames_since_key * FRAME_MS >= t.inter_digit_ms:
+                    wait = t.read_back_key_ms if read_back and len(keys) == 1 else t.inter_digit_ms
+                    if frames_since_key * FRAME_MS >= wait:
+                        if read_back:
+                            return self._read_back_keys(grammar, keys)
                         return self._keyed_digits(grammar, keys)
                     continue
                 happened = endpointer.push(event.samples)
@@ -431,7 +472,13 @@ class Dialog:
                     continue
                 recognizer.accept(event.samples)
                 if endpointer.speech_frames % PARTIAL_EVERY_FRAMES == 0:
-                    endpointer.complete = grammar.is_complete(recognizer.partial())
+                    partial = recognizer.partial()
+                    endpointer.complete = grammar.is_complete(partial)
+                    if read_back and _is_correction(grammar, partial):
+                        # digits are being said: wait for slow speakers as a digit ask does
+                        endpointer.config = dataclasses.replace(
+                            endpointer.config, end_silence_ms=t.end_silence_digits_ms
+                        )
                 if happened in (Event.END, Event.MAX_SPEECH):
                     self._turn_end = time.perf_counter()
                     hyp = recognizer.finish()
@@ -445,16 +492,62 @@ class Dialog:
         interp = grammar.interpret(text)
         if interp is None or confidence < self.settings.confidence_reject:
             return Heard(Mode.SPEECH, None, text, confidence)
-        return Heard(Mode.SPEECH, interp.value, text, confidence, interp.digits)
+        correction = interp.detail if isinstance(interp.detail, Correction) else None
+        return Heard(Mode.SPEECH, interp.value, text, confidence, interp.digits, correction)
 
     def _keyed_digits(self, grammar: Grammar, keys: str) -> Heard:
         self._turn_end = time.perf_counter()
         assert grammar.digits is not None
         if keys and grammar.digits.accepts(keys):
             return Heard(Mode.DTMF, keys, keys, 1.0, keys)
-        return Heard(Mode.DTMF, None, keys, None)
+        return Heard(Mode.DTMF, None, keys, None, keys if keys.isdigit() else None)
+
+    def _read_back_keys(self, grammar: Grammar, keys: str) -> Heard:
+        """Keys at a read-back: one key means what it always meant (1 yes, 2 no, 0 agent,
+        * main menu); more are a correction (the whole number, or * and the last digits)."""
+        self._turn_end = time.perf_counter()
+        keys = keys.removesuffix("#") if len(keys) > 1 else keys
+        if len(keys) == 1:
+            value = grammar.key(keys)
+            return Heard(Mode.DTMF, value, keys, 1.0 if value else None)
+        found = from_keys(keys)
+        said = "".join(k for k in keys if k.isdigit()) or None
+        if found is None:
+            return Heard(Mode.DTMF, None, keys, None, said)
+        return Heard(Mode.DTMF, CORRECTION, keys, 1.0, found.digits, found)
+
+    @staticmethod
+    def _corrected(heard: Heard, target: Target) -> Heard:
+        """A correction applied to the number read back; one that does not fit is no match."""
+        if heard.value != CORRECTION:
+            return heard
+        fixed = heard.correction.apply(target.number, target.rule) if heard.correction else None
+        if fixed is None:
+            return dataclasses.replace(heard, value=None, confidence=None)
+        return dataclasses.replace(heard, digits=fixed)
 
     # --- helpers for flows -----------------------------------------------------------------
     @staticmethod
     def digits(value: str, kind: str = "auto", keep: int | None = None) -> SpokenDigits:
         return SpokenDigits(value, kind, keep)
+
+    def correctable(self, number: str, grammar: str) -> Target:
+        """A read-back of ``number``, correctable within the length rules of ``grammar``."""
+        rule = self.grammars.get(grammar).digits
+        if rule is None:
+            raise ValueError(f"expected a digits grammar, got {grammar!r}")
+        return Target(number, rule)
+
+
+def _is_correction(grammar: Grammar, text: str) -> bool:
+    found = grammar.interpret(text) if text else None
+    return found is not None and found.value == CORRECTION
+
+
+def _digits_said(text: str, grammar: Grammar) -> str | None:
+    """The digits in a text heard at a read-back (figures and digit words), if any."""
+    from ivr.speech.understand import is_number_word
+
+    words = [w for w in normalize(text).split() if w not in grammar.phrases]
+    found = [w for w in words if is_number_word(w, grammar.digit_words, grammar.numbers)]
+    return "".join(found) or None

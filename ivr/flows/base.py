@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from ivr.agents.queue import AgentQueue
-from ivr.dialog.engine import Dialog
+from ivr.dialog.corrections import CORRECTION
+from ivr.dialog.engine import AskKind, Dialog, Sensitive
 from ivr.services.accounts import Accounts
 from ivr.services.calls import CallRecorder
 from ivr.services.codes import Codes
@@ -42,6 +43,7 @@ class CallContext:
     transfer_reason: str | None = None
     ticket_team: str | None = None
     review_refusals: int = 0
+    corrections: int = 0  # corrections in a row at the read-back of one number
     feedback: Any = None  # the recording waiting for the caller's confirmation
     collected: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +62,9 @@ class FlowSpec:
     transitions: tuple[tuple[str, str, str], ...]
 
 
+MAX_CORRECTIONS: Final = 3  # corrections of one number at its read-back; then it is asked again
+
+
 class FlowHandlers:
     """Base of the per-flow handler mixins: ``do_<state>`` returns the next trigger."""
 
@@ -67,3 +72,37 @@ class FlowHandlers:
     ctx: CallContext
     services: Services
     recorder: CallRecorder
+
+    def read_back(
+        self,
+        ask_id: str,
+        value: str,
+        /,
+        *,
+        grammar: str,
+        sensitive: Sensitive | None = None,
+        **params: Any,
+    ) -> tuple[str, str]:
+        """A read-back yes/no ask of the number ``value`` (collected with ``grammar``).
+
+        Returns ``("yes" | "no", value)``, or ``("corrected", the corrected number)`` when
+        the caller corrected it in one breath ("no, it ends in 8 0 0 0") or by keys; the
+        flow then reads the corrected number back with the same ask. After
+        ``MAX_CORRECTIONS`` in a row a further one counts as "no" (the number is asked again).
+        """
+        answer = self.dialog.ask(
+            ask_id,
+            grammar="yes_no",
+            kind=AskKind.YES_NO,
+            sensitive=sensitive,
+            corrects=self.dialog.correctable(value, grammar),
+            **params,
+        )
+        if answer.value != CORRECTION:
+            self.ctx.corrections = 0
+            return answer.value, value
+        self.ctx.corrections += 1
+        if self.ctx.corrections > MAX_CORRECTIONS or answer.digits is None:
+            self.ctx.corrections = 0
+            return "no", value
+        return "corrected", answer.digits

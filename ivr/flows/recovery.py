@@ -36,6 +36,7 @@ SPEC: Final = FlowSpec(
         ("give_up", "phone_number", "transfer"),
         ("yes", "confirm_phone_number", "lookup"),
         ("no", "confirm_phone_number", "phone_number"),
+        ("corrected", "confirm_phone_number", "confirm_phone_number"),
         ("found", "lookup", "send_code"),
         ("not_found", "lookup", "try_another_number"),
         ("yes", "try_another_number", "phone_number"),
@@ -47,6 +48,7 @@ SPEC: Final = FlowSpec(
         ("locked", "verification_code", "transfer"),
         ("yes", "confirm_verification_code", "verify_code"),
         ("no", "confirm_verification_code", "verification_code"),
+        ("corrected", "confirm_verification_code", "confirm_verification_code"),
         ("ok", "verify_code", "reset_password"),
         ("wrong", "verify_code", "verification_code"),
         ("expired", "verify_code", "send_code"),
@@ -94,13 +96,16 @@ class RecoveryHandlers(FlowHandlers):
         return "next"
 
     def do_confirm_phone_number(self) -> str:
-        assert self.ctx.candidate_phone
-        return self.dialog.ask(
+        phone = self.ctx.candidate_phone
+        assert phone
+        answer, self.ctx.candidate_phone = self.read_back(
             "confirm_phone_number",
-            grammar="yes_no",
-            kind=AskKind.YES_NO,
-            number=self.dialog.digits(self.ctx.candidate_phone, "phone", keep=4),
-        ).value
+            phone,
+            grammar="phone_number",
+            sensitive=Sensitive.PHONE,
+            number=self.dialog.digits(phone, "phone", keep=4),
+        )
+        return answer
 
     def do_lookup(self) -> str:
         account = self.services.accounts.by_phone(self.ctx.candidate_phone)
@@ -150,13 +155,16 @@ class RecoveryHandlers(FlowHandlers):
         return "next"
 
     def do_confirm_verification_code(self) -> str:
-        assert self.ctx.candidate_code
-        return self.dialog.ask(
+        code = self.ctx.candidate_code
+        assert code
+        answer, self.ctx.candidate_code = self.read_back(
             "confirm_verification_code",
-            grammar="yes_no",
-            kind=AskKind.YES_NO,
-            code=self.dialog.digits(self.ctx.candidate_code, "auto", keep=0),
-        ).value
+            code,
+            grammar="verification_code",
+            sensitive=Sensitive.CODE,
+            code=self.dialog.digits(code, "auto", keep=0),
+        )
+        return answer
 
     def do_verify_code(self) -> str:
         phone, code = self.ctx.account_phone, self.ctx.candidate_code

@@ -22,6 +22,7 @@ SPEC: Final = FlowSpec(
         ("next", "ticket_number", "confirm_ticket_number"),
         ("yes", "confirm_ticket_number", "ticket_lookup"),
         ("no", "confirm_ticket_number", "ticket_number"),
+        ("corrected", "confirm_ticket_number", "confirm_ticket_number"),
         ("found", "ticket_lookup", "ticket_report"),
         ("not_found", "ticket_lookup", "try_another_ticket"),
         ("yes", "try_another_ticket", "ticket_number"),
@@ -39,12 +40,13 @@ class TicketStatusHandlers(FlowHandlers):
 
     def do_confirm_ticket_number(self) -> str:
         number = self.ctx.collected["ticket"]
-        return self.dialog.ask(
+        answer, self.ctx.collected["ticket"] = self.read_back(
             "confirm_ticket_number",
-            grammar="yes_no",
-            kind=AskKind.YES_NO,
+            number,
+            grammar="ticket_number",
             number=self.dialog.digits(number, "pairs"),
-        ).value
+        )
+        return answer
 
     def do_ticket_lookup(self) -> str:
         number = self.ctx.collected["ticket"]

@@ -22,7 +22,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import yaml
 
@@ -66,10 +66,28 @@ class DigitRule:
 class Interpretation:
     value: str
     digits: str | None = None
+    detail: Any = None  # what an extension understood beyond the value (a correction)
 
     @property
     def is_command(self) -> bool:
         return self.value.startswith(COMMAND_PREFIX)
+
+
+class Extension(Protocol):
+    """Answers beyond a grammar's phrases, with slots (a read-back's corrections:
+    ``ivr.dialog.corrections``). Hashable: grammars are cached."""
+
+    example: str  # what a transcriber is shown for these answers
+
+    def interpret(self, grammar: Grammar, text: str) -> Interpretation | None: ...
+
+    def is_complete(self, grammar: Grammar, partial: str) -> bool | None: ...
+
+    def words(self) -> set[str]: ...
+
+    def vosk_phrases(self) -> list[str]: ...
+
+    def jsgf_rules(self, digit_words: dict[str, str]) -> tuple[list[str], str]: ...
 
 
 @dataclass(frozen=True)
@@ -83,18 +101,28 @@ class Grammar:
     garbage: tuple[str, ...] = ()  # common non-answers, for engines without a garbage model
     numbers: NumberWords = field(default_factory=NumberWords)  # for free-text recognisers
     inventions: tuple[str, ...] = ()  # what a transcriber writes where nobody spoke
+    extension: Extension | None = None  # more answers (corrections at a read-back)
+
+    @property
+    def says_digits(self) -> bool:
+        """Answers may hold several digits ("five five" is two digits, not a repeat)."""
+        return self.digits is not None or self.extension is not None
 
     # --- what engines need ------------------------------------------------------------
     def words(self) -> set[str]:
         found = {w for phrase in self.phrases for w in phrase.split()}
-        if self.digits:
+        if self.digits or self.extension:
             found |= set(self.digit_words)
+        if self.extension:
+            found |= self.extension.words()
         return found
 
     def vosk_phrases(self) -> list[str]:
         """Phrase list for Vosk; digit words appear singly and are strung together by Vosk."""
         out = sorted(self.phrases)
-        if self.digits:
+        if self.extension:
+            out += sorted(set(self.extension.vosk_phrases()) - set(out))
+        if self.digits or self.extension:
             out += sorted(set(self.digit_words) - set(out))
         return out
 
@@ -110,6 +138,10 @@ class Grammar:
                 optional = f"[<digit> {optional}]".replace(" ]", "]")
             rules.append(f"<number> = {required} {optional};".replace(" ;", ";"))
             alternatives.append("<number>")
+        if self.extension is not None:
+            more, alternative = self.extension.jsgf_rules(self.digit_words)
+            rules += more
+            alternatives.append(alternative)
         body = " | ".join(alternatives) if alternatives else "<NULL>"
         return "\n".join(
             [
@@ -135,6 +167,10 @@ class Grammar:
             return None
         if norm in self.phrases:
             return Interpretation(self.phrases[norm])
+        if self.extension is not None:
+            extended = self.extension.interpret(self, norm)
+            if extended is not None:
+                return extended
         if self.digits:
             digits = self.digits_of(norm)
             if digits is not None and self.digits.accepts(digits):
@@ -143,6 +179,10 @@ class Grammar:
 
     def is_complete(self, partial: str) -> bool:
         """True when a partial result already is a whole answer (for quick end of turn)."""
+        if self.extension is not None:
+            opinion = self.extension.is_complete(self, partial)
+            if opinion is not None:
+                return opinion
         interp = self.interpret(partial)
         if interp is None:
             return False
@@ -244,10 +284,18 @@ class GrammarBook:
         return sorted(p.stem for p in self.dir.glob("*.yaml") if not p.stem.startswith("_"))
 
     @functools.cache  # noqa: B019 - one book per locale per process; grammars are immutable
-    def get(self, name: str, *, commands: bool = True, digits: DigitRule | None = None) -> Grammar:
+    def get(
+        self,
+        name: str,
+        *,
+        commands: bool = True,
+        digits: DigitRule | None = None,
+        extension: Extension | None = None,
+    ) -> Grammar:
         """The grammar ``name``, plus the global commands unless ``commands`` is False.
 
-        ``digits`` overrides the length rule (the built-in ``digits`` grammar takes it).
+        ``digits`` overrides the length rule (the built-in ``digits`` grammar takes it);
+        ``extension`` adds answers with slots (a read-back's corrections).
         """
         if name == DIGITS_GRAMMAR:
             source = _Source({}, {}, digits or DigitRule(1, MAX_DIGITS))
@@ -280,8 +328,9 @@ class GrammarBook:
             phrases=phrases,
             keys=keys,
             digits=source.digits,
-            digit_words=self.digit_words if source.digits else {},
+            digit_words=self.digit_words if source.digits or extension else {},
             garbage=tuple(w for w in self.garbage if w not in phrases),
             numbers=self.numbers,
             inventions=self.inventions,
+            extension=extension,
         )

@@ -222,6 +222,17 @@ def digits_in(tokens: list[str], digit_words: dict[str, str], numbers: NumberWor
     return out or None
 
 
+def is_number_word(tok: str, digit_words: dict[str, str], numbers: NumberWords) -> bool:
+    """A token that is part of a number and nothing else (a figure, a digit word, "oh",
+    "double", "hundred", a character that sounds like a digit)."""
+    return (
+        _is_number(tok, digit_words, numbers)
+        or tok in numbers.aliases
+        or tok in numbers.hundred
+        or (is_hanzi(tok) and pinyin(tok) in {pinyin(w) for w in digit_words if is_hanzi(w)})
+    )
+
+
 def _is_number(tok: str, digit_words: dict[str, str], numbers: NumberWords) -> bool:
     return (
         tok.isdigit()
@@ -308,16 +319,8 @@ def bare_answer(grammar: Grammar, text: str) -> Interpretation | None:
     if meant is None:
         return None
     tokens = normalize(text).split()
-    if meant.digits is not None:
-        numbers = grammar.numbers
-        by_sound = {pinyin(w) for w in grammar.digit_words if is_hanzi(w)}
-        bare = all(
-            _is_number(t, grammar.digit_words, numbers)
-            or t in numbers.aliases
-            or t in numbers.hundred
-            or (is_hanzi(t) and pinyin(t) in by_sound)
-            for t in tokens
-        )
+    if meant.digits is not None and grammar.digits is not None:
+        bare = all(is_number_word(t, grammar.digit_words, grammar.numbers) for t in tokens)
         return meant if bare else None
     matches = phrase_matches(tokens, grammar.phrases)
     covered = sum(e - s for s, e, _ in matches)

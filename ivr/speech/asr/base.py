@@ -8,7 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from ivr.services.privacy import scrub
 from ivr.speech.grammar import Grammar
+
+
+def shown(text: str, grammar: Grammar | None) -> str:
+    """What a debug line may show of what was heard: never the words of a number."""
+    if grammar is not None and grammar.says_digits:
+        return f"{len(text.split())} words"
+    return repr(scrub(text))
 
 
 @dataclass(frozen=True)

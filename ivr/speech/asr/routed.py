@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
+from ivr.speech.asr.base import Engine, Hypothesis, Recognizer, shown
 from ivr.speech.asr.whisper import WhisperEngine
 from ivr.speech.grammar import Grammar, normalize
 from ivr.speech.vad import has_voice
@@ -116,16 +116,21 @@ class SecondOpinion(Recognizer):
         self._frames = []
         if not has_voice(audio, self.sample_rate):
             return Hypothesis(hyp.text, 0.0, self.engine.name)  # music, noise, tones: no voice
-        if meant is not None and not meant.is_command and hyp.confidence >= sure:
+        if (
+            meant is not None
+            and not meant.is_command
+            and meant.digits is None  # digits (a correction) always get Whisper's ear
+            and hyp.confidence >= sure
+        ):
             return hyp
         assert self.engine.whisper is not None
         other = self.engine.whisper.transcribe(audio, self.sample_rate, self.grammar)
         heard = self.grammar.interpret(other.text)
         log.debug(
-            "second opinion: %r %.2f -> %r %.2f",
-            hyp.text,
+            "second opinion: %s %.2f -> %s %.2f",
+            shown(hyp.text, self.grammar),
             hyp.confidence,
-            other.text,
+            shown(other.text, self.grammar),
             other.confidence,
         )
         both = self.engine.name

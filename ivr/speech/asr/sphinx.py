@@ -19,7 +19,7 @@ from typing import Any, Final
 import numpy as np
 
 from ivr.errors import EngineError
-from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
+from ivr.speech.asr.base import Engine, Hypothesis, Recognizer, shown
 from ivr.speech.audio import StreamResampler
 from ivr.speech.grammar import Grammar
 
@@ -318,7 +318,11 @@ class SphinxRecognizer(Recognizer):
                     pair.phones.end_utt()
                     again = pair.grammar.hyp()
                     retry = again.hypstr if again is not None else ""
-                    log.debug("second chance: %r -> %r", text, retry)
+                    log.debug(
+                        "second chance: %s -> %s",
+                        shown(text, self._grammar),
+                        shown(retry, self._grammar),
+                    )
                     text = retry
             self._context["sphinx_cmn"] = cmn
             if not text.strip():
@@ -336,7 +340,8 @@ class SphinxRecognizer(Recognizer):
                 if s.word not in FILLERS and not s.word.startswith("+")
             ]
             confidence = confidence_from_per(phone_error_rate(expected, heard))
-            log.debug("phones %s | %s", " ".join(expected), " ".join(heard))
+            if not self._grammar.says_digits:  # the phones of a number would spell it
+                log.debug("phones %s | %s", " ".join(expected), " ".join(heard))
             return Hypothesis(text, confidence, self._engine.name)
         finally:
             self._engine._give(pair)

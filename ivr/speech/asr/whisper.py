@@ -29,8 +29,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from ivr.services.privacy import scrub
-from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
+from ivr.speech.asr.base import Engine, Hypothesis, Recognizer, shown
 from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.audio import resample
 from ivr.speech.grammar import COMMAND_PREFIX, Grammar, normalize
@@ -223,15 +222,20 @@ def collapse_repeats(text: str) -> str:
     return " ".join(out)
 
 
-def loops(text: str) -> bool:
+def loops(text: str, digit_words: dict[str, str] | None = None) -> bool:
     """One word written more than three times running: Whisper looping on a sound, not speech.
 
     Measured: keypad tones in line noise at a yes/no ask came back "No, no, no, no, no, no,
     no,". A caller says "no, no" or "no, no, no"; for digits "five five five five" is a
-    number, so digit asks do not ask this.
+    number, so digit asks do not ask this, and asks whose answers may hold digits (a
+    read-back's corrections) count only the words that are no digits (``digit_words``).
     """
     run = 1
-    words = normalize(text).split()
+    words = [
+        w
+        for w in normalize(text).split()
+        if not digit_words or (w not in digit_words and not w.isdigit())
+    ]
     for before, word in itertools.pairwise(words):
         run = run + 1 if word == before else 1
         if run > MAX_WORD_RUN:
@@ -305,18 +309,22 @@ class WhisperEngine(Engine):
             decode, self.path, self.threads, pcm, self.language, prompt, self.beam_size, digits
         )
         example = grammar is not None and bool(prompt) and prompt == grammar.numbers.example
+        numbers = grammar is not None and grammar.says_digits
+        digit_words = grammar.digit_words if grammar is not None and numbers else None
         if (
-            (not digits and loops(result.text))
+            (not digits and loops(result.text, digit_words))
             or result.invented
             or echoes_prompt(
-                result.text if digits else collapse_repeats(result.text),
+                result.text if numbers else collapse_repeats(result.text),
                 prompt,
                 whole_items_too=example,
             )
         ):
-            log.debug("whisper: dropped a decode (%s)", _shown(result.text, grammar))
+            log.debug("whisper: dropped a decode (%s)", shown(result.text, grammar))
             return Hypothesis("", 0.0, self.name)
         text, avg = self._understood(result, prompt, grammar)
+        if grammar is not None and grammar.extension is not None and grammar.extension.example:
+            text, avg = self._extended(pcm, grammar, grammar.extension.example, text, avg)
         meant = grammar.interpret(text) if grammar is not None else None
         confidence = confidence_of(text, avg)
         if meant is not None and meant.is_command and confidence < COMMAND_CONFIDENCE:
@@ -326,6 +334,39 @@ class WhisperEngine(Engine):
             log.debug("whisper: unsure command dropped (avg log-probability %.2f)", avg)
             return Hypothesis("", 0.0, self.name)
         return Hypothesis(text, confidence, self.name)
+
+    def _extended(
+        self, pcm: np.ndarray, grammar: Grammar, example: str, text: str, avg: float
+    ) -> tuple[str, float]:
+        """More than a bare answer ("no, it ends in 8 0 0 0"): heard once more, steered by
+        the extension's example.
+
+        Whisper writes what its prompt lists: shown only "yes, no", it turns a correction's
+        digits into words of no meaning ("it ends in eight near or near"); shown an example
+        correction, it writes the digits (README, Recognition). A bare yes or no is decoded
+        once, as before. The second decode's answer (or its beam's next one, nearly as
+        likely) counts only when it is an extension answer and no copy of the example.
+        """
+        if not text or bare_answer(grammar, text) is not None:
+            return text, avg
+        again: Decoded = self.pool.run(
+            decode, self.path, self.threads, pcm, self.language, example, self.beam_size, False
+        )
+        if again.invented:
+            return text, avg
+        floor = max(again.avg_logprob - ALTERNATIVE_MARGIN, ALTERNATIVE_FLOOR)
+        for said, score in ((again.text, again.avg_logprob), *again.alternatives):
+            if score < floor:
+                break
+            meant = grammar.interpret(said)
+            if (
+                meant is not None
+                and meant.detail is not None
+                and not echoes_prompt(said, example, whole_items_too=True)
+            ):
+                log.debug("whisper: heard again with the example (%s)", shown(said, grammar))
+                return said, score
+        return text, avg
 
     @staticmethod
     def _understood(
@@ -341,7 +382,7 @@ class WhisperEngine(Engine):
         (``ALTERNATIVE_FLOOR``), the model was sure somebody spoke, and it is no global
         command: a person is never called for on a second guess.
         """
-        digits = grammar is not None and grammar.digits is not None
+        digits = grammar is not None and grammar.says_digits
         best = result.text if digits else collapse_repeats(result.text)
         if grammar is None or grammar.interpret(best) is not None:
             return best, result.avg_logprob
@@ -366,13 +407,6 @@ class WhisperEngine(Engine):
             log.debug("whisper: the beam's next answer taken (avg log-probability %.2f)", avg)
             return said, avg
         return best, result.avg_logprob
-
-
-def _shown(text: str, grammar: Grammar | None) -> str:
-    """What a debug line may show of a decode: never the words of a number."""
-    if grammar is not None and grammar.digits is not None:
-        return f"{len(text.split())} words"
-    return repr(scrub(text))
 
 
 class WhisperRecognizer(Recognizer):
