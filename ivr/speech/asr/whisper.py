@@ -349,8 +349,9 @@ class WhisperEngine(Engine):
         """
         if not text or bare_answer(grammar, text) is not None:
             return text, avg
+        # cut to the voice, as for a digit ask: silence after digits makes Whisper add one
         again: Decoded = self.pool.run(
-            decode, self.path, self.threads, pcm, self.language, example, self.beam_size, False
+            decode, self.path, self.threads, pcm, self.language, example, self.beam_size, True
         )
         if again.invented:
             return text, avg
