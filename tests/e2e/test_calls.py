@@ -71,6 +71,36 @@ def test_codes_and_numbers_never_in_transcripts(runner) -> None:  # type: ignore
     assert report.passed
 
 
+@pytest.mark.parametrize(
+    ("call", "ask", "secrets"),
+    [
+        ("recovery_code_keyed_tail", "confirm_verification_code", ["482910", "482913", "*13"]),
+        ("recovery_phone_tail_corrected", "confirm_phone_number", ["13800138001", "ends in"]),
+    ],
+)
+def test_corrections_at_read_backs_stay_masked(  # type: ignore[no-untyped-def]
+    runner, call: str, ask: str, secrets: list[str]
+) -> None:
+    """A correction at the read-back of a code or phone number is as secret as the number."""
+    report = runner.run_path(REPO / "tests" / "calls" / call / "call.yaml")
+    assert report.passed, report.error
+    conn = _connect_for(runner, report.call_id)
+    rows = conn.execute(
+        "SELECT heard, value FROM turns WHERE call_id = ? AND ask = ?", (report.call_id, ask)
+    ).fetchall()
+    assert len(rows) >= 2  # the correction, then the answer to the corrected read-back
+    text = " ".join(
+        r[0] or ""
+        for r in conn.execute(
+            "SELECT text FROM transcript UNION ALL SELECT heard FROM turns UNION ALL "
+            "SELECT value FROM turns"
+        )
+    )
+    for secret in secrets:
+        assert secret not in text, secret
+    assert any(v == "yes" for _, v in rows)
+
+
 def test_qa_run_json_and_exit_code(tmp_path: Path, ivr_home: Path) -> None:
     bad = tmp_path / "bad"
     bad.mkdir()
