@@ -28,6 +28,7 @@ from ivr.services.store import Store
 SENSITIVE_DIGITS: Final = re.compile(r"\d{6,}")
 KEPT_PHONE_DIGITS: Final = 4  # a phone number's last four digits are shown anyway (masking)
 MASK: Final = "*"
+TAIL_KEYS: Final = re.compile(r"\*\d+#?")  # * and the last digits, keyed at a read-back
 HEADER: Final = (
     "# promoted by `ivr qa promote` from call {call_id}; edit freely.\n"
     "# Codes and full numbers are stand-ins (the same stand-in wherever a value recurs).\n"
@@ -159,14 +160,23 @@ def _turns(
     stand_ins: StandIns,
     fixtures: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    masked_asks = [t.ask for t in record.turns if t.heard and MASK in t.heard]
+    masked_asks = [
+        t.ask for t in record.turns if MASK in (t.heard or "") or MASK in (t.value or "")
+    ]
     turns: list[dict[str, Any]] = []
     for n, turn in enumerate(raw, 1):
         if not isinstance(turn, dict):
             raise ConfigError(f"{tape_dir / 'call.yaml'}: turn #{n}: expected a mapping")
         ask = turn.get("ask")
-        if "dtmf" in turn:
-            turns.append({**turn, "dtmf": stand_ins.text(str(turn["dtmf"]))})
+        keys = str(turn.get("dtmf", ""))
+        if "dtmf" in turn and ask in masked_asks and TAIL_KEYS.fullmatch(keys):
+            # the last digits of a code or number, keyed to correct its read-back: a piece
+            # of the secret, and no piece of the stand-in; replayed as the stand-in whole
+            masked_asks.remove(ask)
+            whole = "".join(_spoken_stand_in(str(ask), fixtures).split())
+            turns.append({**turn, "dtmf": whole + "#"})
+        elif "dtmf" in turn:
+            turns.append({**turn, "dtmf": stand_ins.text(keys)})
         elif "audio" in turn and ask is not None and ask in masked_asks:
             masked_asks.remove(ask)
             turns.append({"say": _spoken_stand_in(ask, fixtures), "ask": ask})

@@ -158,3 +158,46 @@ def test_a_spoken_code_becomes_the_synthetic_caller_saying_its_stand_in(tmp_path
         "ticket_team": None,
         "states": ["welcome", "main_menu", "verification_code"],
     }
+
+
+def test_corrections_at_a_code_read_back_become_the_stand_in(tmp_path: Path) -> None:
+    """Keys "*13#", or "no, it ends in 1 3" said, at a code's read-back are a piece of the
+    code: the promoted call keys or says the stand-in code whole instead."""
+    from ivr.qa.promote import promote
+    from ivr.services.calls import CallRecorder, Outcome, TurnRecord
+    from ivr.services.store import Store
+    from ivr.speech.audio import write_wav
+
+    store = Store(tmp_path / "calls.sqlite3")
+    rec = CallRecorder(store, channel="sip", locale="en-US", caller_id=PHONE)
+    rec.turn(TurnRecord("verification_code", "dtmf", "******", "******", 1.0))
+    rec.turn(TurnRecord("confirm_verification_code", "dtmf", "******", "******", 1.0))
+    rec.turn(TurnRecord("confirm_verification_code", "speech", "(code spoken)", "******", 0.8))
+    rec.turn(TurnRecord("confirm_verification_code", "dtmf", "1", "yes", 1.0))
+    rec.finish(Outcome.ABANDONED)
+    tape = tmp_path / "recorded" / rec.call_id
+    (tape / "turns").mkdir(parents=True)
+    write_wav(tape / "turns" / "03.wav", np.full(1600, 1000, dtype=np.int16), 8000)
+    tape_call = {
+        "caller_id": PHONE,
+        "turns": [
+            {"dtmf": "482910", "ask": "verification_code"},
+            {"dtmf": "*13#", "ask": "confirm_verification_code"},
+            {"audio": "turns/03.wav", "ask": "confirm_verification_code"},
+            {"dtmf": "1", "ask": "confirm_verification_code"},
+        ],
+    }
+    (tape / "call.yaml").write_text(yaml.safe_dump(tape_call))
+    fixtures = tmp_path / "fixtures.yaml"
+    fixtures.write_text(FIXTURES)
+    out = tmp_path / "promoted"
+    path = promote(store, rec.call_id, recordings=tmp_path / "recorded", out=out, fixtures=fixtures)
+    store.close()
+    call = yaml.safe_load(path.read_text())
+    code = call["fixtures"]["verification_code"]
+    assert code != CODE
+    turns = call["turns"]
+    assert turns[1] == {"dtmf": code + "#", "ask": "confirm_verification_code"}
+    assert turns[2] == {"say": " ".join(code), "ask": "confirm_verification_code"}
+    assert turns[3] == {"dtmf": "1", "ask": "confirm_verification_code"}
+    assert not (out / "turns").exists()  # no audio of a code kept
