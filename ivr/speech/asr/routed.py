@@ -141,6 +141,7 @@ class SecondOpinion(Recognizer):
         if (
             meant is not None
             and not meant.is_command
+            and meant.digits is None  # the decoder's digits alone are never believed
             and hyp.confidence >= self.engine.reject
             and len(normalize(other.text).split()) <= MAX_MISSPELT_WORDS
         ):
