@@ -10,6 +10,7 @@ from typing import Any
 from ivr.agents.queue import AgentQueue
 from ivr.channels.base import Channel
 from ivr.config import Settings
+from ivr.dialog.corrections import load_forms
 from ivr.dialog.engine import CallerHungUp, Dialog, TransferRequested
 from ivr.dialog.prompts import PromptBook
 from ivr.flows.base import CallContext, Services
@@ -89,6 +90,7 @@ class Runtime:
                 KnowledgeBase(s.prompts_dir, locale),
             )
             self._classifiers[locale] = FeedbackClassifier(s.prompts_dir, locale)
+            load_forms(s.grammars_dir, locale)  # read-back corrections: a bad file fails here
         return self._books[locale]
 
     def ticket_messages(self, locale: str) -> Messages:

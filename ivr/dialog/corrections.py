@@ -280,13 +280,15 @@ def _jsgf_word(word: str) -> bool:
     return not any(ch.isdigit() for ch in word)  # "3rd" is no dictionary word
 
 
-def load_forms(grammars_dir: Path, locale: str) -> CorrectionForms:
+def load_forms(grammars_dir: Path, locale: str) -> CorrectionForms | None:
+    """The locale's correction forms (loaded once), or None: its read-backs hear only yes
+    and no by speech (keyed corrections need no words)."""
     return _load_forms(grammars_dir / locale / FORMS_FILE)
 
 
 @functools.cache
-def _load_forms(path: Path) -> CorrectionForms:
-    return CorrectionForms.load(path)
+def _load_forms(path: Path) -> CorrectionForms | None:
+    return CorrectionForms.load(path) if path.exists() else None
 
 
 # --- matching ------------------------------------------------------------------------------

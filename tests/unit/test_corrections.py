@@ -204,3 +204,9 @@ def test_bad_forms_file_is_a_clear_error(tmp_path: Path) -> None:
         CorrectionForms.load(bad)
     with pytest.raises(ConfigError, match="not found"):
         CorrectionForms.load(tmp_path / "missing.yaml")
+
+
+def test_a_locale_without_forms_hears_only_yes_and_no(tmp_path: Path) -> None:
+    (tmp_path / "xx-XX").mkdir()
+    assert load_forms(tmp_path, "xx-XX") is None
+    assert load_forms(REPO / "grammars", "en-US") is load_forms(REPO / "grammars", "en-US")
