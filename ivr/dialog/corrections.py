@@ -93,6 +93,14 @@ class Target:
     number: str
     rule: DigitRule
 
+    def may_be_keyed(self, keys: str) -> bool:
+        """Keys so far may still become a keyed correction (``*`` and a tail no longer than
+        the number, or a whole number no longer than the rules allow)."""
+        if keys.startswith(TAIL_KEY):
+            tail = keys[len(TAIL_KEY) :]
+            return (not tail or tail.isdigit()) and len(tail) <= len(self.number)
+        return keys.isdigit() and len(keys) <= self.rule.max
+
 
 # --- the spoken forms ----------------------------------------------------------------------
 Template = tuple[str, ...]  # words and slots ("{digits}")

@@ -29,7 +29,6 @@ from ivr.speech.audio import FRAME_MS, Audio
 from ivr.speech.endpoint import EndpointConfig, Endpointer, Event
 from ivr.speech.grammar import (
     COMMAND_PREFIX,
-    MAX_DIGITS,
     DigitRule,
     Grammar,
     GrammarBook,
@@ -420,14 +419,14 @@ class Dialog:
                 event = self._next_listening_event(ask_id)
                 if isinstance(event, Key):
                     frames_since_key = 0
-                    if read_back:
+                    if corrects is not None and read_back:
                         # a lone 1 or 2 is yes or no, but it may start a number (or * a
                         # tail): wait for more keys, # or a short pause before deciding
                         if event.key == "#":
                             return self._read_back_keys(grammar, keys or "#")
                         keys += event.key
-                        if len(keys) > MAX_DIGITS + 1:
-                            return self._read_back_keys(grammar, keys)
+                        if not corrects.may_be_keyed(keys):
+                            return self._typed_ahead(grammar, keys)
                         continue
                     if not digits_mode:
                         value = grammar.key(event.key)
@@ -501,6 +500,17 @@ class Dialog:
         if keys and grammar.digits.accepts(keys):
             return Heard(Mode.DTMF, keys, keys, 1.0, keys)
         return Heard(Mode.DTMF, None, keys, None, keys if keys.isdigit() else None)
+
+    def _typed_ahead(self, grammar: Grammar, keys: str) -> Heard:
+        """Keys at a read-back that no correction can become (more than the number holds):
+        the first key answers the read-back, the rest were typed ahead for the next asks."""
+        self._turn_end = time.perf_counter()
+        value = grammar.key(keys[0])
+        if value is None:
+            said = "".join(k for k in keys if k.isdigit()) or None
+            return Heard(Mode.DTMF, None, keys, None, said)
+        self._pending[:0] = [Key(k) for k in keys[1:]]
+        return Heard(Mode.DTMF, value, keys[0], 1.0)
 
     def _read_back_keys(self, grammar: Grammar, keys: str) -> Heard:
         """Keys at a read-back: one key means what it always meant (1 yes, 2 no, 0 agent,

@@ -13,6 +13,7 @@ from ivr.dialog.corrections import (
     Correction,
     CorrectionForms,
     Kind,
+    Target,
     from_keys,
     load_forms,
 )
@@ -210,3 +211,20 @@ def test_a_locale_without_forms_hears_only_yes_and_no(tmp_path: Path) -> None:
     (tmp_path / "xx-XX").mkdir()
     assert load_forms(tmp_path, "xx-XX") is None
     assert load_forms(REPO / "grammars", "en-US") is load_forms(REPO / "grammars", "en-US")
+
+
+@pytest.mark.parametrize(
+    ("keys", "may"),
+    [
+        ("1", True),
+        ("*", True),
+        ("*13", True),
+        ("482913", True),  # a whole code
+        ("1111112", False),  # more than a code holds: typed ahead for the asks that follow
+        ("*1234567", False),  # a tail longer than the code
+        ("1*", False),  # yes, then * for the next ask
+        ("*1*", False),
+    ],
+)
+def test_keys_that_may_still_become_a_correction(keys: str, may: bool) -> None:
+    assert Target("482910", CODE).may_be_keyed(keys) is may
