@@ -29,6 +29,7 @@ from ivr.speech.audio import FRAME_MS, Audio
 from ivr.speech.endpoint import EndpointConfig, Endpointer, Event
 from ivr.speech.grammar import (
     COMMAND_PREFIX,
+    MAX_DIGITS,
     DigitRule,
     Grammar,
     GrammarBook,
@@ -426,7 +427,11 @@ class Dialog:
                             return self._read_back_keys(grammar, keys or "#")
                         keys += event.key
                         if not corrects.may_be_keyed(keys):
-                            return self._typed_ahead(grammar, keys)
+                            first = grammar.key(keys[0])
+                            if first is not None and not first.startswith(COMMAND_PREFIX):
+                                return self._typed_ahead(grammar, keys)  # "1", then next asks
+                            if len(keys) > 2 * MAX_DIGITS:
+                                return self._read_back_keys(grammar, keys)  # a flood
                         continue
                     if not digits_mode:
                         value = grammar.key(event.key)
@@ -502,13 +507,11 @@ class Dialog:
         return Heard(Mode.DTMF, None, keys, None, keys if keys.isdigit() else None)
 
     def _typed_ahead(self, grammar: Grammar, keys: str) -> Heard:
-        """Keys at a read-back that no correction can become (more than the number holds):
-        the first key answers the read-back, the rest were typed ahead for the next asks."""
+        """Keys at a read-back that start with yes or no and that no correction can become
+        (more than the number holds): the first key answers the read-back, the rest were
+        typed ahead for the asks that follow. (Other keys that fit nothing are no match.)"""
         self._turn_end = time.perf_counter()
         value = grammar.key(keys[0])
-        if value is None:
-            said = "".join(k for k in keys if k.isdigit()) or None
-            return Heard(Mode.DTMF, None, keys, None, said)
         self._pending[:0] = [Key(k) for k in keys[1:]]
         return Heard(Mode.DTMF, value, keys[0], 1.0)
 
