@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ivr.agents.queue import AgentQueue
 from ivr.dialog.corrections import CORRECTION
@@ -65,6 +65,13 @@ class FlowSpec:
 MAX_CORRECTIONS: Final = 3  # corrections of one number at its read-back; then it is asked again
 
 
+class ReadBack(NamedTuple):
+    """A read-back's answer: ``yes``, ``no`` or ``corrected``, and the number it leaves."""
+
+    answer: str
+    number: str
+
+
 class FlowHandlers:
     """Base of the per-flow handler mixins: ``do_<state>`` returns the next trigger."""
 
@@ -82,7 +89,7 @@ class FlowHandlers:
         grammar: str,
         sensitive: Sensitive | None = None,
         **params: Any,
-    ) -> tuple[str, str]:
+    ) -> ReadBack:
         """A read-back yes/no ask of the number ``value`` (collected with ``grammar``).
 
         Returns ``("yes" | "no", value)``, or ``("corrected", the corrected number)`` when
@@ -100,9 +107,9 @@ class FlowHandlers:
         )
         if answer.value != CORRECTION:
             self.ctx.corrections = 0
-            return answer.value, value
+            return ReadBack(answer.value, value)
         self.ctx.corrections += 1
         if self.ctx.corrections > MAX_CORRECTIONS or answer.digits is None:
             self.ctx.corrections = 0
-            return "no", value
-        return "corrected", answer.digits
+            return ReadBack("no", value)
+        return ReadBack("corrected", answer.digits)
