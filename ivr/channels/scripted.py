@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -48,7 +49,10 @@ class ScriptedChannel(Channel):
         sample_rate: int = 16000,
         caller_id: str | None = None,
         dialed: str | None = None,
+        line: Iterator[np.ndarray] | None = None,
     ) -> None:
+        """``line``: what the line carries while the caller says nothing (frames of noise,
+        endless); None is digital silence."""
         self.sample_rate = sample_rate
         self.caller_id = caller_id
         self.dialed = dialed
@@ -56,6 +60,7 @@ class ScriptedChannel(Channel):
         self._pending: collections.deque[ChannelEvent] = collections.deque()
         self._frame_len = frame_samples(sample_rate)
         self._silence = np.zeros(self._frame_len, dtype=np.int16)
+        self._line = line
         self.clock = 0
         self._playing_from = 0
         self._playing_until = 0
@@ -77,11 +82,18 @@ class ScriptedChannel(Channel):
             if isinstance(event, Key):
                 return event
         else:
-            event = Frame(self._silence)
+            event = self._quiet()
         self.clock += 1
         assert isinstance(event, Frame)
         self._caller.append(event.samples)
         return event
+
+    def _quiet(self) -> Frame:
+        """A frame of the line with the caller silent."""
+        return Frame(self._silence if self._line is None else next(self._line))
+
+    def _quiet_frames(self, ms: int) -> list[Frame]:
+        return [self._quiet() for _ in range(ms // 20)]
 
     def play(self, audio: Audio) -> None:
         if audio.rate != self.sample_rate:
@@ -120,18 +132,17 @@ class ScriptedChannel(Channel):
             return
         turn = self._turns.popleft()
         self.turns_used += 1
-        gap = [Frame(self._silence)] * (KEY_GAP_MS // 20)
         if turn.kind is TurnKind.AUDIO and turn.audio is not None:
-            self._pending.extend([Frame(self._silence)] * (lead_in_ms // 20))
+            self._pending.extend(self._quiet_frames(lead_in_ms))
             audio = turn.audio.to_rate(self.sample_rate)
             self._pending.extend(Frame(f) for f in split_frames(audio.samples, self.sample_rate))
         elif turn.kind is TurnKind.DTMF:
-            self._pending.extend([Frame(self._silence)] * (lead_in_ms // 20))
+            self._pending.extend(self._quiet_frames(lead_in_ms))
             for key in turn.keys:
-                self._pending.extend(gap)
+                self._pending.extend(self._quiet_frames(KEY_GAP_MS))
                 self._pending.append(Key(key))
         elif turn.kind is TurnKind.HANGUP:
-            self._pending.extend(gap)
+            self._pending.extend(self._quiet_frames(KEY_GAP_MS))
             self._pending.append(HangUp())
 
     def hang_up(self) -> None:

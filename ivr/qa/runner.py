@@ -17,7 +17,7 @@ from ivr.errors import IvrError
 from ivr.qa.testcall import TestCall, load_call
 from ivr.services.store import Store
 from ivr.session import CallResult, Runtime
-from ivr.speech.audio import write_wav
+from ivr.speech.audio import frame_samples, write_wav
 from ivr.speech.engines import Engines
 from ivr.speech.tts import Synthesizer
 
@@ -144,9 +144,7 @@ class QaRunner:
             self._fixtures(runtime, call)
         except (IvrError, KeyError, TypeError, ValueError) as exc:
             return CallReport(call.name, str(call.path), False, f"{call.path}: fixtures: {exc}")
-        channel = channel or ScriptedChannel(
-            call.turns, sample_rate=self.sample_rate, caller_id=call.caller_id, dialed=call.dialed
-        )
+        channel = channel or self.channel_for(call)
         code = call.fixtures.get("verification_code")
         timeline = Timeline(observer)
         result = runtime.run_call(
@@ -165,6 +163,24 @@ class QaRunner:
             report.recording = str(wav)
         store.close()
         return report
+
+    def channel_for(self, call: TestCall) -> ScriptedChannel:
+        """The scripted line a call runs on, in this runner's caller condition."""
+        from ivr.qa.conditions import Condition, background
+
+        line = background(
+            self.condition or Condition.CLEAN,
+            self.sample_rate,
+            frame_samples(self.sample_rate),
+            key=call.path.parent.name,
+        )
+        return ScriptedChannel(
+            call.turns,
+            sample_rate=self.sample_rate,
+            caller_id=call.caller_id,
+            dialed=call.dialed,
+            line=line,
+        )
 
     @staticmethod
     def _fixtures(runtime: Runtime, call: TestCall) -> None:
