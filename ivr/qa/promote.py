@@ -162,7 +162,9 @@ def _turns(
     stand_ins: StandIns,
     fixtures: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    masked_asks = [t.ask for t in record.turns if t.heard and MASK in t.heard]
+    masked_asks = [  # a spoken code is recorded as heard "(code spoken)", value "******"
+        t.ask for t in record.turns if MASK in (t.heard or "") or MASK in (t.value or "")
+    ]
     heard: dict[str, list[str]] = {}  # per ask, what was heard at each of its spoken turns
     for t in record.turns:
         if t.mode == "speech":
