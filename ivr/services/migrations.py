@@ -239,6 +239,7 @@ CREATE TABLE IF NOT EXISTS recovery_attempts (
     at REAL NOT NULL,
     caller_key TEXT,
     account_key TEXT NOT NULL,
+    account_masked TEXT,
     found INTEGER NOT NULL DEFAULT 0,
     call_id TEXT,
     server TEXT

@@ -250,9 +250,9 @@ class RecoveryAttempts:
                 )
                 return held
             conn.execute(
-                "INSERT INTO recovery_attempts(at, caller_key, account_key, found, call_id,"
-                " server) VALUES (?, ?, ?, ?, ?, ?)",
-                (now, from_key, account_key, int(found), call_id, server),
+                "INSERT INTO recovery_attempts(at, caller_key, account_key, account_masked,"
+                " found, call_id, server) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (now, from_key, account_key, mask_phone(number), int(found), call_id, server),
             )
             conn.execute(_AUDIT_INSERT, (*audit, "found" if found else "not_found", None))
             if from_key:
@@ -263,7 +263,9 @@ class RecoveryAttempts:
                 _AUDIT_INSERT,
                 (self.clock(), call_id, server, mask_phone(caller), None, "alert", TEAM, ticket),
             )
-        return Attempt(None, by_caller + 1 if from_key else by_account + 1, 0, ticket)
+        if from_key:
+            return Attempt(None, by_caller + 1, self.limits.attempts_per_caller, ticket)
+        return Attempt(None, by_account + 1, self.limits.attempts_per_account, ticket)
 
     def _claim_alert(self, conn: Any, from_key: str, since: float, now: float) -> bool:
         """Whether this attempt is the one that opens the window's alert (claimed here)."""
@@ -296,8 +298,9 @@ class RecoveryAttempts:
     ) -> str:
         """The ticket for the accounts team: masked numbers only, no text to the caller."""
         rows = self.store.query(
-            "SELECT account_key, MAX(call_id) AS call_id FROM recovery_attempts"
-            " WHERE caller_key = ? AND found = 1 AND at > ? GROUP BY account_key",
+            "SELECT account_key, MAX(account_masked) AS masked FROM recovery_attempts"
+            " WHERE caller_key = ? AND found = 1 AND at > ? GROUP BY account_key"
+            " ORDER BY MIN(id)",
             (from_key, since),
         )
         attempts = self.store.query(
@@ -308,7 +311,7 @@ class RecoveryAttempts:
         details = {
             "reason": "several_accounts_from_one_number",
             "caller": mask_phone(caller),
-            "accounts": len(rows),
+            "accounts": [r["masked"] for r in rows],
             "attempts": int(attempts["n"]),
             "calls": int(attempts["calls"]),
             "window_hours": round(self.limits.window_s / 3600, 2),
@@ -344,9 +347,9 @@ class RecoveryAttempts:
         with self.store.transaction() as conn:
             for _ in range(count):
                 conn.execute(
-                    "INSERT INTO recovery_attempts(at, caller_key, account_key, found, call_id,"
-                    " server) VALUES (?, ?, ?, ?, NULL, 'fixture')",
-                    (at, self.key(caller), self.key(number), int(found)),
+                    "INSERT INTO recovery_attempts(at, caller_key, account_key, account_masked,"
+                    " found, call_id, server) VALUES (?, ?, ?, ?, ?, NULL, 'fixture')",
+                    (at, self.key(caller), self.key(number), mask_phone(number), int(found)),
                 )
 
 

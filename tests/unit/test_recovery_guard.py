@@ -115,7 +115,8 @@ def test_several_accounts_from_one_number_open_one_ticket_per_window(store: Stor
     assert ticket.number == third.ticket and ticket.call_id == "c2"
     assert ticket.caller is None  # no text message to the line, no number in clear
     assert ticket.details["caller"] == "*******6000"
-    assert ticket.details["accounts"] == 3 and ticket.details["calls"] == 2
+    assert ticket.details["accounts"] == ["*******8000", "*******5678", "*******0123"]
+    assert ticket.details["attempts"] == 6 and ticket.details["calls"] == 2
     text = json.dumps(ticket.as_dict(masked=False))
     assert CALLER not in text and not any(a in text for a in ACCOUNTS)
     assert SmsOutbox(store).messages() == []
