@@ -234,7 +234,9 @@ def _piper_synthesize(voice: NaturalVoice, text: str, rate_wpm: int) -> Audio:
             engine = PiperVoice.load(model, config)
             _piper_voices[voice.name] = engine
             log.info("loaded natural voice %s", voice.name)
-        options = SynthesisConfig(length_scale=voice.length_scale(rate_wpm), normalize_audio=False)
+        options = SynthesisConfig(
+            length_scale=voice.length_scale(rate_wpm), normalize_audio=False
+        )
         chunks = [c.audio_float_array for c in engine.synthesize(text, options)]
         rate = int(engine.config.sample_rate)
     if not chunks:
