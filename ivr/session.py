@@ -19,7 +19,8 @@ from ivr.services.calls import CallRecorder, Outcome, TurnRecord
 from ivr.services.codes import Codes, SmsOutbox
 from ivr.services.feedback import FeedbackBox, FeedbackClassifier
 from ivr.services.knowledge import KnowledgeBase
-from ivr.services.privacy import mask_phone
+from ivr.services.privacy import mask_phone, secret_key
+from ivr.services.recovery_guard import RecoveryAttempts, RecoveryAudit, RecoveryGuard
 from ivr.services.store import Store
 from ivr.services.tickets import Messages, Tickets
 from ivr.speech.engines import Engines
@@ -77,6 +78,13 @@ class Runtime:
         self.queue = AgentQueue(self.store)
         self.tickets = Tickets(self.store, self.outbox)
         self.feedback = FeedbackBox(self.store, self.store.path.parent / "feedback")
+        self.recovery_attempts = RecoveryAttempts(
+            self.store,
+            self.tickets,
+            secret=secret_key(settings.caller_secret, settings.home),
+            limits=settings.recovery,
+        )
+        self.recovery_audit = RecoveryAudit(self.store)
         self._books: dict[str, tuple[PromptBook, GrammarBook, KnowledgeBase]] = {}
         self._classifiers: dict[str, FeedbackClassifier] = {}
 
@@ -150,6 +158,14 @@ class Runtime:
             ticket_messages=self.ticket_messages(locale),
             feedback=self.feedback,
             classifier=self._classifiers[locale],
+            guard=RecoveryGuard(
+                self.recovery_attempts,
+                self.recovery_audit,
+                call_id=recorder.call_id,
+                server=self.server_id,
+                caller=channel.caller_id,
+                locale=locale,
+            ),
         )
         ctx = CallContext(caller_id=channel.caller_id)
         flow = CallFlow(dialog, ctx, services, recorder)

@@ -70,6 +70,8 @@ class ScriptedChannel(Channel):
         self.exhausted = False
         self.hung_up = False
         self._early = False
+        self._private = False
+        self.private_spans: list[tuple[int, int]] = []  # frames the recording holds silent
 
     # --- Channel -------------------------------------------------------------------------
     def receive(self) -> ChannelEvent:
@@ -85,7 +87,7 @@ class ScriptedChannel(Channel):
             event = self._quiet()
         self.clock += 1
         assert isinstance(event, Frame)
-        self._caller.append(event.samples)
+        self._caller.append(self._silence if self._private else event.samples)
         return event
 
     def _quiet(self) -> Frame:
@@ -94,6 +96,14 @@ class ScriptedChannel(Channel):
 
     def _quiet_frames(self, ms: int) -> list[Frame]:
         return [self._quiet() for _ in range(ms // 20)]
+
+    def private(self, on: bool) -> None:
+        if on and not self._private:
+            self.private_spans.append((self.clock, self.clock))
+        elif not on and self._private:
+            start, _ = self.private_spans[-1]
+            self.private_spans[-1] = (start, self.clock)
+        self._private = on
 
     def play(self, audio: Audio) -> None:
         if audio.rate != self.sample_rate:

@@ -218,7 +218,31 @@ class Dialog:
         barge_in: bool = True,
         **params: Any,
     ) -> Answer:
-        """One ask with escalation (CALLFLOWS.md: rules at every ask)."""
+        """One ask with escalation (CALLFLOWS.md: rules at every ask).
+
+        A code's ask (``sensitive=Sensitive.CODE``: the code asked for, or read back) is
+        private from its prompt to its answer: the channel keeps none of the caller's audio.
+        """
+        private = sensitive is Sensitive.CODE
+        if private:
+            self.channel.private(True)
+        try:
+            return self._ask(ask_id, grammar, kind, prompt, digits, sensitive, barge_in, params)
+        finally:
+            if private:
+                self.channel.private(False)
+
+    def _ask(
+        self,
+        ask_id: str,
+        grammar: str,
+        kind: AskKind,
+        prompt: str | None,
+        digits: DigitRule | None,
+        sensitive: Sensitive | None,
+        barge_in: bool,
+        params: dict[str, Any],
+    ) -> Answer:
         g = self.grammars.get(grammar, digits=digits)
         pid = prompt or ask_id
         failures = 0

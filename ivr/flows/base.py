@@ -12,6 +12,7 @@ from ivr.services.calls import CallRecorder
 from ivr.services.codes import Codes
 from ivr.services.feedback import FeedbackBox, FeedbackClassifier
 from ivr.services.knowledge import KnowledgeBase
+from ivr.services.recovery_guard import RecoveryGuard
 from ivr.services.tickets import Messages, Tickets
 
 
@@ -25,6 +26,7 @@ class Services:
     ticket_messages: Messages
     feedback: FeedbackBox
     classifier: FeedbackClassifier
+    guard: RecoveryGuard  # recovery attempts and their audit, for this call
 
 
 @dataclass

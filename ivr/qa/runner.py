@@ -188,6 +188,16 @@ class QaRunner:
             runtime.accounts.add(str(account["phone"]), str(account.get("name", "Caller")))
         if not call.fixtures.get("accounts"):
             runtime.accounts.seed_demo()
+        for earlier in call.fixtures.get("recovery_attempts") or []:
+            # earlier recovery attempts: {number, caller (default: this call's), found,
+            # count, minutes_ago}
+            runtime.recovery_attempts.seed(
+                number=str(earlier["number"]),
+                caller=str(earlier.get("caller", call.caller_id) or "") or None,
+                found=bool(earlier.get("found", True)),
+                count=int(earlier.get("count", 1)),
+                ago_s=float(earlier.get("minutes_ago", 60)) * 60,
+            )
         for ticket in call.fixtures.get("tickets") or []:
             seeded = runtime.tickets.seed(ticket)
             if seeded.resolution:  # as when the team wrote it: in the cache before anyone calls
