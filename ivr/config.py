@@ -113,6 +113,9 @@ class Settings:
     asr: Recognition = field(default_factory=Recognition)
     models: Path | None = None  # models directory (default: <home>/models; $IVR_MODELS)
     sip: SipSecurity = field(default_factory=SipSecurity)
+    # key of the caller-number hashes that remember callers across calls (shared by the
+    # servers of one store; empty: one drawn once and kept in <home>/caller.key)
+    caller_secret: str = ""
 
     @property
     def db_path(self) -> Path:

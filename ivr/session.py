@@ -15,6 +15,7 @@ from ivr.dialog.prompts import PromptBook
 from ivr.flows.base import CallContext, Services
 from ivr.flows.call import CallFlow
 from ivr.services.accounts import Accounts
+from ivr.services.callers import CallerMemory, caller_secret
 from ivr.services.calls import CallRecorder, Outcome, TurnRecord
 from ivr.services.codes import Codes, SmsOutbox
 from ivr.services.feedback import FeedbackBox, FeedbackClassifier
@@ -77,6 +78,7 @@ class Runtime:
         self.queue = AgentQueue(self.store)
         self.tickets = Tickets(self.store, self.outbox)
         self.feedback = FeedbackBox(self.store, self.store.path.parent / "feedback")
+        self.memory = CallerMemory(self.store, caller_secret(settings))
         self._books: dict[str, tuple[PromptBook, GrammarBook, KnowledgeBase]] = {}
         self._classifiers: dict[str, FeedbackClassifier] = {}
 
@@ -121,6 +123,7 @@ class Runtime:
             caller_id=channel.caller_id,
             observer=observer,
             server=self.server_id,
+            caller_key=self.memory.key(channel.caller_id),
         )
         dialog = Dialog(
             channel=channel,
@@ -150,6 +153,7 @@ class Runtime:
             ticket_messages=self.ticket_messages(locale),
             feedback=self.feedback,
             classifier=self._classifiers[locale],
+            memory=self.memory,
         )
         ctx = CallContext(caller_id=channel.caller_id)
         flow = CallFlow(dialog, ctx, services, recorder)

@@ -8,6 +8,7 @@ from typing import Any
 from ivr.agents.queue import AgentQueue
 from ivr.dialog.engine import Dialog
 from ivr.services.accounts import Accounts
+from ivr.services.callers import CallerMemory, PickUp, TicketNews
 from ivr.services.calls import CallRecorder
 from ivr.services.codes import Codes
 from ivr.services.feedback import FeedbackBox, FeedbackClassifier
@@ -25,6 +26,7 @@ class Services:
     ticket_messages: Messages
     feedback: FeedbackBox
     classifier: FeedbackClassifier
+    memory: CallerMemory | None = None  # callers remembered across calls
 
 
 @dataclass
@@ -44,6 +46,9 @@ class CallContext:
     review_refusals: int = 0
     feedback: Any = None  # the recording waiting for the caller's confirmation
     collected: dict[str, Any] = field(default_factory=dict)
+    news: tuple[TicketNews, ...] = ()  # tickets that changed since the caller's last call
+    pick_up: PickUp | None = None  # the task the caller hung up in, less than 30 minutes ago
+    steps_texted: set[str] = field(default_factory=set)  # walkthroughs sent by text message
 
     def new_task(self) -> None:
         """Back at the main menu: per-task counters start again."""
@@ -67,3 +72,8 @@ class FlowHandlers:
     ctx: CallContext
     services: Services
     recorder: CallRecorder
+
+    def remember_account(self, phone: str) -> None:
+        """The account this call identified, as a keyed hash (a later call may pick up)."""
+        if self.services.memory is not None:
+            self.recorder.set(account_key=self.services.memory.key(phone))

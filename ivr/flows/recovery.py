@@ -80,6 +80,7 @@ class RecoveryHandlers(FlowHandlers):
         )
         if answer.value == "yes":
             self.ctx.account_phone = self.ctx.candidate_phone
+            self.remember_account(self.ctx.candidate_phone)
         return answer.value
 
     def do_phone_number(self) -> str:
@@ -108,6 +109,7 @@ class RecoveryHandlers(FlowHandlers):
             self.dialog.say("number_not_found")
             return "not_found"
         self.ctx.account_phone = account.phone
+        self.remember_account(account.phone)
         self.ctx.collected["phone_last4"] = _last4(account.phone)
         return "found"
 

@@ -148,6 +148,11 @@ class QaRunner:
             call.turns, sample_rate=self.sample_rate, caller_id=call.caller_id, dialed=call.dialed
         )
         code = call.fixtures.get("verification_code")
+        try:
+            earlier = self._earlier_calls(runtime, call, None if code is None else str(code))
+        except (IvrError, TypeError) as exc:
+            store.close()
+            return CallReport(call.name, str(call.path), False, f"{call.path}: fixtures: {exc}")
         timeline = Timeline(observer)
         result = runtime.run_call(
             channel,
@@ -157,6 +162,10 @@ class QaRunner:
         )
         self.latencies_ms.extend(result.latencies_ms)
         report = self._check(call, result, channel)
+        if earlier:
+            report.failures[:0] = earlier
+            report.passed = False
+            report.error = "; ".join(report.failures)
         report.transcript = timeline.events
         if self.record_dir is not None:
             self.record_dir.mkdir(parents=True, exist_ok=True)
@@ -165,6 +174,27 @@ class QaRunner:
             report.recording = str(wav)
         store.close()
         return report
+
+    def _earlier_calls(self, runtime: Runtime, call: TestCall, code: str | None) -> list[str]:
+        """Run the calls named by ``fixtures.earlier_calls`` (test-call folders, relative to
+        this one) first, on the same database: the same caller calling again. The failures of
+        each (its own expectations) come back, named."""
+        failures: list[str] = []
+        raw = call.fixtures.get("earlier_calls") or []
+        if not isinstance(raw, list):
+            raise TypeError("earlier_calls: expected a list of test-call folders")
+        for name in raw:
+            before = load_call(call.path.parent / str(name), condition=self.condition or "clean")
+            channel = ScriptedChannel(
+                before.turns,
+                sample_rate=self.sample_rate,
+                caller_id=before.caller_id,
+                dialed=before.dialed,
+            )
+            result = runtime.run_call(channel, locale=before.locale, fixed_code=code)
+            checked = self._check(before, result, channel)
+            failures.extend(f"earlier call {name}: {f}" for f in checked.failures)
+        return failures
 
     @staticmethod
     def _fixtures(runtime: Runtime, call: TestCall) -> None:

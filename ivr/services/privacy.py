@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from typing import Final
 
@@ -32,3 +34,12 @@ def scrub(text: str) -> str:
         return mask_phone(digits) if len(digits) >= 7 else "*" * len(digits)  # type: ignore[return-value]
 
     return _LONG_DIGITS.sub(repl, text)
+
+
+def caller_key(number: str | None, secret: bytes) -> str | None:
+    """A keyed hash (HMAC-SHA256) of a phone number's digits: calls from one number share it,
+    and the number cannot be read back from it without the secret."""
+    digits = re.sub(r"\D", "", number or "")
+    if not digits:
+        return None
+    return hmac.new(secret, digits.encode(), hashlib.sha256).hexdigest()
