@@ -48,8 +48,10 @@ class ScriptedChannel(Channel):
         sample_rate: int = 16000,
         caller_id: str | None = None,
         dialed: str | None = None,
+        agent_answers: bool | None = None,
     ) -> None:
         self.sample_rate = sample_rate
+        self.agent_answers = agent_answers  # what a transfer finds: None, no agents here
         self.caller_id = caller_id
         self.dialed = dialed
         self._turns = collections.deque(turns)
@@ -133,6 +135,10 @@ class ScriptedChannel(Channel):
         elif turn.kind is TurnKind.HANGUP:
             self._pending.extend(gap)
             self._pending.append(HangUp())
+
+    def connect_agent(self) -> bool | None:
+        """As the test call says: an agent answers (True), all are busy (False), or none."""
+        return self.agent_answers
 
     def hang_up(self) -> None:
         self._truncate_playback()

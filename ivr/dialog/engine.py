@@ -216,9 +216,11 @@ class Dialog:
         digits: DigitRule | None = None,
         sensitive: Sensitive | None = None,
         barge_in: bool = True,
+        tries: int = MAX_FAILURES,
         **params: Any,
     ) -> Answer:
-        """One ask with escalation (CALLFLOWS.md: rules at every ask)."""
+        """One ask with escalation (CALLFLOWS.md: rules at every ask); ``tries`` failures
+        raise TransferRequested (fewer for an ask whose silence has a default)."""
         g = self.grammars.get(grammar, digits=digits)
         pid = prompt or ask_id
         failures = 0
@@ -232,7 +234,7 @@ class Dialog:
             if heard.mode is Mode.NO_INPUT or heard.value is None:
                 failures += 1
                 reason = "no_input" if heard.mode is Mode.NO_INPUT else "no_match"
-                if failures >= MAX_FAILURES:
+                if failures >= tries:
                     raise TransferRequested(reason, step=ask_id)
                 variant = f"{'noinput' if reason == 'no_input' else 'nomatch'}.{failures}"
                 continue

@@ -179,7 +179,8 @@ class RecoveryHandlers(FlowHandlers):
         return "locked"
 
     def do_reset_password(self) -> str:
-        run_walkthrough(self.dialog, self.services.knowledge.get("reset_password"))
+        article = self.services.knowledge.get("reset_password")
+        run_walkthrough(self.dialog, article, text_steps=self.steps_texter(article))
         return "next"
 
     def do_recovery_worked(self) -> str:

@@ -144,8 +144,21 @@ class QaRunner:
             self._fixtures(runtime, call)
         except (IvrError, KeyError, TypeError, ValueError) as exc:
             return CallReport(call.name, str(call.path), False, f"{call.path}: fixtures: {exc}")
+        agents = call.fixtures.get("agents")  # busy: a transfer finds no free agent
+        if agents not in (None, "busy", "answer"):
+            store.close()
+            return CallReport(
+                call.name,
+                str(call.path),
+                False,
+                f"{call.path}: fixtures: agents: expected busy or answer, got {agents!r}",
+            )
         channel = channel or ScriptedChannel(
-            call.turns, sample_rate=self.sample_rate, caller_id=call.caller_id, dialed=call.dialed
+            call.turns,
+            sample_rate=self.sample_rate,
+            caller_id=call.caller_id,
+            dialed=call.dialed,
+            agent_answers=None if agents is None else agents == "answer",
         )
         code = call.fixtures.get("verification_code")
         try:
