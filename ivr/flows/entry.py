@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ivr.dialog.engine import AskKind
+from ivr.dialog.engine import AskKind, TransferRequested
 from ivr.dialog.prompts import SpokenText
 from ivr.flows.base import FlowHandlers, FlowSpec
 
@@ -16,6 +16,9 @@ INTENT_STARTS: Final = {
     "ticket_status": "ticket_number",
     "feedback": "feedback_recording",
 }
+
+# the asks a remembered caller hears before the menu: after two failed tries, the menu
+OPTIONAL_ASK_TRIES: Final = 2
 
 SPEC: Final = FlowSpec(
     name="entry",
@@ -72,8 +75,15 @@ class EntryHandlers(FlowHandlers):
                 last4=self.dialog.digits(news.number[-4:]),
                 **({"resolution": SpokenText(news.resolution or "")} if news.resolution else {}),
             )
-        answer = self.dialog.ask("hear_again", grammar="hear_again", kind=AskKind.YES_NO)
-        if answer.value == "again":
+        try:
+            answer = self.dialog.ask(
+                "hear_again", grammar="hear_again", kind=AskKind.YES_NO, tries=OPTIONAL_ASK_TRIES
+            )
+        except TransferRequested as req:
+            if req.reason == "caller_request":
+                raise
+            answer = None  # nothing understood: on to the menu, as if the caller went on
+        if answer is not None and answer.value == "again":
             return "again"
         return "pick_up" if self.ctx.pick_up else "next"
 
@@ -83,21 +93,19 @@ class EntryHandlers(FlowHandlers):
         assert pick_up is not None
         self.ctx.pick_up = None
         phone = pick_up.account_phone
-        if phone is not None:
+        params = (
+            {"prompt": "pick_up_code", "last4": self.dialog.digits(phone[-4:])}
+            if phone is not None
+            else {"task": self.dialog.prompts.text(f"task.{pick_up.intent}")}
+        )
+        try:
             answer = self.dialog.ask(
-                "pick_up",
-                prompt="pick_up_code",
-                grammar="yes_no",
-                kind=AskKind.YES_NO,
-                last4=self.dialog.digits(phone[-4:]),
+                "pick_up", grammar="yes_no", kind=AskKind.YES_NO, tries=OPTIONAL_ASK_TRIES, **params
             )
-        else:
-            answer = self.dialog.ask(
-                "pick_up",
-                grammar="yes_no",
-                kind=AskKind.YES_NO,
-                task=self.dialog.prompts.text(f"task.{pick_up.intent}"),
-            )
+        except TransferRequested as req:
+            if req.reason == "caller_request":
+                raise
+            return "no"  # nothing understood: the main menu, as for any caller
         if answer.value == "no":
             return "no"
         self.ctx.new_task()
