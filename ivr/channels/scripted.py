@@ -50,10 +50,12 @@ class ScriptedChannel(Channel):
         caller_id: str | None = None,
         dialed: str | None = None,
         line: Iterator[np.ndarray] | None = None,
+        agent_answers: bool | None = None,
     ) -> None:
         """``line``: what the line carries while the caller says nothing (frames of noise,
         endless); None is digital silence."""
         self.sample_rate = sample_rate
+        self.agent_answers = agent_answers  # what a transfer finds: None, no agents here
         self.caller_id = caller_id
         self.dialed = dialed
         self._turns = collections.deque(turns)
@@ -154,6 +156,10 @@ class ScriptedChannel(Channel):
         elif turn.kind is TurnKind.HANGUP:
             self._pending.extend(self._quiet_frames(KEY_GAP_MS))
             self._pending.append(HangUp())
+
+    def connect_agent(self) -> bool | None:
+        """As the test call says: an agent answers (True), all are busy (False), or none."""
+        return self.agent_answers
 
     def hang_up(self) -> None:
         self._truncate_playback()

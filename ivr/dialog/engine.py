@@ -216,9 +216,11 @@ class Dialog:
         digits: DigitRule | None = None,
         sensitive: Sensitive | None = None,
         barge_in: bool = True,
+        tries: int = MAX_FAILURES,
         **params: Any,
     ) -> Answer:
-        """One ask with escalation (CALLFLOWS.md: rules at every ask).
+        """One ask with escalation (CALLFLOWS.md: rules at every ask); ``tries`` failures
+        raise TransferRequested (fewer for an ask whose silence has a default).
 
         A code's ask (``sensitive=Sensitive.CODE``: the code asked for, or read back) is
         private from its prompt to its answer: the channel keeps none of the caller's audio.
@@ -227,7 +229,9 @@ class Dialog:
         if private:
             self.channel.private(True)
         try:
-            return self._ask(ask_id, grammar, kind, prompt, digits, sensitive, barge_in, params)
+            return self._ask(
+                ask_id, grammar, kind, prompt, digits, sensitive, barge_in, tries, params
+            )
         finally:
             if private:
                 self.channel.private(False)
@@ -241,6 +245,7 @@ class Dialog:
         digits: DigitRule | None,
         sensitive: Sensitive | None,
         barge_in: bool,
+        tries: int,
         params: dict[str, Any],
     ) -> Answer:
         g = self.grammars.get(grammar, digits=digits)
@@ -256,7 +261,7 @@ class Dialog:
             if heard.mode is Mode.NO_INPUT or heard.value is None:
                 failures += 1
                 reason = "no_input" if heard.mode is Mode.NO_INPUT else "no_match"
-                if failures >= MAX_FAILURES:
+                if failures >= tries:
                     raise TransferRequested(reason, step=ask_id)
                 variant = f"{'noinput' if reason == 'no_input' else 'nomatch'}.{failures}"
                 continue

@@ -103,6 +103,7 @@ class RecoveryHandlers(FlowHandlers):
             if attempt.hold is not None:
                 return self._hold(attempt)
             self.ctx.account_phone = self.ctx.candidate_phone
+            self.remember_account(self.ctx.candidate_phone)
         return answer.value
 
     def do_phone_number(self) -> str:
@@ -137,6 +138,7 @@ class RecoveryHandlers(FlowHandlers):
             self.dialog.say("number_not_found")
             return "not_found"
         self.ctx.account_phone = account.phone
+        self.remember_account(account.phone)
         self.ctx.collected["phone_last4"] = _last4(account.phone)
         return "found"
 
@@ -211,7 +213,8 @@ class RecoveryHandlers(FlowHandlers):
         return "locked"
 
     def do_reset_password(self) -> str:
-        run_walkthrough(self.dialog, self.services.knowledge.get("reset_password"))
+        article = self.services.knowledge.get("reset_password")
+        run_walkthrough(self.dialog, article, text_steps=self.steps_texter(article))
         self.services.guard.step("reset_password", "walked_through", account=self.ctx.account_phone)
         return "next"
 

@@ -268,6 +268,17 @@ CREATE INDEX IF NOT EXISTS recovery_audit_call ON recovery_audit(call_id);
 """
         ),
     ),
+    Migration(
+        4,
+        "callers remembered by a keyed hash of their number; callback windows",
+        (
+            "ALTER TABLE calls ADD COLUMN caller_key TEXT",
+            "ALTER TABLE calls ADD COLUMN account_key TEXT",
+            "CREATE INDEX IF NOT EXISTS calls_caller_key ON calls(caller_key, started_at)",
+            "CREATE INDEX IF NOT EXISTS tickets_caller ON tickets(caller)",
+            "ALTER TABLE callbacks ADD COLUMN call_window TEXT",
+        ),
+    ),
 )
 LATEST: Final = MIGRATIONS[-1].version
 

@@ -55,7 +55,7 @@ def secret_key(configured: str, home: Path) -> bytes:
         return configured.encode()
     path = home / "caller.key"
     try:
-        return path.read_bytes().strip()
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
     except FileNotFoundError:
         pass
     home.mkdir(parents=True, exist_ok=True)
@@ -69,4 +69,4 @@ def secret_key(configured: str, home: Path) -> bytes:
         pass
     finally:
         draft.unlink()
-    return path.read_bytes().strip()
+    return bytes.fromhex(path.read_text(encoding="ascii").strip())

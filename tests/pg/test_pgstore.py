@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ivr.agents.cases import CaseDesk, CaseStatus
+from ivr.agents.cases import CallbackWindow, CaseDesk, CaseStatus
 from ivr.agents.directory import AgentError, Directory, Role
 from ivr.agents.queue import AgentQueue
 from ivr.services.accounts import Accounts
+from ivr.services.callers import CallerMemory
 from ivr.services.calls import CallRecorder, Outcome, TurnRecord, load_call, recover_interrupted
 from ivr.services.codes import Codes, SmsOutbox, Verify
 from ivr.services.integrity import check_store
@@ -93,6 +94,12 @@ def test_services_write_and_read(pg_dsn: str, tmp_path: Path) -> None:
         )
         desk = CaseDesk(store)
         desk.promise_callback(queue_id)
+        desk.promise_callback(queue_id, window=CallbackWindow.AFTERNOON)
+        assert [c.window for c in desk.callbacks()] == [CallbackWindow.AFTERNOON]
+        # the ticket changed after it was opened: news for the caller, found by number
+        memory = CallerMemory(store, b"k" * 32)
+        news = memory.recall(PHONE, call_id=rec.call_id, tasks=frozenset()).news
+        assert [n.number for n in news] == [ticket.number]
         directory = Directory(store)
         alice = directory.add("alice", role=Role.AGENT, password="long-enough-1")
         with pytest.raises(AgentError, match="exists already"):

@@ -166,7 +166,7 @@ def test_audit_rows_read_back_newest_first(store: Store) -> None:
 
 def test_the_number_key_is_drawn_once_and_kept(tmp_path: Path) -> None:
     first = secret_key("", tmp_path)
-    assert len(first) == 64 and secret_key("", tmp_path) == first
+    assert len(first) == 32 and secret_key("", tmp_path) == first  # 256 bits
     assert (tmp_path / "caller.key").stat().st_mode & 0o077 == 0
     assert secret_key("configured", tmp_path) == b"configured"
     assert caller_key("+86 136 0013 6000", first) == caller_key("8613600136000", first)
