@@ -99,6 +99,22 @@ class SipSecurity:
 
 
 @dataclass(frozen=True)
+class RecoveryLimits:
+    """How often account recovery may be tried (``[recovery]``), counted in the store.
+
+    An attempt is one number put forward for recovery: the caller-ID account the caller
+    confirmed, or a number keyed or spoken and confirmed (bound to an account or not). New
+    codes and resends within an attempt do not count (codes have their own limits). Over a
+    limit the caller goes to an agent (reason ``security_hold``).
+    """
+
+    attempts_per_account: int = 5  # attempts on one account within the window
+    attempts_per_caller: int = 5  # attempts from one calling number within the window
+    accounts_per_caller: int = 3  # distinct accounts from one calling number: a ticket
+    window_s: float = 24 * 3600.0
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     brand: str = "StreamTube"
@@ -116,6 +132,10 @@ class Settings:
     asr: Recognition = field(default_factory=Recognition)
     models: Path | None = None  # models directory (default: <home>/models; $IVR_MODELS)
     sip: SipSecurity = field(default_factory=SipSecurity)
+    recovery: RecoveryLimits = field(default_factory=RecoveryLimits)
+    # key of the caller-number hashes that remember callers across calls (shared by the
+    # servers of one store; empty: one drawn once and kept in <home>/caller.key)
+    caller_secret: str = ""
 
     @property
     def db_path(self) -> Path:

@@ -16,11 +16,13 @@ from ivr.dialog.prompts import PromptBook
 from ivr.flows.base import CallContext, Services
 from ivr.flows.call import CallFlow
 from ivr.services.accounts import Accounts
+from ivr.services.callers import CallerMemory
 from ivr.services.calls import CallRecorder, Outcome, TurnRecord
 from ivr.services.codes import Codes, SmsOutbox
 from ivr.services.feedback import FeedbackBox, FeedbackClassifier
 from ivr.services.knowledge import KnowledgeBase
-from ivr.services.privacy import mask_phone
+from ivr.services.privacy import mask_phone, secret_key
+from ivr.services.recovery_guard import RecoveryAttempts, RecoveryAudit, RecoveryGuard
 from ivr.services.store import Store
 from ivr.services.tickets import Messages, Tickets
 from ivr.speech.engines import Engines
@@ -78,6 +80,12 @@ class Runtime:
         self.queue = AgentQueue(self.store)
         self.tickets = Tickets(self.store, self.outbox)
         self.feedback = FeedbackBox(self.store, self.store.path.parent / "feedback")
+        secret = secret_key(settings.caller_secret, settings.home)
+        self.recovery_attempts = RecoveryAttempts(
+            self.store, self.tickets, secret=secret, limits=settings.recovery
+        )
+        self.recovery_audit = RecoveryAudit(self.store)
+        self.memory = CallerMemory(self.store, secret)
         self._books: dict[str, tuple[PromptBook, GrammarBook, KnowledgeBase]] = {}
         self._classifiers: dict[str, FeedbackClassifier] = {}
 
@@ -123,6 +131,7 @@ class Runtime:
             caller_id=channel.caller_id,
             observer=observer,
             server=self.server_id,
+            caller_key=self.memory.key(channel.caller_id),
         )
         dialog = Dialog(
             channel=channel,
@@ -152,6 +161,15 @@ class Runtime:
             ticket_messages=self.ticket_messages(locale),
             feedback=self.feedback,
             classifier=self._classifiers[locale],
+            guard=RecoveryGuard(
+                self.recovery_attempts,
+                self.recovery_audit,
+                call_id=recorder.call_id,
+                server=self.server_id,
+                caller=channel.caller_id,
+                locale=locale,
+            ),
+            memory=self.memory,
         )
         ctx = CallContext(caller_id=channel.caller_id)
         flow = CallFlow(dialog, ctx, services, recorder)

@@ -12,7 +12,7 @@ import enum
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from ivr.agents.directory import Agent, AgentState, Directory
 from ivr.services.calls import CallRecord, load_call
@@ -37,6 +37,21 @@ class CallbackStatus(enum.StrEnum):
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+
+
+class CallbackWindow(enum.StrEnum):
+    """When the caller asked to be called back (keys 1, 2, 3 on the phone)."""
+
+    ASAP = "asap"
+    AFTERNOON = "afternoon"
+    TOMORROW_MORNING = "tomorrow_morning"
+
+
+WINDOW_LABELS: Final = {
+    CallbackWindow.ASAP: "as soon as possible",
+    CallbackWindow.AFTERNOON: "this afternoon",
+    CallbackWindow.TOMORROW_MORNING: "tomorrow morning",
+}
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,11 @@ class Callback:
     caller: str | None
     agent: str | None
     note: str | None
+    window: CallbackWindow | None = None  # None: the caller chose none (as soon as possible)
+
+    @property
+    def window_label(self) -> str:
+        return WINDOW_LABELS[self.window or CallbackWindow.ASAP]
 
 
 _SUMMARY_SQL = """
@@ -314,13 +334,15 @@ class CaseDesk:
         return rows[0]["caller_number"] if rows else None
 
     # --- callbacks -------------------------------------------------------------------------------
-    def promise_callback(self, queue_id: int) -> None:
-        """The caller was told an agent will call back: the case joins the callback list."""
+    def promise_callback(self, queue_id: int, *, window: CallbackWindow | None = None) -> None:
+        """The caller was told an agent will call back: the case joins the callback list;
+        ``window``, when the caller chose when (a promise made before keeps its place)."""
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT INTO callbacks(queue_id, created_at) VALUES (?, ?)"
-                " ON CONFLICT(queue_id) DO NOTHING",
-                (queue_id, time.time()),
+                "INSERT INTO callbacks(queue_id, created_at, call_window) VALUES (?, ?, ?)"
+                " ON CONFLICT(queue_id) DO UPDATE SET"
+                " call_window = COALESCE(excluded.call_window, callbacks.call_window)",
+                (queue_id, time.time(), None if window is None else str(window)),
             )
             self._event_in(conn, "callback", queue_id, None)
 
@@ -345,6 +367,7 @@ class CaseDesk:
                     caller=json.loads(r["case_json"]).get("caller"),
                     agent=r["name"],
                     note=r["note"],
+                    window=CallbackWindow(r["call_window"]) if r["call_window"] else None,
                 )
             )
         return out

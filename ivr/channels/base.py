@@ -62,6 +62,11 @@ class Channel(ABC):
     def listening(self, ask: str) -> None:  # noqa: B027 - optional hint
         """The IVR now listens for the answer to ``ask``."""
 
+    def private(self, on: bool) -> None:  # noqa: B027 - optional hint
+        """From ``private(True)`` until ``private(False)`` a code is being spoken or keyed:
+        nothing of the caller's audio may be kept. A recording holds digital silence of the
+        same length there (the timeline stays true); the dialog still hears every frame."""
+
     def connect_agent(self) -> bool | None:
         """Hand the caller to a live agent now: True when connected, False when no agent
         answered (busy, no answer), None when this channel has no live agents (the case

@@ -114,6 +114,7 @@ class MicrophoneChannel(Channel):
         self._tail_frames = 0
         self._play_level = 0.0
         self._closed = False
+        self._private = False
         self.recording: list[np.ndarray] | None = None  # what the dialog heard, when kept
         sd = _sounddevice()
         in_rate = _device_rate(sd, input_device, "input")
@@ -175,8 +176,8 @@ class MicrophoneChannel(Channel):
             samples = self._resample_in(event.samples)
             if samples is not None:
                 heard = self._gate(samples)
-                if self.recording is not None:
-                    self.recording.append(heard)
+                if self.recording is not None:  # a code's span is kept as silence
+                    self.recording.append(np.zeros_like(heard) if self._private else heard)
                 return Frame(heard)
 
     def _resample_in(self, samples: np.ndarray) -> np.ndarray | None:
@@ -223,6 +224,9 @@ class MicrophoneChannel(Channel):
             self.talk = not self.talk
             return
         self._events.put(Key(key))
+
+    def private(self, on: bool) -> None:
+        self._private = on
 
     def hang_up_now(self) -> None:
         self._events.put(HangUp())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -48,14 +49,20 @@ class ScriptedChannel(Channel):
         sample_rate: int = 16000,
         caller_id: str | None = None,
         dialed: str | None = None,
+        line: Iterator[np.ndarray] | None = None,
+        agent_answers: bool | None = None,
     ) -> None:
+        """``line``: what the line carries while the caller says nothing (frames of noise,
+        endless); None is digital silence."""
         self.sample_rate = sample_rate
+        self.agent_answers = agent_answers  # what a transfer finds: None, no agents here
         self.caller_id = caller_id
         self.dialed = dialed
         self._turns = collections.deque(turns)
         self._pending: collections.deque[ChannelEvent] = collections.deque()
         self._frame_len = frame_samples(sample_rate)
         self._silence = np.zeros(self._frame_len, dtype=np.int16)
+        self._line = line
         self.clock = 0
         self._playing_from = 0
         self._playing_until = 0
@@ -65,6 +72,8 @@ class ScriptedChannel(Channel):
         self.exhausted = False
         self.hung_up = False
         self._early = False
+        self._private = False
+        self.private_spans: list[tuple[int, int]] = []  # frames the recording holds silent
 
     # --- Channel -------------------------------------------------------------------------
     def receive(self) -> ChannelEvent:
@@ -77,11 +86,26 @@ class ScriptedChannel(Channel):
             if isinstance(event, Key):
                 return event
         else:
-            event = Frame(self._silence)
+            event = self._quiet()
         self.clock += 1
         assert isinstance(event, Frame)
-        self._caller.append(event.samples)
+        self._caller.append(self._silence if self._private else event.samples)
         return event
+
+    def _quiet(self) -> Frame:
+        """A frame of the line with the caller silent."""
+        return Frame(self._silence if self._line is None else next(self._line))
+
+    def _quiet_frames(self, ms: int) -> list[Frame]:
+        return [self._quiet() for _ in range(ms // 20)]
+
+    def private(self, on: bool) -> None:
+        if on and not self._private:
+            self.private_spans.append((self.clock, self.clock))
+        elif not on and self._private:
+            start, _ = self.private_spans[-1]
+            self.private_spans[-1] = (start, self.clock)
+        self._private = on
 
     def play(self, audio: Audio) -> None:
         if audio.rate != self.sample_rate:
@@ -120,19 +144,22 @@ class ScriptedChannel(Channel):
             return
         turn = self._turns.popleft()
         self.turns_used += 1
-        gap = [Frame(self._silence)] * (KEY_GAP_MS // 20)
         if turn.kind is TurnKind.AUDIO and turn.audio is not None:
-            self._pending.extend([Frame(self._silence)] * (lead_in_ms // 20))
+            self._pending.extend(self._quiet_frames(lead_in_ms))
             audio = turn.audio.to_rate(self.sample_rate)
             self._pending.extend(Frame(f) for f in split_frames(audio.samples, self.sample_rate))
         elif turn.kind is TurnKind.DTMF:
-            self._pending.extend([Frame(self._silence)] * (lead_in_ms // 20))
+            self._pending.extend(self._quiet_frames(lead_in_ms))
             for key in turn.keys:
-                self._pending.extend(gap)
+                self._pending.extend(self._quiet_frames(KEY_GAP_MS))
                 self._pending.append(Key(key))
         elif turn.kind is TurnKind.HANGUP:
-            self._pending.extend(gap)
+            self._pending.extend(self._quiet_frames(KEY_GAP_MS))
             self._pending.append(HangUp())
+
+    def connect_agent(self) -> bool | None:
+        """As the test call says: an agent answers (True), all are busy (False), or none."""
+        return self.agent_answers
 
     def hang_up(self) -> None:
         self._truncate_playback()

@@ -1,4 +1,5 @@
-"""`ivr` commands: call records and the back office: calls, tickets, feedback."""
+"""`ivr` commands: call records and the back office: calls, tickets, feedback, the
+recovery audit log."""
 
 from __future__ import annotations
 
@@ -163,6 +164,33 @@ def cmd_feedback_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recovery_audit(args: argparse.Namespace) -> int:
+    import time
+
+    from ivr.services.recovery_guard import RecoveryAudit
+
+    settings = settings_for(args)
+    since = time.time() - args.hours * 3600 if args.hours is not None else None
+    rows = RecoveryAudit(store_for(args, settings)).rows(
+        call_id=args.call, account_last4=args.account, since=since, limit=args.limit
+    )
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2, ensure_ascii=False))
+        return 0
+    import datetime as dt
+
+    for r in rows:
+        when = dt.datetime.fromtimestamp(r.at).strftime("%Y-%m-%d %H:%M:%S")
+        print(
+            f"{when}  {r.call_id or '-':16s} {r.server or '-':15s} {r.caller or '-':15s} "
+            f"{r.account or '-':15s} {r.step:15s} {r.result}"
+            + (f"  ({r.detail})" if r.detail else "")
+        )
+    if not rows:
+        print("no recovery steps recorded")
+    return 0
+
+
 def register(sub: Any) -> None:
     c = sub.add_parser("calls", help="call records").add_subparsers(dest="calls", required=True)
     cl = c.add_parser("list", help="recent calls")
@@ -210,3 +238,17 @@ def register(sub: Any) -> None:
     fl.add_argument("--db", help=DB_HELP)
     fl.add_argument("--json", action="store_true")
     fl.set_defaults(func=cmd_feedback_list)
+
+    rc = sub.add_parser("recovery", help="account recovery (security)").add_subparsers(
+        dest="recovery", required=True
+    )
+    ra = rc.add_parser(
+        "audit", help="every recovery step, newest first (masked numbers: who, when, result)"
+    )
+    ra.add_argument("--call", help="one call (its id or the start of it)")
+    ra.add_argument("--account", help="one account, by the last digits of its number")
+    ra.add_argument("--hours", type=float, help="only the last H hours")
+    ra.add_argument("--limit", type=int, default=200)
+    ra.add_argument("--db", help=DB_HELP)
+    ra.add_argument("--json", action="store_true")
+    ra.set_defaults(func=cmd_recovery_audit)

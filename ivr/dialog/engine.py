@@ -226,16 +226,45 @@ class Dialog:
         digits: DigitRule | None = None,
         sensitive: Sensitive | None = None,
         barge_in: bool = True,
+        tries: int = MAX_FAILURES,
         corrects: Target | None = None,
         **params: Any,
     ) -> Answer:
-        """One ask with escalation (CALLFLOWS.md: rules at every ask).
+        """One ask with escalation (CALLFLOWS.md: rules at every ask); ``tries`` failures
+        raise TransferRequested (fewer for an ask whose silence has a default).
+
+        A code's ask (``sensitive=Sensitive.CODE``: the code asked for, or read back) is
+        private from its prompt to its answer: the channel keeps none of the caller's audio.
 
         With ``corrects`` (a read-back of that number), the caller may also correct the
         number in one breath or by keys (``ivr.dialog.corrections``): the answer's value is
         then ``CORRECTION`` and its digits the corrected number; a correction that does not
         fit the number is no match.
         """
+        private = sensitive is Sensitive.CODE
+        if private:
+            self.channel.private(True)
+        try:
+            return self._ask(
+                ask_id, grammar, kind, prompt, digits, sensitive, barge_in, tries, corrects, params
+            )
+        finally:
+            if private:
+                self.channel.private(False)
+
+    def _ask(
+        self,
+        ask_id: str,
+        grammar: str,
+        kind: AskKind,
+        prompt: str | None,
+        digits: DigitRule | None,
+        sensitive: Sensitive | None,
+        barge_in: bool,
+        tries: int,
+        corrects: Target | None,
+        params: dict[str, Any],
+    ) -> Answer:
         forms = load_forms(self.settings.grammars_dir, self.grammars.locale) if corrects else None
         g = self.grammars.get(grammar, digits=digits, extension=forms)
         pid = prompt or ask_id
@@ -252,7 +281,7 @@ class Dialog:
             if heard.mode is Mode.NO_INPUT or heard.value is None:
                 failures += 1
                 reason = "no_input" if heard.mode is Mode.NO_INPUT else "no_match"
-                if failures >= MAX_FAILURES:
+                if failures >= tries:
                     raise TransferRequested(reason, step=ask_id)
                 variant = f"{'noinput' if reason == 'no_input' else 'nomatch'}.{failures}"
                 continue

@@ -13,7 +13,14 @@ from typing import Any, Final
 
 from transitions import Machine, MachineError
 
-from ivr.dialog.engine import CallerHungUp, Dialog, MainMenuRequested, TransferRequested
+from ivr.agents.cases import CallbackWindow, CaseDesk
+from ivr.dialog.engine import (
+    AskKind,
+    CallerHungUp,
+    Dialog,
+    MainMenuRequested,
+    TransferRequested,
+)
 from ivr.flows import content_review, entry, feedback, live_streaming, recovery, ticket_status
 from ivr.flows.base import CallContext, FlowSpec, Services
 from ivr.flows.content_review import ContentReviewHandlers
@@ -36,6 +43,7 @@ FLOWS: Final[tuple[FlowSpec, ...]] = (
     feedback.SPEC,
 )
 MAX_STATES_PER_CALL: Final = 400
+CALLBACK_WINDOW_TRIES: Final = 2  # then the first free agent calls back
 
 
 def machine_tables(flows: tuple[FlowSpec, ...] = FLOWS) -> tuple[list[str], list[dict[str, Any]]]:
@@ -145,5 +153,28 @@ class CallFlow(
                     "[%s] no agent answered; the case waits in the queue", self.recorder.call_id
                 )
                 self.dialog.say("agents_busy")
+                self._callback_window()
         except CallerHungUp:
             log.info("[%s] caller hung up during the transfer", self.recorder.call_id)
+
+    def _callback_window(self) -> None:
+        """No agent was free: the caller picks when to be called back; the case keeps it."""
+        queued = self.services.queue.current()
+        if queued is None:
+            return
+        desk = CaseDesk(self.services.queue.store)
+        desk.promise_callback(queued.id)  # promised already, whatever the caller does now
+        try:
+            answer = self.dialog.ask(
+                "callback_window",
+                grammar="callback_window",
+                kind=AskKind.MENU,
+                tries=CALLBACK_WINDOW_TRIES,
+            )
+            window = CallbackWindow(answer.value)
+        except (TransferRequested, MainMenuRequested):
+            window = CallbackWindow.ASAP  # nothing chosen (or "agent" again): the first free one
+        desk.promise_callback(queued.id, window=window)
+        self.ctx.collected["callback_window"] = str(window)
+        log.info("[%s] callback window: %s", self.recorder.call_id, window)
+        self.dialog.say(f"callback_window_set.{window}")

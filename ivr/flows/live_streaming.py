@@ -38,7 +38,8 @@ class LiveStreamingHandlers(FlowHandlers):
         return self.dialog.ask("offer_walkthrough", grammar="yes_no", kind=AskKind.YES_NO).value
 
     def do_apply_live_streaming(self) -> str:
-        run_walkthrough(self.dialog, self.services.knowledge.get("apply_live_streaming"))
+        article = self.services.knowledge.get("apply_live_streaming")
+        run_walkthrough(self.dialog, article, text_steps=self.steps_texter(article))
         return "next"
 
     def do_walkthrough_worked(self) -> str:

@@ -8,6 +8,7 @@ from ivr.dialog.engine import AskKind, Sensitive
 from ivr.flows.base import FlowHandlers, FlowSpec
 from ivr.flows.walkthrough import run_walkthrough
 from ivr.services.codes import Issue, Verify
+from ivr.services.recovery_guard import HOLD_REASON, Attempt
 
 MAX_NUMBERS: Final = 3
 
@@ -29,9 +30,11 @@ SPEC: Final = FlowSpec(
     ),
     transitions=(
         ("known_caller", "recovery_start", "confirm_caller_id"),
+        ("hold", "recovery_start", "transfer"),
         ("unknown_caller", "recovery_start", "phone_number"),
         ("yes", "confirm_caller_id", "send_code"),
         ("no", "confirm_caller_id", "phone_number"),
+        ("hold", "confirm_caller_id", "transfer"),
         ("next", "phone_number", "confirm_phone_number"),
         ("give_up", "phone_number", "transfer"),
         ("yes", "confirm_phone_number", "lookup"),
@@ -39,6 +42,7 @@ SPEC: Final = FlowSpec(
         ("corrected", "confirm_phone_number", "confirm_phone_number"),
         ("found", "lookup", "send_code"),
         ("not_found", "lookup", "try_another_number"),
+        ("hold", "lookup", "transfer"),
         ("yes", "try_another_number", "phone_number"),
         ("no", "try_another_number", "transfer"),
         ("sent", "send_code", "verification_code"),
@@ -65,8 +69,22 @@ def _last4(phone: str) -> str:
 
 
 class RecoveryHandlers(FlowHandlers):
+    def _hold(self, attempt: Attempt) -> str:
+        """Over a limit on recovery attempts: the caller is told and goes to an agent, whose
+        case says why."""
+        self.dialog.say("security_hold")
+        self.ctx.transfer_reason = HOLD_REASON
+        self.ctx.collected["security_hold"] = attempt.why(self.services.guard.window_s)
+        return "hold"
+
     def do_recovery_start(self) -> str:
+        guard = self.services.guard
+        held = guard.caller_held()
+        if held is not None:
+            guard.step("start", f"held:{held.hold}", detail=held.why(guard.window_s))
+            return self._hold(held)
         account = self.services.accounts.by_phone(self.ctx.caller_id)
+        guard.step("start", "known_caller" if account else "unknown_caller")
         if account is not None:
             self.ctx.candidate_phone = account.phone
             return "known_caller"
@@ -81,7 +99,13 @@ class RecoveryHandlers(FlowHandlers):
             last4=self.dialog.digits(_last4(self.ctx.candidate_phone), "auto"),
         )
         if answer.value == "yes":
+            attempt = self.services.guard.attempt(
+                self.ctx.candidate_phone, found=True, how="caller_id"
+            )
+            if attempt.hold is not None:
+                return self._hold(attempt)
             self.ctx.account_phone = self.ctx.candidate_phone
+            self.remember_account(self.ctx.candidate_phone)
         return answer.value
 
     def do_phone_number(self) -> str:
@@ -108,11 +132,18 @@ class RecoveryHandlers(FlowHandlers):
         return answer
 
     def do_lookup(self) -> str:
+        assert self.ctx.candidate_phone
         account = self.services.accounts.by_phone(self.ctx.candidate_phone)
+        attempt = self.services.guard.attempt(
+            self.ctx.candidate_phone, found=account is not None, how="phone_number"
+        )
+        if attempt.hold is not None:
+            return self._hold(attempt)
         if account is None:
             self.dialog.say("number_not_found")
             return "not_found"
         self.ctx.account_phone = account.phone
+        self.remember_account(account.phone)
         self.ctx.collected["phone_last4"] = _last4(account.phone)
         return "found"
 
@@ -125,7 +156,9 @@ class RecoveryHandlers(FlowHandlers):
     def do_send_code(self) -> str:
         phone = self.ctx.account_phone
         assert phone
-        if self.services.codes.issue(phone) is not Issue.SENT:
+        issued = self.services.codes.issue(phone)
+        self.services.guard.step("send_code", str(issued), account=phone)
+        if issued is not Issue.SENT:
             self.dialog.say("recovery_locked")
             self.ctx.transfer_reason = "verification_failed"
             return "locked"
@@ -143,6 +176,7 @@ class RecoveryHandlers(FlowHandlers):
         )
         if answer.value == "resend":
             issued = self.services.codes.issue(phone, resend=True)
+            self.services.guard.step("resend_code", str(issued), account=phone)
             if issued is Issue.SENT:
                 self.dialog.say("code_resent", last4=self.dialog.digits(_last4(phone)))
             elif issued is Issue.LOCKED:
@@ -171,6 +205,7 @@ class RecoveryHandlers(FlowHandlers):
         assert phone and code
         self.ctx.candidate_code = None
         result = self.services.codes.verify(phone, code)
+        self.services.guard.step("verify_code", str(result), account=phone)
         if result is Verify.OK:
             self.ctx.verified = True
             return "ok"
@@ -185,11 +220,14 @@ class RecoveryHandlers(FlowHandlers):
         return "locked"
 
     def do_reset_password(self) -> str:
-        run_walkthrough(self.dialog, self.services.knowledge.get("reset_password"))
+        article = self.services.knowledge.get("reset_password")
+        run_walkthrough(self.dialog, article, text_steps=self.steps_texter(article))
+        self.services.guard.step("reset_password", "walked_through", account=self.ctx.account_phone)
         return "next"
 
     def do_recovery_worked(self) -> str:
         answer = self.dialog.ask("recovery_worked", grammar="yes_no", kind=AskKind.YES_NO)
+        self.services.guard.step("recovery_worked", answer.value, account=self.ctx.account_phone)
         if answer.value == "no":
             self.ctx.transfer_reason = "task_failed"
         return answer.value

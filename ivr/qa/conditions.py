@@ -5,16 +5,19 @@ turns) is rendered in one condition:
 
 * ``clean``: the synthetic caller voice as it is (the default);
 * ``phone``: a female voice through an 8 kHz G.711 µ-law line, heard on an 8 kHz channel;
-* ``noisy``: a slow, low-pitched voice with line noise at 15 dB SNR.
+* ``noisy``: a slow, low-pitched voice with line noise at 15 dB SNR, on the line for the
+  whole call: under the caller's words and in every pause, before and after them.
 
-Noise is drawn from a generator seeded by the turn's text, so a condition renders the
-same audio on every run (a deterministic system must give the same result twice).
+Noise is drawn from generators seeded by the turn's text (and the call's name for the
+noise between turns), so a condition renders the same audio on every run (a deterministic
+system must give the same result twice).
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -46,24 +49,59 @@ RENDERINGS: Final[dict[Condition, Rendering]] = {
 }
 
 
+# The active speech level of the synthetic caller voices (measured: -18 to -23 dBFS): the
+# reference for the noise between turns, when there are no words to measure it on.
+CALLER_SPEECH_DBFS: Final = -21.0
+
+
 def _seed(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
 
 
-def add_noise(audio: Audio, snr_db: float, *, seed: int) -> Audio:
-    """Line noise (pink-ish hiss and hum) at ``snr_db`` under the speech's level."""
-    rng = np.random.default_rng(seed)
-    n = len(audio.samples)
+def _line_noise(n: int, rate: int, rng: np.random.Generator, start: int = 0) -> np.ndarray:
+    """``n`` samples of line noise (pink-ish hiss and 50 Hz hum), RMS 1."""
     white = rng.standard_normal(n)
     pink = np.cumsum(white)  # integrated: more energy low down, like line and room noise
     pink -= np.convolve(pink, np.ones(64) / 64, mode="same")
-    t = np.arange(n) / audio.rate
+    t = (start + np.arange(n)) / rate
     noise = pink / (np.std(pink) or 1.0) + 0.3 * np.sin(2 * np.pi * 50 * t)
+    return noise / (np.sqrt(np.mean(noise**2)) or 1.0)
+
+
+def add_noise(audio: Audio, snr_db: float, *, seed: int) -> Audio:
+    """Line noise (pink-ish hiss and hum) at ``snr_db`` under the speech's level."""
+    n = len(audio.samples)
+    noise = _line_noise(n, audio.rate, np.random.default_rng(seed))
     speech_db = rms_dbfs(audio.samples[np.abs(audio.samples) > 300]) if n else -120.0
-    noise_rms = 32768 * 10 ** ((speech_db - snr_db) / 20)
-    noise *= noise_rms / (np.sqrt(np.mean(noise**2)) or 1.0)
+    noise *= 32768 * 10 ** ((speech_db - snr_db) / 20)
     mixed = np.clip(audio.samples.astype(np.float64) + noise, -32768, 32767)
     return Audio(mixed.astype(np.int16), audio.rate)
+
+
+def background(
+    condition: Condition, rate: int, frame_len: int, *, key: str
+) -> Iterator[np.ndarray] | None:
+    """The line between the caller's words, frame by frame, endless (None: a quiet line).
+
+    A noisy caller's line hisses and hums all call long, at the condition's SNR under the
+    caller voice's level, not only while they speak.
+    """
+    rendering = RENDERINGS[condition]
+    if rendering.snr_db is None:
+        return None
+    scale = 32768 * 10 ** ((CALLER_SPEECH_DBFS - rendering.snr_db) / 20)
+    rng = np.random.default_rng(_seed(key))
+
+    def frames() -> Iterator[np.ndarray]:
+        block = rate * 2 // frame_len * frame_len  # about 2 s at a time
+        done = 0
+        while True:
+            noise = _line_noise(block, rate, rng, start=done) * scale
+            samples = np.clip(noise, -32768, 32767).astype(np.int16)
+            done += block
+            yield from samples.reshape(-1, frame_len)
+
+    return frames()
 
 
 def degrade(audio: Audio, condition: Condition, *, key: str) -> Audio:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ivr.config import Settings
 from ivr.qa.runner import CallReport, QaRunner
+from ivr.speech.asr.pool import close_shared_pools
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ _worker: QaRunner | None = None  # one runner per worker process
 def _init_worker(settings: Settings, options: RunOptions) -> None:
     global _worker
     _worker = _runner(settings, options)
-    # worker processes end through multiprocessing's exit, which runs its finalizers, not atexit
+    # worker processes end through multiprocessing's exit, which runs its finalizers, not
+    # atexit, and then waits for its children: the recognition workers must be stopped first
+    multiprocessing.util.Finalize(None, close_shared_pools, exitpriority=20)
     multiprocessing.util.Finalize(None, _worker.close, exitpriority=10)
 
 

@@ -6,7 +6,10 @@ turn, keys, hang-up). Sensitive values never reach the test call in clear: every
 full number (a run of six digits or more, the rule the transcripts use) is replaced by a
 stand-in of the same length, the same stand-in everywhere it occurs (caller ID, keys,
 fixtures), so the promoted call replays the same way. A spoken code cannot be rewritten
-inside its audio: such a turn becomes the synthetic caller saying the stand-in.
+inside its audio: such a turn becomes the synthetic caller saying the stand-in. An answer
+spoken while a code was asked or read back was never kept (``private: speech`` in the tape):
+it becomes the synthetic caller saying the stand-in (the code) or what the recogniser heard
+(the read-back's yes or no).
 """
 
 from __future__ import annotations
@@ -160,14 +163,19 @@ def _turns(
     stand_ins: StandIns,
     fixtures: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    masked_asks = [
+    masked_asks = [  # a spoken code is recorded as heard "(code spoken)", value "******"
         t.ask for t in record.turns if MASK in (t.heard or "") or MASK in (t.value or "")
     ]
+    heard: dict[str, list[str]] = {}  # per ask, what was heard at each of its spoken turns
+    for t in record.turns:
+        if t.mode == "speech":
+            heard.setdefault(t.ask, []).append(t.heard or "")
     turns: list[dict[str, Any]] = []
     for n, turn in enumerate(raw, 1):
         if not isinstance(turn, dict):
             raise ConfigError(f"{tape_dir / 'call.yaml'}: turn #{n}: expected a mapping")
         ask = turn.get("ask")
+        spoken = heard.get(str(ask), [])
         keys = str(turn.get("dtmf", ""))
         if "dtmf" in turn and ask in masked_asks and TAIL_KEYS.fullmatch(keys):
             # the last digits of a code or number, keyed to correct its read-back: a piece
@@ -177,10 +185,18 @@ def _turns(
             turns.append({**turn, "dtmf": whole + "#"})
         elif "dtmf" in turn:
             turns.append({**turn, "dtmf": stand_ins.text(keys)})
+        elif turn.get("private") == "speech" and ask is not None and ask in masked_asks:
+            masked_asks.remove(ask)
+            del spoken[:1]
+            turns.append({"say": _spoken_stand_in(ask, fixtures), "ask": ask})
+        elif turn.get("private") == "speech" and spoken and spoken[0]:
+            turns.append({"say": stand_ins.text(spoken.pop(0)), "ask": ask})
         elif "audio" in turn and ask is not None and ask in masked_asks:
             masked_asks.remove(ask)
+            del spoken[:1]
             turns.append({"say": _spoken_stand_in(ask, fixtures), "ask": ask})
         elif "audio" in turn:
+            del spoken[:1]
             name = f"turns/{Path(str(turn['audio'])).name}"
             (out / "turns").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(tape_dir / str(turn["audio"]), out / name)

@@ -17,7 +17,7 @@ from ivr.errors import IvrError
 from ivr.qa.testcall import TestCall, load_call
 from ivr.services.store import Store
 from ivr.session import CallResult, Runtime
-from ivr.speech.audio import write_wav
+from ivr.speech.audio import frame_samples, write_wav
 from ivr.speech.engines import Engines
 from ivr.speech.tts import Synthesizer
 
@@ -144,10 +144,24 @@ class QaRunner:
             self._fixtures(runtime, call)
         except (IvrError, KeyError, TypeError, ValueError) as exc:
             return CallReport(call.name, str(call.path), False, f"{call.path}: fixtures: {exc}")
-        channel = channel or ScriptedChannel(
-            call.turns, sample_rate=self.sample_rate, caller_id=call.caller_id, dialed=call.dialed
+        agents = call.fixtures.get("agents")  # busy: a transfer finds no free agent
+        if agents not in (None, "busy", "answer"):
+            store.close()
+            return CallReport(
+                call.name,
+                str(call.path),
+                False,
+                f"{call.path}: fixtures: agents: expected busy or answer, got {agents!r}",
+            )
+        channel = channel or self.channel_for(
+            call, agent_answers=None if agents is None else agents == "answer"
         )
         code = call.fixtures.get("verification_code")
+        try:
+            earlier = self._earlier_calls(runtime, call, None if code is None else str(code))
+        except (IvrError, TypeError) as exc:
+            store.close()
+            return CallReport(call.name, str(call.path), False, f"{call.path}: fixtures: {exc}")
         timeline = Timeline(observer)
         result = runtime.run_call(
             channel,
@@ -157,6 +171,10 @@ class QaRunner:
         )
         self.latencies_ms.extend(result.latencies_ms)
         report = self._check(call, result, channel)
+        if earlier:
+            report.failures[:0] = earlier
+            report.passed = False
+            report.error = "; ".join(report.failures)
         report.transcript = timeline.events
         if self.record_dir is not None:
             self.record_dir.mkdir(parents=True, exist_ok=True)
@@ -166,12 +184,57 @@ class QaRunner:
         store.close()
         return report
 
+    def channel_for(self, call: TestCall, *, agent_answers: bool | None = None) -> ScriptedChannel:
+        """The scripted line a call runs on, in this runner's caller condition."""
+        from ivr.qa.conditions import Condition, background
+
+        line = background(
+            self.condition or Condition.CLEAN,
+            self.sample_rate,
+            frame_samples(self.sample_rate),
+            key=call.path.parent.name,
+        )
+        return ScriptedChannel(
+            call.turns,
+            sample_rate=self.sample_rate,
+            caller_id=call.caller_id,
+            dialed=call.dialed,
+            line=line,
+            agent_answers=agent_answers,
+        )
+
+    def _earlier_calls(self, runtime: Runtime, call: TestCall, code: str | None) -> list[str]:
+        """Run the calls named by ``fixtures.earlier_calls`` (test-call folders, relative to
+        this one) first, on the same database: the same caller calling again. The failures of
+        each (its own expectations) come back, named."""
+        failures: list[str] = []
+        raw = call.fixtures.get("earlier_calls") or []
+        if not isinstance(raw, list):
+            raise TypeError("earlier_calls: expected a list of test-call folders")
+        for name in raw:
+            before = load_call(call.path.parent / str(name), condition=self.condition or "clean")
+            channel = self.channel_for(before)
+            result = runtime.run_call(channel, locale=before.locale, fixed_code=code)
+            checked = self._check(before, result, channel)
+            failures.extend(f"earlier call {name}: {f}" for f in checked.failures)
+        return failures
+
     @staticmethod
     def _fixtures(runtime: Runtime, call: TestCall) -> None:
         for account in call.fixtures.get("accounts") or []:
             runtime.accounts.add(str(account["phone"]), str(account.get("name", "Caller")))
         if not call.fixtures.get("accounts"):
             runtime.accounts.seed_demo()
+        for earlier in call.fixtures.get("recovery_attempts") or []:
+            # earlier recovery attempts: {number, caller (default: this call's), found,
+            # count, minutes_ago}
+            runtime.recovery_attempts.seed(
+                number=str(earlier["number"]),
+                caller=str(earlier.get("caller", call.caller_id) or "") or None,
+                found=bool(earlier.get("found", True)),
+                count=int(earlier.get("count", 1)),
+                ago_s=float(earlier.get("minutes_ago", 60)) * 60,
+            )
         for ticket in call.fixtures.get("tickets") or []:
             seeded = runtime.tickets.seed(ticket)
             if seeded.resolution:  # as when the team wrote it: in the cache before anyone calls

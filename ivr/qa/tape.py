@@ -5,6 +5,10 @@ listening for an ask until that turn is recorded is the ask's turn; keys typed a
 a prompt) go to the next turn. Keys become a ``dtmf`` turn, speech is written to
 ``turns/NN.wav`` (trimmed to the voice) and becomes an ``audio`` turn, nothing becomes
 ``silence``, a hang-up ``hangup``.
+
+While a code is spoken or keyed (the channel's private span) no audio is kept: a spoken
+answer there becomes ``silence`` marked ``private: speech`` (``ivr qa promote`` has the
+synthetic caller say a stand-in for it); keys are not audio and are kept like any others.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
 
 VOICE_RMS = 300.0
 MARGIN_FRAMES = 15  # 300 ms kept around the voice
+MIN_VOICE_FRAMES = 5  # under 100 ms of voice: a click, not an answer
 
 
 @dataclass
@@ -32,6 +37,8 @@ class _Turn:
     frames: list[np.ndarray] = field(default_factory=list)
     keys: str = ""
     hangup: bool = False
+    private: bool = False  # a code's ask: no audio kept
+    voiced: int = 0  # frames with voice in a private turn (counted, not kept)
 
 
 class CallTape(Channel):
@@ -46,13 +53,16 @@ class CallTape(Channel):
         self.turns: list[_Turn] = []
         self._current: _Turn | None = None
         self._ahead = ""  # keys typed while no turn was open
+        self._private = False
 
     # recording
     def receive(self) -> ChannelEvent:
         event = self.inner.receive()
         turn = self._current
         if turn is not None:
-            if isinstance(event, Frame):
+            if isinstance(event, Frame) and turn.private:
+                turn.voiced += int(_rms(event.samples) > VOICE_RMS)
+            elif isinstance(event, Frame):
                 turn.frames.append(event.samples)
             elif isinstance(event, Key):
                 turn.keys += event.key
@@ -70,8 +80,12 @@ class CallTape(Channel):
     def asking(self, ask: str) -> None:
         self.inner.asking(ask)
 
+    def private(self, on: bool) -> None:
+        self._private = on
+        self.inner.private(on)
+
     def listening(self, ask: str) -> None:
-        self._current = _Turn(ask, keys=self._ahead)
+        self._current = _Turn(ask, keys=self._ahead, private=self._private)
         self._ahead = ""
         self.turns.append(self._current)
         self.inner.listening(ask)
@@ -105,7 +119,9 @@ class CallTape(Channel):
                 turns.append({"dtmf": turn.keys, "ask": turn.ask})
                 continue
             voice = _voiced(turn.frames)
-            if voice is not None:
+            if turn.private and turn.voiced >= MIN_VOICE_FRAMES:
+                turns.append({"silence": True, "ask": turn.ask, "private": "speech"})
+            elif voice is not None:
                 name = f"turns/{n:02d}-{turn.ask}.wav"
                 write_wav(folder / name, voice, self.sample_rate)
                 turns.append({"audio": name, "ask": turn.ask})
@@ -133,12 +149,16 @@ class CallTape(Channel):
         return path
 
 
+def _rms(frame: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(frame.astype(np.float64) ** 2))) if len(frame) else 0.0
+
+
 def _voiced(frames: list[np.ndarray]) -> np.ndarray | None:
     if not frames:
         return None
-    rms = np.array([np.sqrt(np.mean(f.astype(np.float64) ** 2)) for f in frames])
+    rms = np.array([_rms(f) for f in frames])
     loud = np.nonzero(rms > VOICE_RMS)[0]
-    if len(loud) < 5:  # under 100 ms of voice: a click, not an answer
+    if len(loud) < MIN_VOICE_FRAMES:  # under 100 ms of voice: a click, not an answer
         return None
     first = max(0, int(loud[0]) - MARGIN_FRAMES)
     last = min(len(frames), int(loud[-1]) + 1 + MARGIN_FRAMES)

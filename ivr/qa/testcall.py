@@ -18,7 +18,9 @@ from ivr.speech.audio import read_audio
 
 OUTCOMES: Final = ("resolved", "transferred", "abandoned", "failed")
 TURN_KEYS: Final = {"audio", "dtmf", "silence", "hangup", "say"}
-OPTIONS: Final = {"text", "barge_in_ms", "ask"}  # ask: informational, which ask it answers
+# ask: informational, which ask it answers; private: a recorded answer to a code's ask whose
+# audio was not kept (replayed as the silence it holds; `ivr qa promote` fills it in)
+OPTIONS: Final = {"text", "barge_in_ms", "ask", "private"}
 EXPECT_KEYS: Final = {
     "outcome",
     "transfer_reason",

@@ -93,6 +93,7 @@ class CallRecorder:
         caller_id: str | None,
         observer: Callable[[str, dict[str, Any]], None] | None = None,
         server: str | None = None,
+        caller_key: str | None = None,
     ) -> None:
         self.store = store
         self.observer = observer
@@ -103,9 +104,9 @@ class CallRecorder:
         self.turns: list[TurnRecord] = []
         self.finished = False
         store.execute(
-            "INSERT INTO calls(id, started_at, channel, locale, caller_masked, server)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (self.call_id, time.time(), channel, locale, mask_phone(caller_id), server),
+            "INSERT INTO calls(id, started_at, channel, locale, caller_masked, server, caller_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (self.call_id, time.time(), channel, locale, mask_phone(caller_id), server, caller_key),
         )
 
     def state(self, name: str) -> None:
@@ -115,7 +116,7 @@ class CallRecorder:
         )
 
     def set(self, **fields: Any) -> None:
-        allowed = {"intent", "ticket_team", "error"}
+        allowed = {"intent", "ticket_team", "error", "account_key"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"expected fields among {sorted(allowed)}, got {sorted(bad)}")

@@ -229,6 +229,56 @@ MIGRATIONS: Final = (
             "CREATE INDEX IF NOT EXISTS ticket_history_number ON ticket_history(number)",
         ),
     ),
+    Migration(
+        3,
+        "account recovery: attempts per account and calling number, alerts, an audit log",
+        split_sql(
+            """
+CREATE TABLE IF NOT EXISTS recovery_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    caller_key TEXT,
+    account_key TEXT NOT NULL,
+    account_masked TEXT,
+    found INTEGER NOT NULL DEFAULT 0,
+    call_id TEXT,
+    server TEXT
+);
+CREATE INDEX IF NOT EXISTS recovery_attempts_caller ON recovery_attempts(caller_key, at);
+CREATE INDEX IF NOT EXISTS recovery_attempts_account ON recovery_attempts(account_key, at);
+CREATE TABLE IF NOT EXISTS recovery_alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    caller_key TEXT NOT NULL,
+    ticket_number TEXT
+);
+CREATE INDEX IF NOT EXISTS recovery_alerts_caller ON recovery_alerts(caller_key, at);
+CREATE TABLE IF NOT EXISTS recovery_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    call_id TEXT,
+    server TEXT,
+    caller_masked TEXT,
+    account_masked TEXT,
+    step TEXT NOT NULL,
+    result TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS recovery_audit_call ON recovery_audit(call_id);
+"""
+        ),
+    ),
+    Migration(
+        4,
+        "callers remembered by a keyed hash of their number; callback windows",
+        (
+            "ALTER TABLE calls ADD COLUMN caller_key TEXT",
+            "ALTER TABLE calls ADD COLUMN account_key TEXT",
+            "CREATE INDEX IF NOT EXISTS calls_caller_key ON calls(caller_key, started_at)",
+            "CREATE INDEX IF NOT EXISTS tickets_caller ON tickets(caller)",
+            "ALTER TABLE callbacks ADD COLUMN call_window TEXT",
+        ),
+    ),
 )
 LATEST: Final = MIGRATIONS[-1].version
 

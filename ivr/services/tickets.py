@@ -225,12 +225,18 @@ class Tickets:
         return updated
 
     def seed(self, raw: dict[str, Any]) -> Ticket:
-        """A ticket exactly as given (test-call fixtures): number, team, status, resolution."""
+        """A ticket exactly as given (test-call fixtures): number, team, status, resolution,
+        caller; ``opened_as``: the status it was opened with, when it has changed since (its
+        history then holds the opening an hour ago and the change to ``status`` now)."""
         number = str(raw["number"])
         if not (number.isdigit() and len(number) == NUMBER_DIGITS):
             raise TicketError(f"ticket number must be {NUMBER_DIGITS} digits, got {number!r}")
         status = Status(str(raw.get("status", "open")))
+        opened = Status(str(raw.get("opened_as", status)))
         now = time.time()
+        history = [(now, opened, "seeded")]
+        if opened is not status:
+            history = [(now - 3600, opened, "seeded"), (now, status, f"status {status}")]
         with self.store.transaction() as conn:
             conn.execute(
                 "INSERT INTO tickets(number, team, status, created_at, updated_at, caller, call_id,"
@@ -239,7 +245,7 @@ class Tickets:
                     number,
                     str(raw.get("team", "content_review")),
                     str(status),
-                    now,
+                    history[0][0],
                     now,
                     raw.get("caller"),
                     str(raw.get("locale", "en-US")),
@@ -247,10 +253,11 @@ class Tickets:
                     raw.get("resolution"),
                 ),
             )
-            conn.execute(
-                "INSERT INTO ticket_history(number, at, status, note) VALUES (?, ?, ?, ?)",
-                (number, now, str(status), "seeded"),
-            )
+            for at, moved_to, note in history:
+                conn.execute(
+                    "INSERT INTO ticket_history(number, at, status, note) VALUES (?, ?, ?, ?)",
+                    (number, at, str(moved_to), note),
+                )
         ticket = self.get(number)
         assert ticket is not None
         return ticket

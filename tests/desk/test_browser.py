@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ivr.agents.cases import CaseDesk
+from ivr.agents.cases import CallbackWindow, CaseDesk
 from ivr.agents.directory import Agent, AgentState, Directory
 from ivr.channels.scripted import ScriptedChannel, Turn, TurnKind
 from ivr.config import Settings
@@ -211,12 +211,14 @@ def test_callbacks_are_listed_until_done(
     cases = CaseDesk(store)
     first, second = transferred_call(store), transferred_call(store, caller="13900139000")
     cases.promise_callback(first)
-    cases.promise_callback(second)
+    cases.promise_callback(second, window=CallbackWindow.AFTERNOON)  # the caller's choice
     page = open_desk("bob")
     page.goto(f"{desk.url}/callbacks")
     rows = page.query_selector_all("#callbacks tbody tr")
     assert [r.get_attribute("data-case") for r in rows] == [str(first), str(second)]
     assert rows[0].inner_text().startswith("1")
+    windows = [r.query_selector(".window").inner_text() for r in rows]  # type: ignore[union-attr]
+    assert windows == ["as soon as possible", "this afternoon"]
     row = page.query_selector(f'#callbacks tr[data-case="{first}"]')
     assert row is not None
     row.query_selector("input[name=note]").fill("no answer, voicemail")  # type: ignore[union-attr]

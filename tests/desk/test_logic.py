@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.agents.cases import CaseDesk, CaseOutcome
+from ivr.agents.cases import CallbackWindow, CaseDesk, CaseOutcome
 from ivr.agents.directory import AgentError, AgentState, Directory, Role
 from ivr.agents.queue import AgentQueue
 from ivr.agents.report import calls_csv, day_report
@@ -135,6 +135,21 @@ def test_fallbacks_pbx_address_then_callback(store: Store) -> None:
     )
     assert [c.queue_id for c in CaseDesk(store).callbacks()] == [case, third]
     assert with_case_header("sip:a@b?X-Foo=1", 3) == "sip:a@b?X-Foo=1&X-Ivr-Case=3"
+
+
+def test_a_callback_keeps_the_window_the_caller_chose(store: Store) -> None:
+    desk = CaseDesk(store)
+    first, second = transferred_call(store), transferred_call(store)
+    desk.promise_callback(first)  # the router promised it before the caller chose
+    desk.promise_callback(first, window=CallbackWindow.TOMORROW_MORNING)
+    desk.promise_callback(first)  # a later promise without a choice keeps it
+    desk.promise_callback(second)
+    windows = {c.queue_id: (c.window, c.window_label) for c in desk.callbacks()}
+    assert windows == {
+        first: (CallbackWindow.TOMORROW_MORNING, "tomorrow morning"),
+        second: (None, "as soon as possible"),
+    }
+    assert [c.queue_id for c in desk.callbacks()] == [first, second]  # the place is kept
 
 
 def test_a_case_offered_to_one_agent_cannot_be_claimed_by_another(store: Store) -> None:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ivr.agents.cases import CaseDesk, CaseStatus
+from ivr.agents.cases import CallbackWindow, CaseDesk, CaseStatus
 from ivr.agents.directory import AgentError, Directory, Role
 from ivr.agents.queue import AgentQueue
 from ivr.services.accounts import Accounts
+from ivr.services.callers import CallerMemory
 from ivr.services.calls import CallRecorder, Outcome, TurnRecord, load_call, recover_interrupted
 from ivr.services.codes import Codes, SmsOutbox, Verify
 from ivr.services.integrity import check_store
@@ -93,6 +94,12 @@ def test_services_write_and_read(pg_dsn: str, tmp_path: Path) -> None:
         )
         desk = CaseDesk(store)
         desk.promise_callback(queue_id)
+        desk.promise_callback(queue_id, window=CallbackWindow.AFTERNOON)
+        assert [c.window for c in desk.callbacks()] == [CallbackWindow.AFTERNOON]
+        # the ticket changed after it was opened: news for the caller, found by number
+        memory = CallerMemory(store, b"k" * 32)
+        news = memory.recall(PHONE, call_id=rec.call_id, tasks=frozenset()).news
+        assert [n.number for n in news] == [ticket.number]
         directory = Directory(store)
         alice = directory.add("alice", role=Role.AGENT, password="long-enough-1")
         with pytest.raises(AgentError, match="exists already"):
@@ -216,3 +223,31 @@ def test_cli_on_postgresql(pg_dsn: str, tmp_path: Path) -> None:
     bad = ivr("calls", "list", "--db", "postgresql://ivr:s3cret@127.0.0.1:1/none")
     assert bad.returncode == 2 and "cannot open the database" in bad.stderr
     assert "s3cret" not in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_two_machines_share_recovery_attempts_and_one_alert(pg_dsn: str, tmp_path: Path) -> None:
+    from ivr.config import RecoveryLimits
+    from ivr.services.recovery_guard import Hold, RecoveryAttempts, RecoveryAudit
+
+    a, b = _pg(pg_dsn, tmp_path), _pg(pg_dsn, tmp_path)
+    try:
+        guards = [
+            RecoveryAttempts(s, Tickets(s, SmsOutbox(s)), secret=b"k", limits=RecoveryLimits())
+            for s in (a, b)
+        ]
+        accounts = ("13800138000", "13912345678", "14155550123", "13500135000", "13600136000")
+        for n, account in enumerate(accounts):  # the line's five attempts, on both machines
+            got = guards[n % 2].attempt(
+                account, found=True, caller="13700137000", server="ab"[n % 2]
+            )
+            assert got.hold is None
+        assert guards[1].attempt(PHONE, found=True, caller="13700137000").hold is Hold.CALLER
+        assert guards[0].caller_held("13700137000") is not None
+        (ticket,) = Tickets(b, SmsOutbox(b)).list(team="accounts")  # one, opened by the third
+        assert ticket.caller is None and ticket.details["caller"] == "*******7000"
+        rows = RecoveryAudit(a).rows()
+        assert [r.result for r in rows][:2] == ["held:calling_number_limit", "found"]
+        assert {r.server for r in rows} >= {"a", "b"}
+    finally:
+        a.close()
+        b.close()

@@ -5,7 +5,6 @@ the cases of both."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from ivr.agents.cases import CaseDesk
@@ -13,7 +12,7 @@ from ivr.agents.directory import Directory, Role
 from ivr.services.store import open_store
 from tests.desk.helpers import Http, start_desk
 from tests.sip.peers import Scenario, run_sipp, start_ivr
-from tests.sip.test_kamailio import start_kamailio
+from tests.sip.test_kamailio import start_kamailio, stop_kamailio
 from tests.sip.test_sipp import FIXTURES
 
 CONTENT_REVIEW = "3" + "1" + "2" + "1" + "2"  # dance, yesterday, open the ticket, nothing else
@@ -55,12 +54,7 @@ def test_two_servers_share_one_postgresql(ivr_home: Path, tmp_path: Path, pg_dsn
         _call(port, tmp_path, THREE_WRONG)  # on the first: three wrong codes
         _call(port, tmp_path, "1" + "1")  # on the other: recovery, same number
     finally:
-        proxy.terminate()
-        try:
-            proxy.wait(10)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            proxy.wait(5)
+        stop_kamailio(proxy)
         for ivr in ivrs:
             ivr.stop()
     calls = _calls(pg_dsn, tmp_path)

@@ -8,6 +8,7 @@ from typing import Any
 from ivr.config import Settings
 from ivr.qa.parallel import RunOptions, _merge, run_suite
 from ivr.qa.runner import CallReport
+from tests.conftest import REPO
 from tests.qa.conftest import SuiteRun, ivr
 
 
@@ -57,3 +58,14 @@ def test_repeat_flags_a_call_whose_outcome_varies() -> None:
     assert varying.error and varying.error.startswith("failed in 1 of 2 runs")
     heard_otherwise = _merge([_report("resolved", True), _report("resolved", True, value="no")])
     assert heard_otherwise.flaky
+
+
+def test_parallel_run_of_spoken_calls_ends_when_its_calls_do(ivr_home: Path) -> None:
+    """Each job process has its own recognition workers; the run must stop them and end
+    (it once printed every PASS and then waited for them forever)."""
+    import json
+
+    calls = [REPO / "tests" / "calls" / n for n in ("ticket_status_speech", "silence_at_menu")]
+    out = ivr(ivr_home, "qa", "run", *map(str, calls), "-j", "2", "--json", timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert [c["passed"] for c in json.loads(out.stdout)["calls"]] == [True, True]

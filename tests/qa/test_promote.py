@@ -160,6 +160,46 @@ def test_a_spoken_code_becomes_the_synthetic_caller_saying_its_stand_in(tmp_path
     }
 
 
+def test_private_turns_of_a_tape_become_the_synthetic_caller(tmp_path: Path) -> None:
+    """A tape keeps no audio while a code is asked or read back (``private: speech``): the
+    code becomes its spoken stand-in, the read-back's answer what the recogniser heard."""
+    from ivr.qa.promote import promote
+    from ivr.services.calls import CallRecorder, Outcome, TurnRecord
+    from ivr.services.store import Store
+
+    store = Store(tmp_path / "calls.sqlite3")
+    rec = CallRecorder(store, channel="sip", locale="en-US", caller_id=PHONE)
+    rec.turn(TurnRecord("main_menu", "dtmf", "1", "account_recovery", 1.0))
+    rec.turn(TurnRecord("verification_code", "speech", "(code spoken)", "******", 0.8))
+    rec.turn(TurnRecord("confirm_verification_code", "speech", "yes", "yes", 0.9))
+    rec.finish(Outcome.ABANDONED)
+    tape = tmp_path / "recorded" / rec.call_id
+    tape.mkdir(parents=True)
+    private = [
+        {"silence": True, "ask": ask, "private": "speech"}
+        for ask in ("verification_code", "confirm_verification_code")
+    ]
+    turns = [{"dtmf": "1", "ask": "main_menu"}, *private, {"hangup": True, "ask": "step_done"}]
+    (tape / "call.yaml").write_text(yaml.safe_dump({"caller_id": PHONE, "turns": turns}))
+    fixtures = tmp_path / "fixtures.yaml"
+    fixtures.write_text(FIXTURES)
+    path = promote(
+        store,
+        rec.call_id,
+        recordings=tmp_path / "recorded",
+        out=tmp_path / "out",
+        fixtures=fixtures,
+    )
+    store.close()
+    call = yaml.safe_load(path.read_text())
+    code = call["fixtures"]["verification_code"]
+    assert code != CODE and CODE not in path.read_text()
+    assert call["turns"][1:3] == [
+        {"say": " ".join(code), "ask": "verification_code"},
+        {"say": "yes", "ask": "confirm_verification_code"},
+    ]
+
+
 def test_corrections_at_a_code_read_back_become_the_stand_in(tmp_path: Path) -> None:
     """Keys "*13#", or "no, it ends in 1 3" said, at a code's read-back are a piece of the
     code: the promoted call keys or says the stand-in code whole instead."""

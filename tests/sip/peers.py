@@ -179,6 +179,26 @@ def _msg(
     )
 
 
+def _invite(caller: str, seq: int = 1, body: str | None = None, extra: str = "") -> str:
+    return _msg(
+        "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
+        f"{seq} INVITE",
+        caller,
+        sdp() if body is None else body,
+        extra=extra,
+    )
+
+
+def _ack_in_transaction(caller: str, seq: int, branch: str) -> str:
+    """The ACK of a final error response: it belongs to the INVITE's transaction (``branch``)."""
+    return _msg(
+        "ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
+        f"{seq} ACK",
+        caller,
+        to_tag="[peer_tag_param]",
+    ).replace("branch=[branch]", f"branch={branch}")
+
+
 @dataclass
 class Scenario:
     """A SIPp caller scenario, built step by step."""
@@ -195,13 +215,7 @@ class Scenario:
     def invite(
         self, codec: str = "PCMU", events: bool = True, extra: str = "", expect_200: str = ""
     ) -> Scenario:
-        msg = _msg(
-            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
-            "1 INVITE",
-            self.caller,
-            sdp(codec, events),
-            extra=extra,
-        )
+        msg = _invite(self.caller, body=sdp(codec, events), extra=extra)
         self.steps.append(f'  <send retrans="500">\n{msg}\n  </send>')
         self.steps.append('  <recv response="100" optional="true"/>')
         self.steps.append('  <recv response="180" optional="true"/>')
@@ -211,19 +225,11 @@ class Scenario:
 
     def invite_then_cancel(self) -> Scenario:
         """INVITE, then CANCEL once it rings: 200 for the CANCEL, 487 for the INVITE."""
-        msg = _msg(
-            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0", "1 INVITE", self.caller, sdp()
-        )
+        msg = _invite(self.caller)
         cancel = _msg("CANCEL sip:ivr@[remote_ip]:[remote_port] SIP/2.0", "1 CANCEL", self.caller)
-        ack = _msg(
-            "ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
-            "1 ACK",
-            self.caller,
-            to_tag="[peer_tag_param]",
-        )
         # CANCEL and the ACK of the 487 belong to the INVITE's transaction: its branch
         cancel = cancel.replace("branch=[branch]", "branch=[branch-3]")
-        ack = ack.replace("branch=[branch]", "branch=[branch-6]")
+        ack = _ack_in_transaction(self.caller, 1, "[branch-6]")
         self.steps += [
             f'  <send retrans="500">\n{msg}\n  </send>',
             '  <recv response="100" optional="true"/>',
@@ -237,16 +243,8 @@ class Scenario:
 
     def invite_expecting(self, status: int) -> Scenario:
         """INVITE answered with an error ``status`` (then the ACK for it)."""
-        msg = _msg(
-            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0", "1 INVITE", self.caller, sdp()
-        )
-        ack = _msg(
-            "ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
-            "1 ACK",
-            self.caller,
-            to_tag="[peer_tag_param]",
-        )
-        ack = ack.replace("branch=[branch]", "branch=[branch-3]")  # same transaction
+        msg = _invite(self.caller)
+        ack = _ack_in_transaction(self.caller, 1, "[branch-3]")
         self.steps += [
             f'  <send retrans="500">\n{msg}\n  </send>',
             '  <recv response="100" optional="true"/>',
@@ -258,22 +256,11 @@ class Scenario:
     def invite_with_auth(self, user: str, password: str, status: int = 200) -> Scenario:
         """INVITE, 401 with a digest challenge, the INVITE again with credentials (SIPp's
         ``[authentication]``, MD5): answered ``status`` (200: the call goes on)."""
-        msg = _msg(
-            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0", "1 INVITE", self.caller, sdp()
-        )
-        ack = _msg(
-            "ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
-            "1 ACK",
-            self.caller,
-            to_tag="[peer_tag_param]",
-        ).replace("branch=[branch]", "branch=[branch-3]")
+        msg = _invite(self.caller)
+        ack = _ack_in_transaction(self.caller, 1, "[branch-3]")
         self.cseq = 2
-        again = _msg(
-            "INVITE sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
-            "2 INVITE",
-            self.caller,
-            sdp(),
-            extra=f"      [authentication username={user} password={password}]\n",
+        again = _invite(
+            self.caller, 2, extra=f"      [authentication username={user} password={password}]\n"
         )
         self.steps += [
             f'  <send retrans="500">\n{msg}\n  </send>',
@@ -290,12 +277,7 @@ class Scenario:
                 self._ack("2"),
             ]
         else:
-            ack2 = _msg(
-                "ACK sip:ivr@[remote_ip]:[remote_port] SIP/2.0",
-                "2 ACK",
-                self.caller,
-                to_tag="[peer_tag_param]",
-            ).replace("branch=[branch]", "branch=[branch-2]")
+            ack2 = _ack_in_transaction(self.caller, 2, "[branch-2]")
             self.steps += [f'  <recv response="{status}"/>', f"  <send>\n{ack2}\n  </send>"]
         return self
 

@@ -76,6 +76,15 @@ def start_kamailio(tmp_path: Path, ivr_ports: list[int]) -> tuple[subprocess.Pop
     raise AssertionError("kamailio did not start:\n" + (tmp_path / "kamailio.log").read_text())
 
 
+def stop_kamailio(proxy: subprocess.Popen[str]) -> None:
+    proxy.terminate()
+    try:
+        proxy.wait(10)
+    except subprocess.TimeoutExpired:
+        proxy.kill()
+        proxy.wait(5)
+
+
 def test_calls_through_kamailio_to_two_ivrs(ivr_home: Path, tmp_path: Path) -> None:
     ivrs = [start_ivr(ivr_home, tmp_path) for _ in range(2)]
     proxy, port = start_kamailio(tmp_path, [i.port for i in ivrs])
@@ -90,12 +99,7 @@ def test_calls_through_kamailio_to_two_ivrs(ivr_home: Path, tmp_path: Path) -> N
         assert result.returncode == 0, result.stderr
         rows = [ivr.wait_records(1) for ivr in ivrs]  # round robin: one call each
     finally:
-        proxy.terminate()
-        try:
-            proxy.wait(10)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            proxy.wait(5)
+        stop_kamailio(proxy)
         for ivr in ivrs:
             ivr.stop()
     outcomes = sorted(r[0]["outcome"] for r in rows)

@@ -96,6 +96,21 @@ class RawCall:
             got.append((time.monotonic(), data))
         return got
 
+    def hang_up(self) -> None:
+        """The caller's BYE (the IVR answers it and ends the call at once)."""
+        assert self.ok is not None
+        bye = request(
+            "BYE",
+            self.ivr.port,
+            self.sip,
+            call_id=self.call_id,
+            branch=self.branch + "b",
+            cseq=2,
+            to_tag=self.to_tag,
+        )
+        self.sip.send(bye, self.ivr.port)
+        assert any(status_of(m) == 200 for m in self.sip.recv_all(2.0)), "BYE not answered"
+
     def close(self) -> None:
         self.sip.close()
         self.rtp.close()
@@ -161,8 +176,11 @@ def test_rtp_flows_every_20_ms_while_listening(ivr: Ivr) -> None:
     try:
         call.place()
         packets = call.rtp_packets(30.0)  # welcome, the menu prompt, then listening in silence
+        call.hang_up()  # the server stops at once, not after its grace for live calls
     finally:
         call.close()
+    (row,) = ivr.wait_records(1)
+    assert row["outcome"] == "abandoned"
     assert len(packets) > 30.0 / 0.02 * 0.9
     headers = [struct.unpack("!BBHI", data[:8]) for _, data in packets]
     seqs = [h[2] for h in headers]

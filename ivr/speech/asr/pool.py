@@ -114,6 +114,8 @@ def shared_pool(workers: int | None = None) -> RecognitionPool:
 
 
 @atexit.register
-def _close_shared() -> None:
+def close_shared_pools() -> None:
+    """Stop the process's recognition workers (at exit; a process that ends through
+    multiprocessing's exit, where atexit does not run, must call it itself)."""
     for pool in list(_shared.values()):
         pool.close()
