@@ -399,7 +399,13 @@ class Dialog:
     ) -> None:
         text, value = heard.heard, heard.value
         said = heard.digits
-        if sensitive is not None and not said and grammar is not None and grammar.extension:
+        if (
+            sensitive is not None
+            and not said
+            and heard.mode is Mode.SPEECH
+            and grammar is not None
+            and grammar.extension
+        ):
             # a read-back of a code or number: what was said there is as secret as the number
             said = _digits_said(heard.heard, grammar)
         if sensitive is Sensitive.CODE and said:

@@ -53,6 +53,7 @@ class CallTape(Channel):
         self.turns: list[_Turn] = []
         self._current: _Turn | None = None
         self._ahead = ""  # keys typed while no turn was open
+        self._spill = ""  # keys a turn took that the dialog kept for the asks after it
         self._private = False
 
     # recording
@@ -72,10 +73,25 @@ class CallTape(Channel):
             self._ahead += event.key
         return event
 
-    def observe(self, kind: str, _data: dict[str, Any]) -> None:
-        """The call's observer: a recorded turn closes the tape's turn."""
-        if kind == "turn":
-            self._current = None
+    def observe(self, kind: str, data: dict[str, Any]) -> None:
+        """The call's observer: a recorded turn closes the tape's turn.
+
+        Keys typed ahead at a read-back ("1", then the next asks' keys, faster than the IVR
+        asked) arrive in the read-back's turn; the dialog answers it with the first key and
+        keeps the rest for the asks that follow. The turn records say which keys each ask
+        took, so the tape gives each ask its own keys, as if typed during its prompt.
+        """
+        if kind != "turn":
+            return
+        turn, self._current = self._current, None
+        heard = str(data.get("heard") or "")
+        if turn is None or data.get("mode") != "dtmf" or not heard:
+            return
+        if turn.keys.startswith(heard) and turn.keys[len(heard) :].strip("#"):
+            self._spill = turn.keys[len(heard) :] + self._spill
+            turn.keys = heard
+        elif not turn.keys and self._spill.startswith(heard):
+            turn.keys, self._spill = heard, self._spill[len(heard) :]
 
     def asking(self, ask: str) -> None:
         self.inner.asking(ask)

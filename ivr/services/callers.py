@@ -37,7 +37,6 @@ NOT_IN_TASK: Final = frozenset(
 ) | {"end"}
 
 
-
 @dataclass(frozen=True)
 class TicketNews:
     number: str
