@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ivr.dialog import patient
 from ivr.dialog.engine import AskKind
 from ivr.flows.base import FlowHandlers, FlowSpec
 
@@ -33,6 +34,8 @@ SPEC: Final = FlowSpec(
 class EntryHandlers(FlowHandlers):
     def do_welcome(self) -> str:
         self.dialog.say("welcome")
+        if self.dialog.state.patient.remembered:
+            self.dialog.say(patient.ANNOUNCE_REMEMBERED)
         return "next"
 
     def do_main_menu(self) -> str:

@@ -188,6 +188,10 @@ class QaRunner:
             runtime.accounts.add(str(account["phone"]), str(account.get("name", "Caller")))
         if not call.fixtures.get("accounts"):
             runtime.accounts.seed_demo()
+        if call.fixtures.get("patient"):  # the caller's number is remembered as patient
+            if not call.caller_id:
+                raise ValueError("patient: true needs the call's caller_id")
+            runtime.patients.remember(call.caller_id)
         for ticket in call.fixtures.get("tickets") or []:
             seeded = runtime.tickets.seed(ticket)
             if seeded.resolution:  # as when the team wrote it: in the cache before anyone calls

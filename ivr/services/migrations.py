@@ -229,6 +229,16 @@ MIGRATIONS: Final = (
             "CREATE INDEX IF NOT EXISTS ticket_history_number ON ticket_history(number)",
         ),
     ),
+    Migration(
+        3,
+        "patient mode: remembered per caller (a keyed hash of the number), shown on the call",
+        (
+            "CREATE TABLE IF NOT EXISTS patient_callers ("
+            " caller_hash TEXT PRIMARY KEY, since REAL NOT NULL, expires_at REAL NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS patient_callers_expiry ON patient_callers(expires_at)",
+            "ALTER TABLE calls ADD COLUMN patient INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 LATEST: Final = MIGRATIONS[-1].version
 
