@@ -322,6 +322,7 @@ class Dialog:
         """Say once that the call is now patient (else the command's own acknowledgement)."""
         if switched_on:
             log.info("[%s] patient mode on", self.recorder.call_id)
+            self.state.slower = 0  # patient mode's speed takes the place of the caller's own
             if self.on_patient is not None:
                 self.on_patient(True)
             self.say(patient.ANNOUNCE)

@@ -68,8 +68,9 @@ class PatientMode:
 
     # --- what it changes -------------------------------------------------------------------
     def speed(self, slower: int) -> int:
-        """The "slower" level prompts are spoken at (the caller's own, or patient mode's)."""
-        return max(slower, self.config.slower) if self.active else slower
+        """The "slower" level prompts are spoken at: patient mode's, plus what the caller or
+        the dialog added since it switched on (a repeated step, the last reprompt)."""
+        return self.config.slower + slower if self.active else slower
 
     def no_input_ms(self, normal_ms: int) -> int:
         return max(normal_ms, self.config.no_input_ms) if self.active else normal_ms

@@ -65,7 +65,7 @@ def test_what_patient_mode_changes() -> None:
     assert mode.tail(digit_entry=False) is None
     mode.start_remembered()
     assert mode.active and mode.remembered
-    assert mode.speed(0) == config.slower and mode.speed(config.slower + 1) == config.slower + 1
+    assert mode.speed(0) == config.slower and mode.speed(1) == config.slower + 1
     assert mode.no_input_ms(8000) == 12000 and mode.no_input_ms(6000) == 12000
     assert mode.no_input_ms(20000) == 20000  # never shorter than the ask's own
     paired = mode.params({"code": code, "brand": "x"})
