@@ -2,11 +2,11 @@
 
 Each simulated caller wants a ticket's status by speech: "ticket status", the eight
 digits, "yes" to the read-back, "no" to anything else. The words are synthesised in the
-slow/noisy caller condition (``ivr qa run --condition noisy``: a slow, low voice in line
-noise at 15 dB SNR) and heard by the real recognisers. The caller answers when the IVR
-listens, after a pause of their own: each caller has a typical pause drawn between
-``PAUSE_SEC`` (seeded, the same callers in both runs) and each answer varies around it
-(log-normal, ``SPREAD``). An answer that starts after the ask's no-input timeout is lost:
+slow/noisy caller condition (``ivr qa run --condition noisy``: a slow, low voice, line
+noise at 15 dB SNR all call long) and heard by the real recognisers. The caller answers
+when the IVR listens, after a pause of their own: each caller has a typical pause drawn
+between ``PAUSE_SEC`` (seeded, the same callers in both runs) and each answer varies
+around it (log-normal, ``SPREAD``). An answer that starts after the ask's no-input timeout is lost:
 the IVR reprompts and the caller starts again. A caller is served when the call ends
 ``resolved`` after the IVR said the ticket's status. Each call runs on a fresh database
 (no caller is remembered from an earlier call).
@@ -35,12 +35,14 @@ sys.path.insert(0, str(REPO))
 from ivr.channels.base import HangUp  # noqa: E402
 from ivr.channels.scripted import ScriptedChannel, Turn, TurnKind  # noqa: E402
 from ivr.config import Patient, Settings, load_settings  # noqa: E402
+from ivr.qa.conditions import Condition, background  # noqa: E402
 from ivr.qa.runner import QaRunner  # noqa: E402
 from ivr.qa.synth import condition_speech  # noqa: E402
 from ivr.qa.testcall import load_call  # noqa: E402
-from ivr.speech.audio import Audio  # noqa: E402
+from ivr.speech.audio import Audio, frame_samples  # noqa: E402
 
 CONDITION: Final = "noisy"
+RATE: Final = 16000
 PAUSE_SEC: Final = (3.0, 8.0)  # a caller's typical pause before answering
 SPREAD: Final = 0.3  # log-normal spread of one answer's pause around the caller's own
 SEED: Final = 13
@@ -63,11 +65,13 @@ turns:
 
 
 class SlowCaller(ScriptedChannel):
-    """Answers whatever the IVR asks, after the caller's own pause; hangs up on anything
-    it has no answer for. It stops talking when the IVR speaks again."""
+    """Answers whatever the IVR asks, after the caller's own pause (the line's noise goes on
+    meanwhile); hangs up on anything it has no answer for. It stops talking when the IVR
+    speaks again."""
 
-    def __init__(self, answers: dict[str, Audio], pauses_sec: list[float]) -> None:
-        super().__init__([], sample_rate=16000, caller_id="13800138000")
+    def __init__(self, answers: dict[str, Audio], pauses_sec: list[float], key: str) -> None:
+        line = background(Condition(CONDITION), RATE, frame_samples(RATE), key=key)
+        super().__init__([], sample_rate=RATE, caller_id="13800138000", line=line)
         self.answers = answers
         self.pauses = collections.deque(pauses_sec)
 
@@ -75,14 +79,14 @@ class SlowCaller(ScriptedChannel):
         self._pending = collections.deque(e for e in self._pending if isinstance(e, HangUp))
 
     def listening(self, ask: str) -> None:
+        self._pending = collections.deque(e for e in self._pending if isinstance(e, HangUp))
         audio = self.answers.get(ask)
         if audio is None or not self.pauses:
             self._turns.append(Turn(TurnKind.HANGUP))
-        else:
-            pause = np.zeros(int(audio.rate * self.pauses.popleft()), np.int16)
-            late = Audio(np.concatenate([pause, audio.samples]), audio.rate)
-            self._turns.append(Turn(TurnKind.AUDIO, audio=late))
-        super().listening(ask)
+            self._start_turn(lead_in_ms=0)
+            return
+        self._turns.append(Turn(TurnKind.AUDIO, audio=audio))
+        self._start_turn(lead_in_ms=int(self.pauses.popleft() * 1000))
 
 
 def callers(n: int) -> list[list[float]]:
@@ -106,8 +110,8 @@ def run(settings: Settings, population: list[list[float]], answers: dict[str, Au
         outcomes: collections.Counter[str] = collections.Counter()
         patient_calls = 0
         started = time.perf_counter()
-        for pauses in population:
-            report = runner.run_call(call, channel=SlowCaller(answers, pauses))
+        for i, pauses in enumerate(population):
+            report = runner.run_call(call, channel=SlowCaller(answers, pauses, f"caller-{i}"))
             spoken = " ".join(e.get("text", "") for e in report.transcript if "speaker" in e)
             ok = report.outcome == "resolved" and STATUS_SAID in spoken
             served += ok
