@@ -80,7 +80,7 @@ class Runtime:
         self.feedback = FeedbackBox(self.store, self.store.path.parent / "feedback")
         self.patients = PatientCallers(
             self.store,
-            caller_key(settings.caller_key, settings.home),
+            lambda: caller_key(settings.caller_key, settings.home),
             remember_days=settings.patient.remember_days,
         )
         self._books: dict[str, tuple[PromptBook, GrammarBook, KnowledgeBase]] = {}

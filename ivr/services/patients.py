@@ -19,18 +19,26 @@ DAY_SEC = 86400.0
 
 
 class PatientCallers:
+    """``key``: the hash's key, or what makes it when a caller's number first needs it."""
+
     def __init__(
         self,
         store: Store,
-        key: bytes,
+        key: bytes | Callable[[], bytes],
         *,
         remember_days: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.key = key
+        self._key = key
         self.ttl_sec = remember_days * DAY_SEC
         self.clock = clock
+
+    @property
+    def key(self) -> bytes:
+        if callable(self._key):
+            self._key = self._key()
+        return self._key
 
     def remembers(self, number: str | None) -> bool:
         """Whether a call from ``number`` starts patient (an unknown caller never does)."""
