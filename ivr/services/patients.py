@@ -19,26 +19,20 @@ DAY_SEC = 86400.0
 
 
 class PatientCallers:
-    """``key``: the hash's key, or what makes it when a caller's number first needs it."""
+    """``key``: the key of the number hashes (:func:`ivr.services.privacy.secret_key`)."""
 
     def __init__(
         self,
         store: Store,
-        key: bytes | Callable[[], bytes],
+        key: bytes,
         *,
         remember_days: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self._key = key
+        self.key = key
         self.ttl_sec = remember_days * DAY_SEC
         self.clock = clock
-
-    @property
-    def key(self) -> bytes:
-        if callable(self._key):
-            self._key = self._key()
-        return self._key
 
     def _hash(self, number: str) -> str:
         return caller_key(number, self.key) or ""

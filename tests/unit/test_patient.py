@@ -127,17 +127,3 @@ def test_remembered_callers_expire_and_are_forgotten(tmp_path: Path) -> None:
     dump = "\n".join(sqlite3.connect(tmp_path / "ivr.sqlite3").iterdump())
     assert "13900139000" not in dump and NUMBER not in dump
 
-
-def test_the_key_is_made_only_when_a_number_needs_it(tmp_path: Path) -> None:
-    made: list[bytes] = []
-
-    def make() -> bytes:
-        made.append(caller_key("", tmp_path))
-        return made[-1]
-
-    store = Store(tmp_path / "ivr.sqlite3")
-    callers = PatientCallers(store, make, remember_days=1)
-    assert not callers.remembers(None) and not (tmp_path / "caller.key").exists()
-    callers.remember(NUMBER)
-    assert callers.remembers(NUMBER) and len(made) == 1  # made once, then kept
-    store.close()
