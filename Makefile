@@ -46,6 +46,7 @@ bench: setup
 	$(PY) bench/sip.py
 	$(PY) bench/desk.py
 	$(PY) bench/voice.py
+	$(PY) bench/patient.py
 
 soak: setup  # 10 minutes of random calls at 80 % of capacity; not part of bench
 	$(PY) bench/soak.py

@@ -54,6 +54,18 @@ class Voice:
 
 
 @dataclass(frozen=True)
+class Patient:
+    """Patient mode (``[patient]``): when a call switches to it, what changes, how long it is
+    remembered for the caller's number."""
+
+    slower_requests: int = 2  # the caller's "slower" this many times in a call switches it on
+    failures_in_a_row: int = 2  # or this many asks in a row ending in no input or no match
+    slower: int = 2  # the speaking speed it starts at (levels of "slower": rate and pauses)
+    no_input_ms: int = 12000  # the no-input timeout of every ask
+    remember_days: float = 180.0  # the next call from the number starts patient until then
+
+
+@dataclass(frozen=True)
 class Recognition:
     """Which engine hears which kind of ask (measured: README, "Recognition"), and where.
 
@@ -133,6 +145,7 @@ class Settings:
     models: Path | None = None  # models directory (default: <home>/models; $IVR_MODELS)
     sip: SipSecurity = field(default_factory=SipSecurity)
     recovery: RecoveryLimits = field(default_factory=RecoveryLimits)
+    patient: Patient = field(default_factory=Patient)
     # key of the caller-number hashes that remember callers across calls (shared by the
     # servers of one store; empty: one drawn once and kept in <home>/caller.key)
     caller_secret: str = ""
@@ -235,6 +248,8 @@ def load_settings(
     for key in ("brand", "locale"):
         if f"IVR_{key.upper()}" in os.environ:
             env[key] = os.environ[f"IVR_{key.upper()}"]
+    if os.environ.get("IVR_CALLER_SECRET"):
+        env["caller_secret"] = os.environ["IVR_CALLER_SECRET"]
     if os.environ.get("IVR_MODELS"):
         env["models"] = os.environ["IVR_MODELS"]
     if env:

@@ -21,6 +21,7 @@ from ivr.services.calls import CallRecorder, Outcome, TurnRecord
 from ivr.services.codes import Codes, SmsOutbox
 from ivr.services.feedback import FeedbackBox, FeedbackClassifier
 from ivr.services.knowledge import KnowledgeBase
+from ivr.services.patients import PatientCallers
 from ivr.services.privacy import mask_phone, secret_key
 from ivr.services.recovery_guard import RecoveryAttempts, RecoveryAudit, RecoveryGuard
 from ivr.services.store import Store
@@ -86,6 +87,9 @@ class Runtime:
         )
         self.recovery_audit = RecoveryAudit(self.store)
         self.memory = CallerMemory(self.store, secret)
+        self.patients = PatientCallers(
+            self.store, secret, remember_days=settings.patient.remember_days
+        )
         self._books: dict[str, tuple[PromptBook, GrammarBook, KnowledgeBase]] = {}
         self._classifiers: dict[str, FeedbackClassifier] = {}
 
@@ -173,6 +177,7 @@ class Runtime:
         )
         ctx = CallContext(caller_id=channel.caller_id)
         flow = CallFlow(dialog, ctx, services, recorder)
+        self._patient_mode(dialog, recorder, channel.caller_id)
         log.info(
             "[%s] call started on %s, caller %s, locale %s",
             recorder.call_id,
@@ -213,6 +218,21 @@ class Runtime:
             transcript=list(dialog.state.transcript),
             locale=locale,
         )
+
+    def _patient_mode(self, dialog: Dialog, recorder: CallRecorder, caller: str | None) -> None:
+        """A remembered caller starts patient; switching on or off is remembered at once."""
+
+        def changed(on: bool) -> None:
+            if on:
+                recorder.set(patient=1)
+                self.patients.remember(caller)
+            else:
+                self.patients.forget(caller)
+
+        dialog.on_patient = changed
+        if self.patients.remembers(caller):
+            dialog.start_patient()
+            changed(True)  # the expiry counts from the last patient call
 
     def _apologise(self, flow: CallFlow, dialog: Dialog) -> None:
         try:

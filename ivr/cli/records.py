@@ -47,6 +47,8 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
         return 0
     print(f"call {record.id}: {record.outcome} {record.transfer_reason or ''}")
     print(f"caller {record.caller_masked}  channel {record.channel}  locale {record.locale}")
+    if record.patient:
+        print("patient mode: yes")
     print("path: " + " -> ".join(record.states))
     for line in record.transcript:
         print(f"  {line['speaker']:6s}: {line['text']}")

@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -20,7 +21,9 @@ import numpy as np
 
 from ivr.channels.base import Channel, ChannelEvent, Frame, HangUp, Key
 from ivr.config import Settings, Timeouts
+from ivr.dialog import patient
 from ivr.dialog.corrections import CORRECTION, Correction, Target, from_keys, load_forms
+from ivr.dialog.patient import PatientMode
 from ivr.dialog.prompts import PromptBook, SpokenDigits
 from ivr.services.calls import CallRecorder, TurnRecord
 from ivr.services.privacy import mask_phone
@@ -124,6 +127,7 @@ def tone(rate: int, hz: float = 880.0, ms: int = 300) -> Audio:
 class DialogState:
     slower: int = 0
     transcript: list[tuple[str, str]] = field(default_factory=list)
+    patient: PatientMode = field(default_factory=PatientMode)
 
 
 class Dialog:
@@ -147,7 +151,9 @@ class Dialog:
         self.engine = engine
         self.recorder = recorder
         self.voice = voice
-        self.state = DialogState()
+        self.state = DialogState(patient=PatientMode(settings.patient))
+        # told when patient mode switches on (True) or off (False): the call remembers it
+        self.on_patient: Callable[[bool], None] | None = None
         self._turn_end: float | None = None
         self._pending: list[ChannelEvent] = []
         self._asr_context: dict[str, Any] = {}
@@ -160,10 +166,24 @@ class Dialog:
         return self.prompts.speech(
             pid,
             variant=variant,
-            params={"brand": self.settings.brand_for(self.prompts.locale), **params},
+            params=self.state.patient.params(
+                {"brand": self.settings.brand_for(self.prompts.locale), **params}
+            ),
             voice=self.settings.voice,
-            slower=self.state.slower + extra,
+            slower=self.state.patient.speed(self.state.slower) + extra,
         )
+
+    def ask_speech(
+        self, pid: str, params: dict[str, Any], variant: str, extra: int, *, digit_entry: bool
+    ) -> Speech:
+        """An ask's prompt; in patient mode it ends by saying how to reach a person."""
+        speech = self.speech(pid, params, variant, extra)
+        tail = self.state.patient.tail(digit_entry=digit_entry)
+        if tail is None:
+            return speech
+        v = self.settings.voice
+        pause_ms = v.sentence_pause_ms + self.state.patient.speed(0) * v.slower_extra_pause_ms
+        return patient.ending_with(speech, self.speech(tail, {}), pause_ms)
 
     def say(self, pid: str, **params: Any) -> None:
         """Speak a prompt; keys pressed meanwhile stop it and are kept for the next ask."""
@@ -273,7 +293,8 @@ class Dialog:
         while True:
             extra = 1 if failures >= 2 else 0  # the 2nd reprompt is slower
             self.channel.asking(ask_id)
-            self._play(self.speech(pid, params, variant, extra), barge_in_speech=barge_in)
+            speech = self.ask_speech(pid, params, variant, extra, digit_entry=g.digits is not None)
+            self._play(speech, barge_in_speech=barge_in)
             heard = self._listen(ask_id, g, kind, corrects)
             if corrects is not None:
                 heard = self._corrected(heard, corrects)
@@ -283,6 +304,7 @@ class Dialog:
                 reason = "no_input" if heard.mode is Mode.NO_INPUT else "no_match"
                 if failures >= tries:
                     raise TransferRequested(reason, step=ask_id)
+                self._patient_failure()
                 variant = f"{'noinput' if reason == 'no_input' else 'nomatch'}.{failures}"
                 continue
             if heard.value.startswith(COMMAND_PREFIX):
@@ -293,9 +315,12 @@ class Dialog:
                     raise MainMenuRequested
                 if command == "slower":
                     self.state.slower += 1
-                    self.say("slower_ack")
-                variant = "text"  # repeat / slower: the same prompt again
+                    self._patient_switch(self.state.patient.on_slower(), ack="slower_ack")
+                if command == "normal_speed":
+                    self.normal_speed()
+                variant = "text"  # repeat / slower / normal speed: the same prompt again
                 continue
+            self.state.patient.on_answer()
             return Answer(
                 ask_id, heard.value, heard.mode, heard.heard, heard.confidence, heard.digits
             )
@@ -314,7 +339,8 @@ class Dialog:
         while True:
             extra = 1 if failures >= 2 else 0
             self.channel.asking(ask_id)
-            self._play(self.speech(pid, params, variant, extra), barge_in_speech=False)
+            speech = self.ask_speech(pid, params, variant, extra, digit_entry=False)
+            self._play(speech, barge_in_speech=False)
             self._pending = [e for e in self._pending if not isinstance(e, Frame)]
             self._play_audio(tone(self.channel.sample_rate), barge_in_speech=False)
             recording = self._take_recording(ask_id, t)
@@ -328,16 +354,47 @@ class Dialog:
                 shown = recording.text or "(recorded, not transcribed)"
                 self.recorder.line("caller", shown)
                 self.state.transcript.append(("caller", shown))
+                self.state.patient.on_answer()
                 return recording
             self._record(ask_id, Heard(Mode.NO_INPUT), None)
             failures += 1
             if failures >= MAX_FAILURES:
                 raise TransferRequested("no_input", step=ask_id)
+            self._patient_failure()
             variant = f"noinput.{failures}"
+
+    # --- patient mode (ivr.dialog.patient) -------------------------------------------------
+    def _patient_failure(self) -> None:
+        self._patient_switch(self.state.patient.on_failure())
+
+    def _patient_switch(self, switched_on: bool, *, ack: str | None = None) -> None:
+        """Say once that the call is now patient (else the command's own acknowledgement)."""
+        if switched_on:
+            log.info("[%s] patient mode on", self.recorder.call_id)
+            self.state.slower = 0  # patient mode's speed takes the place of the caller's own
+            if self.on_patient is not None:
+                self.on_patient(True)
+            self.say(patient.ANNOUNCE)
+        elif ack is not None:
+            self.say(ack)
+
+    def start_patient(self) -> None:
+        """The caller's number is remembered as patient: the call starts so."""
+        self.state.patient.start_remembered()
+        log.info("[%s] patient mode on (remembered caller)", self.recorder.call_id)
+
+    def normal_speed(self) -> None:
+        """The caller's "normal speed": the default speed, and patient mode off."""
+        self.state.slower = 0
+        if self.state.patient.leave():
+            log.info("[%s] patient mode off", self.recorder.call_id)
+            if self.on_patient is not None:
+                self.on_patient(False)
+        self.say(patient.LEFT)
 
     def _take_recording(self, ask_id: str, t: Timeouts) -> Recording | None:
         cfg = EndpointConfig(
-            no_input_ms=t.no_input_ms,
+            no_input_ms=self.state.patient.no_input_ms(t.no_input_ms),
             end_silence_ms=t.end_silence_recording_ms,
             end_silence_complete_ms=t.end_silence_recording_ms,
             max_speech_ms=t.max_recording_ms,
@@ -439,6 +496,7 @@ class Dialog:
         digits_mode = grammar.digits is not None
         read_back = corrects is not None and not digits_mode
         no_input = t.no_input_yes_no_ms if kind is AskKind.YES_NO else t.no_input_ms
+        no_input = self.state.patient.no_input_ms(no_input)
         cfg = EndpointConfig(
             no_input_ms=no_input,
             end_silence_ms=t.end_silence_digits_ms if digits_mode else t.end_silence_ms,

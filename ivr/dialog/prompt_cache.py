@@ -1,7 +1,7 @@
 """The prompt cache: every sentence a caller can hear, rendered before any call.
 
 ``ivr prompts build`` renders each prompt and variant, at each speed a call starts
-a prompt with, for every value its placeholders can hold
+a prompt with (patient mode's too), for every value its placeholders can hold
 (``ivr/data/prompt_values.toml``), every knowledge answer and walkthrough step, and
 the ten digits in each position of a read-back group: a call then plays from the
 cache and a read-back costs no synthesis. Text that exists only at run time (a
@@ -69,6 +69,11 @@ class PlaceholderValues:
             low, high = (int(x) for x in kind.split(":", 1)[1].split("-"))
             return [str(n) for n in range(low, high + 1)]
         raise ConfigError(f"{VALUES_PATH}: {name} = {kind!r}: unknown kind")
+
+
+def slower_levels(settings: Settings) -> tuple[int, ...]:
+    """The speeds a prompt starts at: normal, one step slower, and patient mode's."""
+    return tuple(sorted({*SLOWER_LEVELS, settings.patient.slower}))
 
 
 def prompt_speeches(settings: Settings, locale: str, *, slower: int) -> Iterator[Speech]:
@@ -141,7 +146,7 @@ def build_cache(
         voice = voice_for(settings.voice, locale)
         seen: set[tuple[str, int, str]] = set()
         todo: list[Segment] = []
-        for slower in SLOWER_LEVELS:
+        for slower in slower_levels(settings):
             parts = [
                 p
                 for speech in prompt_speeches(settings, locale, slower=slower)
@@ -182,7 +187,7 @@ def prerender_text(
     """Render run-time text (a ticket's resolution) into the cache when it is written."""
     count = 0
     voice = voice_for(settings.voice, locale)
-    for slower in SLOWER_LEVELS:
+    for slower in slower_levels(settings):
         speech = render_text(
             "{text}", {"text": SpokenText(text)}, voice=settings.voice, slower=slower
         )

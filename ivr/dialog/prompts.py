@@ -30,9 +30,13 @@ VARIANTS: Final = ("noinput.1", "noinput.2", "nomatch.1", "nomatch.2")
 
 
 def group_digits(digits: str, kind: str = "auto") -> list[str]:
-    """Groups for reading back: phone 138 0013 8000, code 482 913, ticket numbers in pairs."""
-    if kind == "pairs":
-        return [digits[i : i + 2] for i in range(0, len(digits), 2)]
+    """Groups for reading back: phone 138 0013 8000, code 482 913, ticket numbers in pairs.
+
+    In pairs, an odd count starts with a group of three (138 00 13 80 00), never ends alone.
+    """
+    if kind == "pairs" and digits:
+        head = 3 if len(digits) % 2 and len(digits) > 1 else 2
+        return [digits[:head]] + [digits[i : i + 2] for i in range(head, len(digits), 2)]
     n = len(digits)
     if kind == "phone" or (kind == "auto" and n >= 10):
         if n == 11:

@@ -128,6 +128,7 @@ class CallFlow(
             "intent": self.ctx.intent,
             "account": mask_phone(self.ctx.account_phone),
             "reason": self.ctx.transfer_reason,
+            "patient_mode": self.dialog.state.patient.ever,
             "step": self.ctx.collected.get("step", self.ctx.step),
             "collected": {k: v for k, v in self.ctx.collected.items() if k != "step"},
             "states": list(self.recorder.states),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from ivr.dialog import patient
 from ivr.dialog.engine import AskKind, TransferRequested
 from ivr.dialog.prompts import SpokenText
 from ivr.flows.base import FlowHandlers, FlowSpec
@@ -55,6 +56,8 @@ SPEC: Final = FlowSpec(
 class EntryHandlers(FlowHandlers):
     def do_welcome(self) -> str:
         self.dialog.say("welcome")
+        if self.dialog.state.patient.remembered:
+            self.dialog.say(patient.ANNOUNCE_REMEMBERED)
         if self.services.memory is not None:
             recall = self.services.memory.recall(
                 self.ctx.caller_id, call_id=self.recorder.call_id, tasks=frozenset(INTENT_STARTS)

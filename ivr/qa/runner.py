@@ -235,6 +235,10 @@ class QaRunner:
                 count=int(earlier.get("count", 1)),
                 ago_s=float(earlier.get("minutes_ago", 60)) * 60,
             )
+        if call.fixtures.get("patient"):  # the caller's number is remembered as patient
+            if not call.caller_id:
+                raise ValueError("patient: true needs the call's caller_id")
+            runtime.patients.remember(call.caller_id)
         for ticket in call.fixtures.get("tickets") or []:
             seeded = runtime.tickets.seed(ticket)
             if seeded.resolution:  # as when the team wrote it: in the cache before anyone calls

@@ -59,6 +59,7 @@ class CallRecord:
     ticket_team: str | None
     states: list[str]
     error: str | None
+    patient: bool = False  # the call was in patient mode at some point
     turns: list[TurnRecord] = field(default_factory=list)
     transcript: list[dict[str, Any]] = field(default_factory=list)
 
@@ -76,6 +77,7 @@ class CallRecord:
             "ticket_team": self.ticket_team,
             "states": self.states,
             "error": self.error,
+            "patient": self.patient,
             "turns": [t.as_dict() for t in self.turns],
             "transcript": self.transcript,
         }
@@ -116,7 +118,7 @@ class CallRecorder:
         )
 
     def set(self, **fields: Any) -> None:
-        allowed = {"intent", "ticket_team", "error", "account_key"}
+        allowed = {"intent", "ticket_team", "error", "account_key", "patient"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"expected fields among {sorted(allowed)}, got {sorted(bad)}")
@@ -243,6 +245,7 @@ def _record(store: Store, r: Any, *, details: bool = True) -> CallRecord:
         ticket_team=r["ticket_team"],
         states=json.loads(r["states"]),
         error=r["error"],
+        patient=bool(r["patient"]),
     )
     if details:
         rec.turns = [

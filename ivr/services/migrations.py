@@ -279,6 +279,16 @@ CREATE INDEX IF NOT EXISTS recovery_audit_call ON recovery_audit(call_id);
             "ALTER TABLE callbacks ADD COLUMN call_window TEXT",
         ),
     ),
+    Migration(
+        5,
+        "patient mode: remembered per caller (a keyed hash of the number), shown on the call",
+        (
+            "CREATE TABLE IF NOT EXISTS patient_callers ("
+            " caller_hash TEXT PRIMARY KEY, since REAL NOT NULL, expires_at REAL NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS patient_callers_expiry ON patient_callers(expires_at)",
+            "ALTER TABLE calls ADD COLUMN patient INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 LATEST: Final = MIGRATIONS[-1].version
 

@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 from typing import Final
 
+CALLER_KEY_FILE: Final = "caller.key"
 _LONG_DIGITS: Final = re.compile(r"(?<!\d)(\d[\d \-]{4,}\d)(?!\d)")
 
 

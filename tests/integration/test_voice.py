@@ -18,6 +18,7 @@ from ivr.dialog.prompt_cache import (
     digit_segments,
     prerender_text,
     prompt_speeches,
+    slower_levels,
 )
 from ivr.dialog.prompts import PromptBook, SpokenDigits, SpokenText, render_text
 from ivr.speech import voices
@@ -241,7 +242,7 @@ def test_prompts_build_covers_every_static_prompt_at_both_rates(
     book = PromptBook(s.prompts_dir, "zh-CN")
     static = [pid for pid in book.prompts if not book.placeholders(pid) - {"brand"}]
     assert len(static) > 20
-    for slower in (0, 1):
+    for slower in slower_levels(s):  # patient mode's speed too
         for speech in prompt_speeches(s, "zh-CN", slower=slower):
             for rate in (8000, 16000):
                 assert synth.covers(speech, voice=voice, sample_rate=rate), speech.transcript

@@ -4,19 +4,16 @@ the task a caller hung up in (real SQLite)."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
-from ivr.config import Settings
 from ivr.services.accounts import Accounts
 from ivr.services.callers import PICK_UP_SEC, CallerMemory
 from ivr.services.calls import CallRecorder, Outcome
 from ivr.services.codes import Codes, SmsOutbox
-from ivr.services.privacy import secret_key
 from ivr.services.store import Store
 from ivr.services.tickets import Tickets
 
@@ -73,14 +70,6 @@ def test_the_number_is_kept_only_as_a_keyed_hash(store: Store, tmp_path: Path) -
         key,
         "*******8000",
     )
-
-
-def test_the_secret_is_drawn_once_and_kept_private(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path / "home")
-    first = secret_key(settings.caller_secret, settings.home)
-    assert len(first) == 32 and secret_key(settings.caller_secret, settings.home) == first
-    assert os.stat(tmp_path / "home" / "caller.key").st_mode & 0o777 == 0o600
-    assert secret_key("shared", settings.home) == b"shared"
 
 
 def _ticket(store: Store, number: str, *, opened_as: str, status: str) -> None:
