@@ -1,4 +1,5 @@
-"""Whole calls through the real session: scripted caller speech (espeak-ng), PocketSphinx,
+"""Whole calls through the real session: scripted caller speech (espeak-ng), the default
+recognition routes (PocketSphinx with Whisper tiny.en in English, Whisper base in Mandarin),
 pyttsx3 prompts, SQLite records."""
 
 from __future__ import annotations
