@@ -63,8 +63,12 @@ class PlaceholderValues:
         if kind == "text":
             return [SpokenText("")]
         if kind.startswith("labels:"):
-            prefix = kind.split(":", 1)[1] + "."
-            return [book.text(pid) for pid in sorted(book.prompts) if pid.startswith(prefix)]
+            label = kind.split(":", 1)[1]
+            return [
+                book.text(pid)
+                for pid in sorted(book.prompts)
+                if pid == label or pid.startswith(label + ".")
+            ]
         if kind.startswith("numbers:"):
             low, high = (int(x) for x in kind.split(":", 1)[1].split("-"))
             return [str(n) for n in range(low, high + 1)]
