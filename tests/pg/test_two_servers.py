@@ -19,8 +19,13 @@ CONTENT_REVIEW = "3" + "1" + "2" + "1" + "2"  # dance, yesterday, open the ticke
 THREE_WRONG = "1" + "1" + "111111" + "1" + "222222" + "1" + "333333" + "1"
 
 
-def _call(port: int, tmp_path: Path, keys: str) -> None:
-    scenario = Scenario(proxied=True).invite().keys(keys).wait_bye()
+def _call(port: int, tmp_path: Path, keys: str, then: str = "") -> None:
+    """Keys 1.5 s apart; ``then`` after a pause of 4 s (a read-back's lone "1" is taken as
+    yes once no more keys follow, so the next answer waits for it, as a listening caller does)."""
+    scenario = Scenario(proxied=True).invite().keys(keys)
+    if then:
+        scenario.keys(then, 4000)
+    scenario.wait_bye()
     result = run_sipp(scenario.xml(), port, tmp_path, timeout=180)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
@@ -50,7 +55,7 @@ def test_two_servers_share_one_postgresql(ivr_home: Path, tmp_path: Path, pg_dsn
             (ticket,) = store.query("SELECT number, team FROM tickets")
         finally:
             store.close()
-        _call(port, tmp_path, "4" + ticket["number"] + "1" + "2")  # on the other: its status
+        _call(port, tmp_path, "4" + ticket["number"] + "1", then="2")  # on the other: its status
         _call(port, tmp_path, THREE_WRONG)  # on the first: three wrong codes
         _call(port, tmp_path, "1" + "1")  # on the other: recovery, same number
     finally:

@@ -74,6 +74,7 @@ def test_account_recovery_by_speech_from_baresip(ivr_server, settings, tmp_path:
     line.say("code_sent", last4=SpokenDigits("8000"))
     line.answer("four eight two, nine one three")
     line.answer("yes")
+    line.say("walkthrough_text_offer")  # "text me" sends the steps: said before step 1
     for n, step in enumerate(kb.get("reset_password").steps, 1):
         line.say("walkthrough_step", number=n, total=4, text=step)
         line.answer("done")
