@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import yaml
-
+from ivr.datafiles import read_yaml
 from ivr.errors import ConfigError
 from ivr.speech.grammar import DigitRule, Interpretation, normalize
 from ivr.speech.understand import digits_in, is_hanzi, is_number_word, pinyin
@@ -134,12 +133,7 @@ class CorrectionForms:
 
     @classmethod
     def load(cls, path: Path) -> CorrectionForms:
-        try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"correction forms not found: {path}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        data: Any = read_yaml(path, "correction forms") or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping, got {type(data).__name__}")
         known = {"lead", "tail", "position", "whole", "ordinals", "counts", "example"}
