@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import re
 import shutil
 import statistics
@@ -58,6 +59,14 @@ UNCACHED = [  # text no cache holds: what the reply latency is without the cache
     "We refunded the coins you paid for the gift that did not arrive.",
     "The comment you reported has been taken down.",
     "Your appeal was accepted, and the restriction has been lifted.",
+    "The team says the music in your video is licensed, so the video stays up.",
+    "Your channel can go live again from tomorrow at nine in the morning.",
+    "We could not find the order you asked about.",
+    "The account team has sent a letter to the address on your account.",
+    "Your gift cards were added to your wallet this afternoon.",
+    "The safety team has blocked the account that sent you the messages.",
+    "Your request is with a specialist, who will call you within two days.",
+    "Thank you for waiting.",
 ]
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 NUMBER_WORDS = {"oh": "0", "ten": "1 0", "eighteen": "1 8", "thirty": "3 0", "hundred": "0 0"}
@@ -124,10 +133,39 @@ def sample_speeches(settings: Settings) -> list[tuple[str, Speech]]:
     return out
 
 
+def _spin(stop: Any) -> None:
+    while not stop.is_set():
+        sum(i * i for i in range(10_000))
+
+
+class Busy:
+    """``n`` processes that keep a core busy each until closed: a loaded machine."""
+
+    def __init__(self, n: int) -> None:
+        self._stop = multiprocessing.Event()
+        self._procs = [
+            multiprocessing.Process(target=_spin, args=(self._stop,), daemon=True) for _ in range(n)
+        ]
+        for proc in self._procs:
+            proc.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        for proc in self._procs:
+            proc.join()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=0, help="prompts to hear (0: all)")
     ap.add_argument("--skip-build", action="store_true", help="no full cache build (size)")
+    ap.add_argument("--out", default="voice.json", help="results file name under bench/")
+    ap.add_argument(
+        "--busy", type=int, default=0, help="busy processes beside the latency measures"
+    )
+    ap.add_argument(
+        "--voice", action="append", default=[], help="only this voice (repeatable; default: all)"
+    )
     args = ap.parse_args()
     from faster_whisper import WhisperModel
 
@@ -144,6 +182,8 @@ def main() -> None:
     for voice in natural_voices().values():
         if voice.locale == LOCALE and natural_voice_installed(voice.name) is None:
             voices.insert(0, voice.ref)
+    if args.voice:
+        voices = [v for v in voices if v in args.voice]
 
     def hear(audio: Audio) -> list[str]:
         pcm = audio.to_rate(16000).samples.astype(np.float32) / 32768.0
@@ -154,7 +194,7 @@ def main() -> None:
         )
         return words(" ".join(s.text for s in segments))
 
-    results: dict[str, Any] = {"prompts": len(speeches), "voices": {}}
+    results: dict[str, Any] = {"prompts": len(speeches), "busy": args.busy, "voices": {}}
     for voice in voices:
         synth = Synthesizer(settings.cache_dir / "bench")
         errors = {"clean": 0, "phone": 0, "phone_noise": 0}
@@ -180,22 +220,38 @@ def main() -> None:
                 if name == "phone":
                     worst.append((errs / max(1, len(ref)), pid, " ".join(hyp)))
         worst.sort(reverse=True)
+        load = Busy(args.busy)  # the latencies, with other work beside them if asked
         cached = Synthesizer(settings.cache_dir / "bench")  # cold memory: reads from disk
         cached_ms = []
         for _pid, speech in speeches:
             started = time.perf_counter()
             next(iter(cached.stream(speech, voice=voice, sample_rate=8000)))
             cached_ms.append((time.perf_counter() - started) * 1000)
-        uncached_ms = []
-        for text in UNCACHED:
+        uncached_ms: list[float] = []
+        whole_ms: list[float] = []
+        cut_errors = {"streamed": 0, "whole": 0}
+        cut_words = 0
+        for i, text in enumerate(UNCACHED):
             fresh = Speech([Segment(text, 150)], text)
             stream = Synthesizer(settings.cache_dir / f"fresh-{voice}").stream(
                 fresh, voice=voice, sample_rate=8000
             )
             started = time.perf_counter()
-            next(stream)
+            first = next(stream)
             uncached_ms.append((time.perf_counter() - started) * 1000)
-            stream.close()
+            # played out, as a call does: the rest of the sentence is made meanwhile
+            streamed = Audio(np.concatenate([first.samples, *(a.samples for a in stream)]), 8000)
+            # the same sentence made whole before it plays (no lead phrase): what it cost before
+            started = time.perf_counter()
+            whole = Synthesizer(settings.cache_dir / f"whole-{voice}-{i}").render(
+                fresh, voice=voice, sample_rate=8000
+            )
+            whole_ms.append((time.perf_counter() - started) * 1000)
+            ref = words(text)
+            cut_words += len(ref)
+            for name, audio in (("streamed", streamed), ("whole", whole)):
+                cut_errors[name] += edit_distance(ref, hear(telephone(audio)))
+        load.close()
         row = {
             "wer_clean": round(errors["clean"] / ref_words, 3),
             "wer_phone": round(errors["phone"] / ref_words, 3),
@@ -207,6 +263,17 @@ def main() -> None:
             "reply_latency_cached_ms_p95": round(float(np.percentile(cached_ms, 95)), 1),
             "reply_latency_uncached_ms_p50": round(float(np.percentile(uncached_ms, 50)), 1),
             "reply_latency_uncached_ms_p95": round(float(np.percentile(uncached_ms, 95)), 1),
+            # the uncached sentences heard through the phone line as a call streams them
+            # (first phrase, then the rest) and made whole: does the cut cost understanding?
+            "wer_phone_uncached_streamed": round(cut_errors["streamed"] / cut_words, 3),
+            "wer_phone_uncached_whole": round(cut_errors["whole"] / cut_words, 3),
+            "reply_latency_uncached_ms": [round(ms, 1) for ms in uncached_ms],
+            "reply_latency_uncached_whole_sentence_ms_p50": round(
+                float(np.percentile(whole_ms, 50)), 1
+            ),
+            "reply_latency_uncached_whole_sentence_ms_p95": round(
+                float(np.percentile(whole_ms, 95)), 1
+            ),
             "worst_phone": [
                 {"prompt": pid, "wer": round(w, 2), "heard": heard} for w, pid, heard in worst[:5]
             ],
@@ -232,7 +299,7 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
     shutil.rmtree(settings.home, ignore_errors=True)
 
-    out = REPO / "bench" / "voice.json"
+    out = REPO / "bench" / args.out
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     print(f"\nwrote {out}\n")
     print(

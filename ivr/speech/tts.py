@@ -58,6 +58,7 @@ import numpy as np
 from ivr.errors import EngineError
 from ivr.speech.audio import Audio, read_audio, resample, silence, write_wav
 from ivr.speech.level import normalise
+from ivr.speech.phrasing import phrase_rules
 from ivr.speech.voices import NaturalVoice, natural_voice
 
 log = logging.getLogger(__name__)
@@ -366,13 +367,15 @@ class Synthesizer:
         """The speech as audio to play one piece after the other.
 
         All of it at once when the cache covers it; otherwise sentence by sentence,
-        the next one synthesised while the one before plays. Closing the iterator
+        the next one synthesised while the one before plays, and a natural voice's first
+        sentence cut after its lead phrase (``ivr.speech.phrasing``) so that the caller
+        hears it after a short phrase's synthesis, not a whole sentence's. Closing the iterator
         early (the caller barged in) drops the sentences not yet made.
         """
         if self.covers(speech, voice=voice, sample_rate=sample_rate):
             yield self.render(speech, voice=voice, sample_rate=sample_rate)
             return
-        pieces = speech.sentences()
+        pieces = self._lead_first(speech.sentences(), voice=voice, sample_rate=sample_rate)
         ahead: list[Future[Audio]] = []
         try:
             first = self.render(pieces[0], voice=voice, sample_rate=sample_rate)
@@ -386,6 +389,29 @@ class Synthesizer:
         finally:
             for future in ahead:
                 future.cancel()
+
+    def _lead_first(self, pieces: list[Speech], *, voice: str, sample_rate: int) -> list[Speech]:
+        """The first sentence cut after its lead phrase when a natural voice must make it.
+
+        The lead plays while the rest of the sentence is made (``ivr.speech.phrasing``);
+        espeak-ng is fast enough to make any sentence whole.
+        """
+        natural = natural_voice(voice)
+        rules = phrase_rules().get(natural.locale) if natural is not None else None
+        if rules is None or not pieces:
+            return pieces
+        parts = pieces[0].parts
+        at = next((i for i, p in enumerate(parts) if isinstance(p, Segment)), None)
+        if at is None:
+            return pieces
+        first = parts[at]
+        assert isinstance(first, Segment)
+        cut = None if first.position else rules.lead(first.text)
+        if cut is None or self.is_cached(first, voice=voice, sample_rate=sample_rate):
+            return pieces
+        lead = Speech([*parts[:at], Segment(cut[0], first.rate_wpm)])
+        rest = Speech([Pause(rules.pause_ms), Segment(cut[1], first.rate_wpm), *parts[at + 1 :]])
+        return [lead, rest, *pieces[1:]]
 
     def render(self, speech: Speech, *, voice: str, sample_rate: int) -> Audio:
         chunks: list[np.ndarray] = []

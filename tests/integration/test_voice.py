@@ -285,6 +285,24 @@ def test_uncached_speech_streams_sentence_by_sentence(tmp_path: Path) -> None:
     assert len(list(synth.stream(speech, voice=PIPER, sample_rate=8000))) == 1  # now one piece
 
 
+def test_a_long_uncached_sentence_plays_its_first_phrase_while_the_rest_is_made(
+    tmp_path: Path, listener
+) -> None:
+    text = "We refunded the coins you paid for the gift that did not arrive."
+    speech = render_text(text, {}, voice=Voice())
+    streamed = list(Synthesizer(tmp_path / "a").stream(speech, voice=PIPER, sample_rate=8000))
+    whole = Synthesizer(tmp_path / "b").render(speech, voice=PIPER, sample_rate=8000)
+    assert len(streamed) == 2
+    # the lead is a short phrase: a fraction of the sentence to make before anything plays
+    assert streamed[0].seconds < 0.6 * whole.seconds
+    joined = Audio(np.concatenate([p.samples for p in streamed]), 8000)
+    words = re.findall(r"[a-z]+", heard(listener, telephone(joined)).lower())
+    assert words == re.findall(r"[a-z]+", text.lower())
+    # espeak-ng makes a sentence fast enough to make it whole
+    espeak = list(Synthesizer(tmp_path / "c").stream(speech, voice=ESPEAK_EN, sample_rate=8000))
+    assert len(espeak) == 1
+
+
 def test_sentences_keep_a_read_back_with_its_sentence() -> None:
     speech = render_text(
         "I heard {c}. Is that right?", {"c": SpokenDigits("482913")}, voice=Voice()
