@@ -69,8 +69,9 @@ def heard(listener, audio: Audio) -> str:  # type: ignore[no-untyped-def]
 def digits_heard(text: str) -> str:
     words = re.findall(r"[a-z]+|\d", text.lower())
     return "".join(
-        str(DIGIT_WORDS.index(w)) if w in DIGIT_WORDS else w for w in words if w.isdigit()
-        or w in DIGIT_WORDS
+        str(DIGIT_WORDS.index(w)) if w in DIGIT_WORDS else w
+        for w in words
+        if w.isdigit() or w in DIGIT_WORDS
     )
 
 
@@ -264,9 +265,7 @@ def test_a_resolution_is_in_the_cache_once_written(tmp_path: Path, settings: Set
         },
         voice=settings.voice,
     )
-    resolution_parts = [
-        p for p in speech.parts if isinstance(p, Segment) and p.text in resolution
-    ]
+    resolution_parts = [p for p in speech.parts if isinstance(p, Segment) and p.text in resolution]
     assert len(resolution_parts) == 2
     for part in resolution_parts:
         for rate in (8000, 16000):

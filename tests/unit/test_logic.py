@@ -66,7 +66,12 @@ def test_digit_grouping_and_masking() -> None:
     assert "482" not in speech.transcript and "*** ***" in speech.transcript
     digits = [(p.text, p.position) for p in speech.parts if isinstance(p, Segment) and p.position]
     assert digits == [  # one segment per digit, in its position in its group of three
-        ("4", "start"), ("8", "middle"), ("2", "end"), ("9", "start"), ("1", "middle"), ("3", "end")
+        ("4", "start"),
+        ("8", "middle"),
+        ("2", "end"),
+        ("9", "start"),
+        ("1", "middle"),
+        ("3", "end"),
     ]
 
 

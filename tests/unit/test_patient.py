@@ -126,4 +126,3 @@ def test_remembered_callers_expire_and_are_forgotten(tmp_path: Path) -> None:
     store.close()
     dump = "\n".join(sqlite3.connect(tmp_path / "ivr.sqlite3").iterdump())
     assert "13900139000" not in dump and NUMBER not in dump
-
