@@ -150,6 +150,20 @@ class Engines:
             self._engines[locale] = engine
             return engine
 
+    def warm(self, locales: list[str]) -> None:
+        """Build each locale's engines and load its Whisper model into every worker.
+
+        Otherwise the first caller of a process waits for the loading (a second and more)
+        on their first answer.
+        """
+        for locale in dict.fromkeys(locales):
+            from ivr.speech.asr.whisper import WhisperEngine
+
+            engine = self.for_locale(locale)
+            whisper = getattr(engine, "whisper", engine)
+            if isinstance(whisper, WhisperEngine):
+                whisper.warm()
+
     def require(self, locale: str) -> Engine:
         engine = self.for_locale(locale)
         if engine is None:

@@ -83,3 +83,23 @@ def test_recorded_call_replays_and_shows_in_calls_list(ivr_home: Path, tmp_path:
     )
     report = json.loads(replay.stdout)
     assert report["passed"] == 1, replay.stdout + replay.stderr
+
+
+def test_serve_loads_speech_recognition_while_it_already_answers(
+    ivr_home: Path, tmp_path: Path
+) -> None:
+    """The recognition workers load their Whisper model at start, not on the first caller's
+    first answer (which then waited a second and more for it); the port answers meanwhile."""
+    server = start_ivr(ivr_home, tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            log = server.log.read_text()
+            if "speech recognition ready" in log or "not warmed" in log:
+                break
+            time.sleep(0.2)
+        children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text()
+    finally:
+        server.stop()
+    assert log.index("ready on") < log.index("speech recognition ready in"), log
+    assert children.split(), "no recognition worker was started"

@@ -104,8 +104,15 @@ def _model(path: str, threads: int) -> Any:
 
 
 def load(path: str, threads: int) -> bool:
-    """Load a model into this process (a worker warming up)."""
-    _model(path, threads)
+    """Load a model into this process and run its encoder once (a worker warming up).
+
+    The first encode of a fresh model allocates its buffers and costs several times a
+    later one: done here, before calls come, the first caller's answer is not the slow one.
+    """
+    from faster_whisper.audio import pad_or_trim
+
+    model = _model(path, threads)
+    model.encode(pad_or_trim(model.feature_extractor(np.zeros(WHISPER_RATE, np.float32))))
     return True
 
 
