@@ -32,7 +32,7 @@ from ivr.channels.sip_guard import (
 from ivr.channels.sip_stack import Endpoint, EndpointConfig, Leg
 from ivr.config import Settings
 from ivr.datafiles import read_yaml
-from ivr.errors import ConfigError, EngineError
+from ivr.errors import ConfigError
 from ivr.qa.tape import CallTape
 from ivr.services.calls import recover_interrupted
 from ivr.services.privacy import mask_phone
@@ -150,17 +150,7 @@ class Server:
             self.options.max_calls,
         )
         # the recognisers load while the first caller hears the welcome, not on their answer
-        threading.Thread(target=self._warm, name="warm-engines", daemon=True).start()
-
-    def _warm(self) -> None:
-        began = time.monotonic()
-        locales = [self.settings.locale, *self.settings.dnis.values()]
-        try:
-            self.runtime.engines.warm(locales)
-        except (EngineError, RuntimeError, OSError) as exc:  # calls say so when they need it
-            log.warning("speech recognition not warmed: %s", exc)
-            return
-        log.info("speech recognition ready in %.1f s", time.monotonic() - began)
+        self.runtime.warm_in_background([self.settings.locale, *self.settings.dnis.values()])
 
     def serve_forever(self) -> None:
         """Run until SIGTERM or SIGINT, then shut down cleanly."""

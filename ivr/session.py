@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +15,7 @@ from ivr.config import Settings
 from ivr.dialog.corrections import load_forms
 from ivr.dialog.engine import CallerHungUp, Dialog, TransferRequested
 from ivr.dialog.prompts import PromptBook
+from ivr.errors import EngineError
 from ivr.flows.base import CallContext, Services
 from ivr.flows.call import CallFlow
 from ivr.services.accounts import Accounts
@@ -92,6 +95,25 @@ class Runtime:
         )
         self._books: dict[str, tuple[PromptBook, GrammarBook, KnowledgeBase]] = {}
         self._classifiers: dict[str, FeedbackClassifier] = {}
+
+    def warm_in_background(self, locales: list[str]) -> threading.Thread:
+        """Load the locales' recognisers (Whisper into every worker) while calls begin.
+
+        A process's first caller would otherwise wait for the loading on their first answer.
+        """
+
+        def warm() -> None:
+            began = time.monotonic()
+            try:
+                self.engines.warm(locales)
+            except (EngineError, RuntimeError, OSError) as exc:  # calls say so when they need it
+                log.warning("speech recognition not warmed: %s", exc)
+                return
+            log.info("speech recognition ready in %.1f s", time.monotonic() - began)
+
+        thread = threading.Thread(target=warm, name="warm-engines", daemon=True)
+        thread.start()
+        return thread
 
     def books(self, locale: str) -> tuple[PromptBook, GrammarBook, KnowledgeBase]:
         if locale not in self._books:

@@ -92,6 +92,7 @@ def cmd_call(args: argparse.Namespace) -> int:
         channel.recording = []
     runtime = Runtime(settings, store=store_for(args, settings))
     runtime.accounts.seed_demo()
+    runtime.warm_in_background([settings.locale])  # loaded while the welcome plays
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: channel.hang_up_now())
     keys = threading.Thread(target=_keyboard, args=(channel, stop), daemon=True)
