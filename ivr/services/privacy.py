@@ -54,13 +54,13 @@ def secret_key(configured: str, home: Path) -> bytes:
     store), else one drawn once and kept in ``<home>/caller.key`` (readable by its owner)."""
     if configured:
         return configured.encode()
-    path = home / "caller.key"
+    path = home / CALLER_KEY_FILE
     try:
         return bytes.fromhex(path.read_text(encoding="ascii").strip())
     except FileNotFoundError:
         pass
     home.mkdir(parents=True, exist_ok=True)
-    draft = home / f".caller.key.{os.getpid()}.{secrets.token_hex(4)}"
+    draft = home / f".{CALLER_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
     fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(secrets.token_hex(32).encode())
