@@ -157,12 +157,9 @@ class Engines:
         on their first answer.
         """
         for locale in dict.fromkeys(locales):
-            from ivr.speech.asr.whisper import WhisperEngine
-
             engine = self.for_locale(locale)
-            whisper = getattr(engine, "whisper", engine)
-            if isinstance(whisper, WhisperEngine):
-                whisper.warm()
+            if engine is not None:
+                engine.warm()
 
     def require(self, locale: str) -> Engine:
         engine = self.for_locale(locale)

@@ -68,3 +68,7 @@ class Engine(ABC):
     @abstractmethod
     def unknown_words(self, words: set[str]) -> list[str]:
         """Grammar words the model cannot recognise (checked at start-up)."""
+
+    def warm(self) -> None:
+        """Load now what the first utterance would otherwise wait for (default: nothing)."""
+        return

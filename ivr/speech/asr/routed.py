@@ -83,6 +83,11 @@ class RoutedEngine(Engine):
             return first
         return SecondOpinion(first, self, grammar, sample_rate)
 
+    def warm(self) -> None:
+        for engine in (self.grammar_engine, self.whisper):
+            if engine is not None:
+                engine.warm()
+
     def unknown_words(self, words: set[str]) -> list[str]:
         if self.grammar_engine is None:
             return []
