@@ -117,6 +117,8 @@ def test_mandarin_prompts_are_heard_as_mandarin(engines, settings: Settings, tmp
         heard[pid] = rec.finish().text
     assert any(re.search(r"[\u4e00-\u9fff]", text) for text in heard.values()), heard
     for pid, text in heard.items():
-        assert not TONE_NUMBERS.search(text), (pid, text)
-        # A stray foreign word from the listener is its own noise; English speech is many.
+        # A voice reading pinyin as English speaks a tone number after every syllable (dozens
+        # a prompt); the listener's own slip is one (on a loaded CI machine it once wrote
+        # "只剖4天" for 直播, no digit in the prompt). The same holds for Latin words.
+        assert len(list(TONE_NUMBERS.finditer(text))) <= 1, (pid, text)
         assert len(LATIN_WORD.findall(text)) <= 1, (pid, text)
