@@ -14,20 +14,24 @@ from ivr.qa.synth import caller_speech
 from ivr.services.knowledge import KnowledgeBase
 from ivr.speech.audio import read_audio, write_wav
 from ivr.speech.tts import Synthesizer
+from ivr.speech.voices import voice_for
 from tests.sip.peers import Baresip, start_ivr
 from tests.sip.test_sipp import FIXTURES
 
 RATE = 16000
+TURN_S = 1.5  # endpointing and recognition of an answer on an idle machine
 
 
 class Timeline:
-    """When the IVR will be asking what: the caller's answers are placed just after each
-    prompt starts (the IVR takes speech over its own prompt at every ask)."""
+    """When the IVR will be asking what, timed with the IVR's own voice: each answer comes
+    a moment after its ask's prompt ends, so a slow turn on a busy machine (endpointing and
+    recognition) moves the ask later but never after the caller's answer."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.book = PromptBook(settings.prompts_dir, "en-US")
         self.synth = Synthesizer(settings.cache_dir / "prompts")
+        self.voice = voice_for(settings.voice, "en-US")
         self.t = 0.0
         self.answers: list[tuple[float, str]] = []
 
@@ -35,15 +39,19 @@ class Timeline:
         speech = self.book.speech(
             pid, params={"brand": self.settings.brand, **params}, voice=self.settings.voice
         )
-        return self.synth.render(speech, voice="en-us", sample_rate=RATE).seconds
+        return self.synth.render(speech, voice=self.voice, sample_rate=RATE).seconds
 
     def say(self, pid: str, **params: object) -> None:
         self.t += self.seconds(pid, **params)
 
-    def answer(self, text: str, after: float = 2.0) -> None:
+    def answer(self, text: str, after: float) -> None:
         start = self.t + after
         self.answers.append((start, text))
-        self.t = start + caller_speech(text).seconds + 1.5  # endpointing and the reply
+        self.t = start + caller_speech(text).seconds + TURN_S
+
+    def ask(self, pid: str, text: str, after: float = 1.0, **params: object) -> None:
+        self.say(pid, **params)
+        self.answer(text, after)
 
     def wav(self, path: Path, tail: float = 15.0) -> Path:
         total = self.t + tail
@@ -69,17 +77,18 @@ def test_account_recovery_by_speech_from_baresip(ivr_server, settings, tmp_path:
     kb = KnowledgeBase(settings.prompts_dir, "en-US")
     line = Timeline(settings)
     line.say("welcome")
-    line.answer("I forgot my password")
-    line.answer("yes")
+    line.answer("I forgot my password", after=2.0)  # over the menu prompt
+    line.ask("confirm_caller_id", "yes", last4=SpokenDigits("8000"))
     line.say("code_sent", last4=SpokenDigits("8000"))
-    line.answer("four eight two, nine one three")
-    line.answer("yes")
+    line.ask("verification_code", "four eight two, nine one three")
+    line.ask("confirm_verification_code", "yes", code=SpokenDigits("482913"))
     line.say("walkthrough_text_offer")  # "text me" sends the steps: said before step 1
-    for n, step in enumerate(kb.get("reset_password").steps, 1):
-        line.say("walkthrough_step", number=n, total=4, text=step)
-        line.answer("done")
-    line.answer("yes")
-    line.answer("no")
+    steps = kb.get("reset_password").steps
+    for n, step in enumerate(steps, 1):
+        line.say("walkthrough_step", number=n, total=len(steps), text=step)
+        line.ask("step_done", "done")
+    line.ask("recovery_worked", "yes")
+    line.ask("anything_else", "no")
     wav = line.wav(tmp_path / "caller.wav")
 
     phone = Baresip.make(tmp_path / "phone", f"aufile,{wav}", user="13800138000")
