@@ -3,16 +3,19 @@
 Every caller says "ticket status" at the main menu (the grammar decoder, with Whisper's
 second opinion when it is unsure) and then, over or after the ticket-number prompt, a
 ticket number (Whisper alone). For N in 1, 10, 20, 30 and 50: turn latency p50/p95 (from
-the call records) per kind of ask, how many ticket numbers were heard right, CPU
+the call records) per kind of ask, the caller's whole wait after the ticket number (the
+endpointer's silence included), how many ticket numbers were heard right, CPU
 seconds of the server per call-minute, resident memory per extra call, and whether every
 call was answered and recorded. Writes bench/sip.json; prints a table for the README.
 
-    python bench/sip.py
+    python bench/sip.py          # every level, written to bench/sip.json
+    python bench/sip.py 1 10     # some levels, printed only
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import tempfile
 import time
@@ -75,7 +78,7 @@ def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | 
 
         conn = sqlite3.connect(server.db)
         turns = conn.execute(
-            "SELECT ask, latency_ms, value FROM turns WHERE latency_ms IS NOT NULL"
+            "SELECT ask, latency_ms, value, wait_ms FROM turns WHERE latency_ms IS NOT NULL"
         ).fetchall()
         conn.close()
         lat = [t[1] for t in turns]
@@ -104,6 +107,9 @@ def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | 
             "ticket_latency_p95_ms": (
                 float(np.percentile([t[1] for t in ticket], 95)) if ticket else float("nan")
             ),
+            # from the caller's last digit to the reply: the endpointer's wait, then the reply
+            "ticket_wait_p50_ms": _percentile([t[3] for t in ticket], 50),
+            "ticket_wait_p95_ms": _percentile([t[3] for t in ticket], 95),
             "cpu_s_per_call_minute": (cpu1 - cpu0) / n / (wall / 60),
             "rss_mb_per_extra_call": (peak - rss0) / n / 2**20,
             "rss_mb_idle": rss0 / 2**20,
@@ -111,6 +117,15 @@ def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | 
         }
     finally:
         server.stop()
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0f}"  # NaN: no such turn at this load
+
+
+def _percentile(values: list[float | None], q: float) -> float:
+    known = [v for v in values if v is not None]
+    return float(np.percentile(known, q)) if known else float("nan")
 
 
 def main() -> None:
@@ -130,25 +145,30 @@ def main() -> None:
         )
         audio = work / "caller.ulaw"
         audio.write_bytes(ulaw_encode(loop))
-        results = [run_level(n, home, work, audio) for n in LEVELS]
+        levels = [int(a) for a in sys.argv[1:]] or list(LEVELS)
+        results = [run_level(n, home, work, audio) for n in levels]
     out = REPO / "bench" / "sip.json"
-    out.write_text(json.dumps(results, indent=2))
+    if levels == list(LEVELS):
+        out.write_text(json.dumps(results, indent=2))
     print(
         "| concurrent SIP calls | all answered and recorded | menu heard right | menu reply p95 "
-        "| ticket number (Whisper) reply p50 / p95 | ticket numbers heard right "
+        "| ticket number (Whisper) reply p50 / p95 | caller's wait after the last digit p50 / p95 "
+        "| ticket numbers heard right "
         "| CPU s per call-minute | RSS per extra call |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['calls']} | {'yes' if r['all_answered_and_recorded'] else 'NO'} "
             f"| {r['menu_heard_right']} / {r['menu_turns']} | {r['menu_latency_p95_ms']:.0f} ms "
-            f"| {r['ticket_latency_p50_ms']:.0f} / {r['ticket_latency_p95_ms']:.0f} ms "
+            f"| {_ms(r['ticket_latency_p50_ms'])} / {_ms(r['ticket_latency_p95_ms'])} ms "
+            f"| {_ms(r['ticket_wait_p50_ms'])} / {_ms(r['ticket_wait_p95_ms'])} ms "
             f"| {r['ticket_heard_right']} / {r['ticket_turns']} "
             f"| {r['cpu_s_per_call_minute']:.2f} | {r['rss_mb_per_extra_call']:.1f} MB |"
         )
     print(f"\n`ivr serve` ready to answer in {results[-1]['ready_s']:.1f} s (prompt cache warm)")
-    print(f"written to {out}")
+    if levels == list(LEVELS):
+        print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ class Timeouts:
     end_silence_ms: int = 750
     end_silence_digits_ms: int = 1500
     end_silence_complete_ms: int = 400
+    # after this much silence a whole-utterance recogniser (Whisper) starts decoding while
+    # the turn may still go on: a complete answer then ends the turn as soon as it is heard
+    early_decode_ms: int = 400
     max_speech_ms: int = 15000
     inter_digit_ms: int = 5000
     # at a read-back, a lone first key waits this long for more (a number, or * and its

@@ -39,6 +39,8 @@ class Channel(ABC):
     caller_id: str | None = None
     dialed: str | None = None
     name: str = "channel"
+    # frames come at the pace of speech; a simulated call's come as fast as they are taken
+    realtime: bool = True
 
     @abstractmethod
     def receive(self) -> ChannelEvent:

@@ -41,6 +41,7 @@ class Turn:
 
 class ScriptedChannel(Channel):
     name = "scripted"
+    realtime = False
 
     def __init__(
         self,

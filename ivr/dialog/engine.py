@@ -155,6 +155,7 @@ class Dialog:
         # told when patient mode switches on (True) or off (False): the call remembers it
         self.on_patient: Callable[[bool], None] | None = None
         self._turn_end: float | None = None
+        self._turn_quiet_ms: float | None = None  # the endpointer's wait before the turn ended
         self._pending: list[ChannelEvent] = []
         self._asr_context: dict[str, Any] = {}
         self.latencies_ms: list[float] = []
@@ -208,9 +209,9 @@ class Dialog:
         """Play until the end (True) or until a key or the caller's speech stops it (False)."""
         if self._turn_end is not None:
             latency = (time.perf_counter() - self._turn_end) * 1000
-            self._turn_end = None
+            quiet, self._turn_end, self._turn_quiet_ms = self._turn_quiet_ms, None, None
             self.latencies_ms.append(latency)
-            self.recorder.turn_latency(latency)
+            self.recorder.turn_latency(latency, None if quiet is None else quiet + latency)
         if any(isinstance(e, Key) for e in self._pending):
             return False  # the caller already keyed ahead: no need to hear this prompt out
         self.channel.play(audio)
@@ -437,7 +438,7 @@ class Dialog:
                 if happened in (Event.END, Event.MAX_SPEECH):
                     ended_by = "limit" if happened is Event.MAX_SPEECH else "silence"
                     break
-            self._turn_end = time.perf_counter()
+            self._end_turn()
             hyp = recognizer.finish() if recognizer is not None else None
             recognizer = None
             audio = Audio(np.concatenate(frames), self.channel.sample_rate)
@@ -506,6 +507,7 @@ class Dialog:
         endpointer = Endpointer(self.channel.sample_rate, cfg)
         self.channel.listening(ask_id)
         recognizer: Recognizer | None = None
+        paused = False  # the recogniser was told the caller went quiet
         keys = ""
         frames_since_key = 0
         try:
@@ -528,7 +530,7 @@ class Dialog:
                         continue
                     if not digits_mode:
                         value = grammar.key(event.key)
-                        self._turn_end = time.perf_counter()
+                        self._end_turn()
                         return Heard(Mode.DTMF, value, event.key, 1.0 if value else None)
                     if event.key == "*":
                         keys = ""
@@ -551,7 +553,7 @@ class Dialog:
                     continue
                 happened = endpointer.push(event.samples)
                 if happened is Event.NO_INPUT:
-                    self._turn_end = time.perf_counter()
+                    self._end_turn()
                     return Heard(Mode.NO_INPUT)
                 if happened is Event.START:
                     if self.engine is None:
@@ -564,10 +566,17 @@ class Dialog:
                     continue
                 if recognizer is None:
                     if endpointer.in_speech and happened in (Event.END, Event.MAX_SPEECH):
-                        self._turn_end = time.perf_counter()
+                        self._end_turn(endpointer)
                         return Heard(Mode.SPEECH, None, "", 0.0)
                     continue
                 recognizer.accept(event.samples)
+                quiet_ms = endpointer.silence_frames * FRAME_MS
+                if quiet_ms == t.early_decode_ms:
+                    recognizer.pause(wait=not self.channel.realtime)
+                    paused = True
+                elif paused and quiet_ms == 0:
+                    recognizer.resume()
+                    paused = False
                 if endpointer.speech_frames % PARTIAL_EVERY_FRAMES == 0:
                     partial = recognizer.partial()
                     endpointer.complete = grammar.is_complete(partial)
@@ -577,13 +586,23 @@ class Dialog:
                             endpointer.config, end_silence_ms=t.end_silence_digits_ms
                         )
                 if happened in (Event.END, Event.MAX_SPEECH):
-                    self._turn_end = time.perf_counter()
+                    self._end_turn(endpointer)
                     hyp = recognizer.finish()
                     recognizer = None
                     return self._interpret(grammar, hyp.text, hyp.confidence)
         finally:
             if recognizer is not None:
                 recognizer.close()
+
+    def _end_turn(self, endpointer: Endpointer | None = None) -> None:
+        """The caller's turn ends now; a live call also keeps how long the endpointer had
+        been waiting in silence, so the record shows the caller's whole wait."""
+        self._turn_end = time.perf_counter()
+        self._turn_quiet_ms = (
+            endpointer.silence_frames * FRAME_MS
+            if endpointer is not None and self.channel.realtime
+            else None
+        )
 
     def _interpret(self, grammar: Grammar, text: str, confidence: float) -> Heard:
         interp = grammar.interpret(text)
@@ -593,7 +612,7 @@ class Dialog:
         return Heard(Mode.SPEECH, interp.value, text, confidence, interp.digits, correction)
 
     def _keyed_digits(self, grammar: Grammar, keys: str) -> Heard:
-        self._turn_end = time.perf_counter()
+        self._end_turn()
         assert grammar.digits is not None
         if keys and grammar.digits.accepts(keys):
             return Heard(Mode.DTMF, keys, keys, 1.0, keys)
@@ -603,7 +622,7 @@ class Dialog:
         """Keys at a read-back that start with yes or no and that no correction can become
         (more than the number holds): the first key answers the read-back, the rest were
         typed ahead for the asks that follow. (Other keys that fit nothing are no match.)"""
-        self._turn_end = time.perf_counter()
+        self._end_turn()
         value = grammar.key(keys[0])
         self._pending[:0] = [Key(k) for k in keys[1:]]
         return Heard(Mode.DTMF, value, keys[0], 1.0)
@@ -611,7 +630,7 @@ class Dialog:
     def _read_back_keys(self, grammar: Grammar, keys: str) -> Heard:
         """Keys at a read-back: one key means what it always meant (1 yes, 2 no, 0 agent,
         * main menu); more are a correction (the whole number, or * and the last digits)."""
-        self._turn_end = time.perf_counter()
+        self._end_turn()
         keys = keys.removesuffix("#") if len(keys) > 1 else keys
         if len(keys) == 1:
             value = grammar.key(keys)

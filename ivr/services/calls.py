@@ -33,6 +33,8 @@ class TurnRecord:
     value: str | None
     confidence: float | None
     latency_ms: float | None = None
+    # live calls: from the caller's last word to the reply (the endpointer's wait included)
+    wait_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -42,6 +44,7 @@ class TurnRecord:
             "value": self.value,
             "confidence": None if self.confidence is None else round(self.confidence, 3),
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
+            "wait_ms": None if self.wait_ms is None else round(self.wait_ms, 1),
         }
 
 
@@ -156,13 +159,14 @@ class CallRecorder:
         if self.observer is not None:
             self.observer("turn", record.as_dict())
 
-    def turn_latency(self, latency_ms: float) -> None:
+    def turn_latency(self, latency_ms: float, wait_ms: float | None = None) -> None:
         if not self.turns:
             return
         self.turns[-1].latency_ms = latency_ms
+        self.turns[-1].wait_ms = wait_ms
         self.store.execute(
-            "UPDATE turns SET latency_ms = ? WHERE call_id = ? AND seq = ?",
-            (latency_ms, self.call_id, self._turn_seq),
+            "UPDATE turns SET latency_ms = ?, wait_ms = ? WHERE call_id = ? AND seq = ?",
+            (latency_ms, wait_ms, self.call_id, self._turn_seq),
         )
 
     def finish(
@@ -250,7 +254,13 @@ def _record(store: Store, r: Any, *, details: bool = True) -> CallRecord:
     if details:
         rec.turns = [
             TurnRecord(
-                t["ask"], t["mode"], t["heard"], t["value"], t["confidence"], t["latency_ms"]
+                t["ask"],
+                t["mode"],
+                t["heard"],
+                t["value"],
+                t["confidence"],
+                t["latency_ms"],
+                t["wait_ms"],
             )
             for t in store.query("SELECT * FROM turns WHERE call_id = ? ORDER BY seq", (rec.id,))
         ]

@@ -289,6 +289,11 @@ CREATE INDEX IF NOT EXISTS recovery_audit_call ON recovery_audit(call_id);
             "ALTER TABLE calls ADD COLUMN patient INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        6,
+        "turns: the caller's wait from their last word to the reply (live calls)",
+        ("ALTER TABLE turns ADD COLUMN wait_ms REAL",),
+    ),
 )
 LATEST: Final = MIGRATIONS[-1].version
 

@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ivr.config import Settings
@@ -27,10 +28,11 @@ from ivr.qa.synth import condition_speech
 from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.asr.whisper import WhisperEngine
 from ivr.speech.audio import Audio, read_audio, split_frames, telephone
-from ivr.speech.grammar import DigitRule, GrammarBook
+from ivr.speech.grammar import DigitRule, GrammarBook, normalize
 from ivr.speech.whisper_models import locate
 from tests.conftest import REPO, SHARED_SPEECH
 
+PHONE_RATE = 8000
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 DIGITS = {w: str(i) for i, w in enumerate(DIGIT_WORDS)}
 DIGITS["oh"] = "0"
@@ -199,3 +201,79 @@ def test_the_first_caller_is_heard_like_the_hundredth(sphinx) -> None:  # type: 
         again.accept(frame)
     after = again.finish()
     assert (after.text, round(after.confidence, 3)) == (before.text, round(before.confidence, 3))
+
+
+def _feed(rec, *pieces: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    for frame in split_frames(np.concatenate(pieces), PHONE_RATE):
+        rec.accept(frame)
+
+
+@pytest.fixture
+def decodes(engines, monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """One entry per utterance the en-US Whisper engine decodes during the test."""
+    whisper = engines.require("en-US").whisper
+    made: list[int] = []
+    transcribe = whisper.transcribe
+    monkeypatch.setattr(whisper, "transcribe", lambda *a: made.append(1) or transcribe(*a))
+    return made
+
+
+def test_whisper_hears_the_answer_while_the_caller_is_quiet(engines, decodes) -> None:  # type: ignore[no-untyped-def]
+    """While the endpointer waits out the silence after a caller's digits, Whisper decodes
+    what was said (``pause``): its answer shows in ``partial()``, so a whole ticket number
+    ends the turn at once, and ``finish()`` keeps it without decoding again. When the
+    caller goes on after a pause (``resume``), the early decode is not the answer."""
+    engine = engines.require("en-US")
+    grammar = EN.get("ticket_number")
+
+    def said(text: str) -> np.ndarray:
+        audio = condition_speech(text, locale="en-US", condition="phone").to_rate(PHONE_RATE)
+        return audio.samples
+
+    quiet = np.zeros(PHONE_RATE * 2 // 5, np.int16)  # the 400 ms after which it starts
+    rec = engine.recognizer(grammar, PHONE_RATE, {})
+    _feed(rec, said("two zero two six"), quiet)
+    rec.pause(wait=True)
+    words = normalize(rec.partial()).split()
+    assert "".join(DIGITS[w] for w in words if w in DIGITS) == "2026", rec.partial()
+    assert not grammar.is_complete(rec.partial())  # half a ticket number: the turn goes on
+    _feed(rec, said("one one two zero"))
+    rec.resume()
+    _feed(rec, quiet)
+    rec.pause(wait=True)
+    assert grammar.is_complete(rec.partial())  # the whole number: the turn may end now
+    assert len(decodes) == 2
+    hyp = rec.finish()
+    heard = grammar.interpret(hyp.text)
+    assert heard is not None and heard.digits == "20261120", hyp.text
+    assert len(decodes) == 2  # the answer decoded during the silence, not once more
+
+
+def test_whisper_second_opinion_is_begun_while_the_caller_is_quiet(engines, decodes) -> None:  # type: ignore[no-untyped-def]
+    """At a menu the grammar decoder streams, and Whisper's second opinion (the decoder is
+    seldom sure over the phone) is decoded during the silence after the answer, once."""
+    engine = engines.require("en-US")
+    grammar = EN.get("main_menu")
+    said = condition_speech("ticket status", locale="en-US", condition="phone")
+    rec = engine.recognizer(grammar, PHONE_RATE, {})
+    _feed(rec, said.to_rate(PHONE_RATE).samples, np.zeros(PHONE_RATE * 2 // 5, np.int16))
+    rec.pause(wait=True)
+    hyp = rec.finish()
+    heard = grammar.interpret(hyp.text)
+    assert heard is not None and heard.value == "ticket_status", hyp.text
+    assert len(decodes) == 1, decodes  # the decoder is unsure of it over the phone
+
+
+def test_a_read_back_answer_is_decoded_when_the_turn_ends(engines, decodes) -> None:  # type: ignore[no-untyped-def]
+    """Not early at a read-back: a correction's digits heard with only 0.4 s of silence
+    after them came back with a digit too many in a scripted call."""
+    engine = engines.require("en-US")
+    said = condition_speech(
+        "no, it ends in eight zero zero zero", locale="en-US", condition="phone"
+    )
+    rec = engine.recognizer(READ_BACK, PHONE_RATE, {})
+    _feed(rec, said.to_rate(PHONE_RATE).samples, np.zeros(PHONE_RATE * 2 // 5, np.int16))
+    rec.pause(wait=True)
+    assert decodes == []  # nothing sent to Whisper while the caller is quiet
+    rec.finish()
+    assert len(decodes) == 1

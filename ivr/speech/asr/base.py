@@ -41,6 +41,19 @@ class Recognizer(ABC):
     def partial(self) -> str:
         """The best guess so far (may be empty)."""
 
+    def pause(self, *, wait: bool = False) -> None:  # noqa: B027 - optional hook
+        """The caller has gone quiet: an adapter that decodes whole utterances may start on
+        the audio so far, and show its answer through ``partial()`` (so that a complete
+        answer ends the turn early); ``finish()`` keeps it unless ``resume()`` came.
+
+        ``wait``: decode now and return when done. A simulated call's frames come as fast
+        as they are taken, so there is no wait to hide a decode in, and waiting keeps its
+        turns the same from one run to the next.
+        """
+
+    def resume(self) -> None:  # noqa: B027 - optional hook, see pause()
+        """The caller spoke again after ``pause()``: what was started on is not the answer."""
+
     @abstractmethod
     def finish(self) -> Hypothesis:
         """End the utterance and return the final hypothesis; releases engine resources."""

@@ -41,6 +41,7 @@ class RecognitionPool:
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
         self._inline = threading.Lock()
         self.replaced = 0  # how many times dead workers were replaced
+        self._running = 0  # utterances sent and not yet back
 
     def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._lock:
@@ -60,8 +61,22 @@ class RecognitionPool:
                 self.replaced += 1
         broken.shutdown(wait=False, cancel_futures=True)
 
+    def idle(self) -> bool:
+        """A worker is free: work sent now starts at once (and delays nobody's)."""
+        with self._lock:
+            return self._running < max(1, self.workers)
+
     def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a worker (``fn`` and its arguments must pickle)."""
+        with self._lock:
+            self._running += 1
+        try:
+            return self._run(fn, *args)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self.workers == 0:
             with self._inline:
                 return fn(*args)

@@ -19,7 +19,7 @@ from typing import Any, Final
 import numpy as np
 
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer, shown
-from ivr.speech.asr.whisper import WhisperEngine
+from ivr.speech.asr.whisper import EarlyDecode, WhisperEngine
 from ivr.speech.grammar import Grammar, normalize
 from ivr.speech.vad import has_voice
 
@@ -95,20 +95,35 @@ class RoutedEngine(Engine):
 
 
 class SecondOpinion(Recognizer):
-    """The grammar decoder streams; Whisper hears the utterance again when the decoder is unsure."""
+    """The grammar decoder streams; Whisper hears the utterance again when the decoder is unsure.
+
+    Whisper's opinion may be begun while the caller is quiet (``pause()``, see
+    ``EarlyDecode``), so that it is ready when the turn ends; the decoder's partial results
+    alone decide when a complete answer ends the turn.
+    """
 
     def __init__(
         self, first: Recognizer, engine: RoutedEngine, grammar: Grammar, sample_rate: int
     ) -> None:
+        assert engine.whisper is not None
         self.first = first
         self.engine = engine
         self.grammar = grammar
         self.sample_rate = sample_rate
         self._frames: list[np.ndarray] = []
+        self._early = EarlyDecode(engine.whisper, grammar, sample_rate)
 
     def accept(self, frame: np.ndarray) -> None:
         self._frames.append(frame)
         self.first.accept(frame)
+
+    def pause(self, *, wait: bool = False) -> None:
+        self.first.pause(wait=wait)
+        self._early.start(self._frames, wait=wait)
+
+    def resume(self) -> None:
+        self.first.resume()
+        self._early.drop()
 
     def partial(self) -> str:
         return self.first.partial()
@@ -120,6 +135,7 @@ class SecondOpinion(Recognizer):
         audio = np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
         self._frames = []
         if not has_voice(audio, self.sample_rate):
+            self._early.drop()
             return Hypothesis(hyp.text, 0.0, self.engine.name)  # music, noise, tones: no voice
         if (
             meant is not None
@@ -127,9 +143,12 @@ class SecondOpinion(Recognizer):
             and meant.digits is None  # digits (a correction) always get Whisper's ear
             and hyp.confidence >= sure
         ):
+            self._early.drop()  # the decoder is sure: Whisper's opinion is not needed
             return hyp
         assert self.engine.whisper is not None
-        other = self.engine.whisper.transcribe(audio, self.sample_rate, self.grammar)
+        other = self._early.take() or self.engine.whisper.transcribe(
+            audio, self.sample_rate, self.grammar
+        )
         heard = self.grammar.interpret(other.text)
         log.debug(
             "second opinion: %s %.2f -> %s %.2f",
@@ -158,4 +177,5 @@ class SecondOpinion(Recognizer):
 
     def close(self) -> None:
         self._frames = []
+        self._early.drop()
         self.first.close()

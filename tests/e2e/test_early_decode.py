@@ -1,0 +1,116 @@
+"""The dialog tells a whole-utterance recogniser when the caller goes quiet and speaks again.
+
+A recogniser here is a stand-in that records what the dialog tells it (the dialog's logic
+is under test; ``tests/integration/test_whisper.py`` hears real speech with Whisper).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ivr.channels.scripted import ScriptedChannel, Turn, TurnKind
+from ivr.dialog.engine import AskKind, Dialog
+from ivr.dialog.prompts import PromptBook
+from ivr.qa.synth import caller_speech
+from ivr.services.calls import CallRecorder
+from ivr.services.store import Store
+from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
+from ivr.speech.audio import Audio
+from ivr.speech.grammar import Grammar, GrammarBook
+from ivr.speech.tts import Synthesizer
+from ivr.speech.voices import voice_for
+
+NUMBER = "two zero two six, one one two zero"
+
+
+class Listener(Recognizer):
+    """Hears the next piece of ``said`` each time it is told the caller went quiet (as far
+    as the caller got); logs each frame and hint."""
+
+    def __init__(self, sample_rate: int, said: list[str]) -> None:
+        self.sample_rate = sample_rate
+        self.said = said
+        self.log: list[str] = []
+
+    def accept(self, frame: np.ndarray) -> None:
+        self.log.append("frame")
+
+    def pause(self, *, wait: bool = False) -> None:
+        self.log.append(f"pause wait={wait}")
+
+    def resume(self) -> None:
+        self.log.append("resume")
+
+    def partial(self) -> str:
+        hints = [e for e in self.log if e != "frame"]
+        if not hints or not hints[-1].startswith("pause"):
+            return ""
+        return self.said[min(len(hints), len(self.said)) // 2]  # pause, resume, pause, ...
+
+    def finish(self) -> Hypothesis:
+        self.log.append("finish")
+        return Hypothesis(NUMBER, 0.9, "listener")
+
+
+class OneListener(Engine):
+    name = "listener"
+    locale = "en-US"
+
+    def __init__(self, said: list[str]) -> None:
+        self.said = said
+        self.made: list[Listener] = []
+
+    def recognizer(
+        self, grammar: Grammar | None, sample_rate: int, context: dict[str, Any] | None = None
+    ) -> Recognizer:
+        self.made.append(Listener(sample_rate, self.said))
+        return self.made[-1]
+
+    def unknown_words(self, words: set[str]) -> list[str]:
+        return []
+
+
+def _ask(settings, tmp_path: Path, audio: Audio, said: list[str]) -> tuple[Any, list[str]]:  # type: ignore[no-untyped-def]
+    engine = OneListener(said)
+    store = Store(tmp_path / "calls.sqlite3")
+    dialog = Dialog(
+        channel=ScriptedChannel([Turn(TurnKind.AUDIO, audio=audio)]),
+        settings=settings,
+        prompts=PromptBook(settings.prompts_dir, "en-US"),
+        grammars=GrammarBook(settings.grammars_dir, "en-US"),
+        synthesizer=Synthesizer(settings.cache_dir / "prompts"),
+        engine=engine,
+        recorder=CallRecorder(store, channel="scripted", locale="en-US", caller_id=None),
+        voice=voice_for(settings.voice, "en-US"),
+    )
+    answer = dialog.ask("ticket_number", grammar="ticket_number", kind=AskKind.DIGITS)
+    store.close()
+    (listener,) = engine.made
+    return answer, listener.log
+
+
+def test_a_whole_number_heard_in_the_quiet_ends_the_turn_before_the_digit_wait(
+    settings, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    answer, log = _ask(settings, tmp_path, caller_speech(NUMBER), [NUMBER])
+    assert answer.digits == "20261120"
+    (pause,) = [i for i, e in enumerate(log) if e.startswith("pause")]
+    assert log[pause] == "pause wait=True"  # a simulated call waits for the decode
+    quiet_frames = settings.timeouts.early_decode_ms // 20
+    assert log[pause - quiet_frames - 1 : pause] == ["frame"] * (quiet_frames + 1)
+    # the whole number was heard: the turn ends at the next look, not after 1.5 s of silence
+    after = log[pause + 1 :]
+    assert after[-1] == "finish" and 0 < after.count("frame") <= 5, after
+
+
+def test_a_caller_who_goes_on_after_a_pause_is_heard_to_the_end(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first, rest = caller_speech("two zero two six"), caller_speech("one one two zero")
+    gap = np.zeros(first.rate * 7 // 10, np.int16)  # 0.7 s: past the early decode's 0.4 s
+    audio = Audio(np.concatenate([first.samples, gap, rest.samples]), first.rate)
+    _answer, log = _ask(settings, tmp_path, audio, ["two zero two six", NUMBER])
+    hints = [e for e in log if e != "frame"]
+    # half a number heard in the gap: the turn goes on, and the caller's next words drop it
+    assert hints == ["pause wait=True", "resume", "pause wait=True", "finish"], hints
