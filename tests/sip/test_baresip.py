@@ -44,7 +44,9 @@ class Timeline:
     def say(self, pid: str, **params: object) -> None:
         self.t += self.seconds(pid, **params)
 
-    def answer(self, text: str, after: float) -> None:
+    def answer(self, text: str, after: float = 2.0) -> None:
+        """``text`` said ``after`` seconds past the timeline's point (over the next prompt
+        when that prompt is not on the timeline)."""
         start = self.t + after
         self.answers.append((start, text))
         self.t = start + caller_speech(text).seconds + TURN_S
@@ -77,7 +79,7 @@ def test_account_recovery_by_speech_from_baresip(ivr_server, settings, tmp_path:
     kb = KnowledgeBase(settings.prompts_dir, "en-US")
     line = Timeline(settings)
     line.say("welcome")
-    line.answer("I forgot my password", after=2.0)  # over the menu prompt
+    line.answer("I forgot my password")  # over the menu prompt
     line.ask("confirm_caller_id", "yes", last4=SpokenDigits("8000"))
     line.say("code_sent", last4=SpokenDigits("8000"))
     line.ask("verification_code", "four eight two, nine one three")
