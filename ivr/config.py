@@ -29,6 +29,7 @@ class Timeouts:
     end_silence_complete_ms: int = 400
     # after this much silence a whole-utterance recogniser (Whisper) starts decoding while
     # the turn may still go on: a complete answer then ends the turn as soon as it is heard
+    # (0: off, Whisper starts when the turn has ended)
     early_decode_ms: int = 400
     max_speech_ms: int = 15000
     inter_digit_ms: int = 5000

@@ -571,7 +571,7 @@ class Dialog:
                     continue
                 recognizer.accept(event.samples)
                 quiet_ms = endpointer.silence_frames * FRAME_MS
-                if quiet_ms == t.early_decode_ms:
+                if not paused and 0 < t.early_decode_ms <= quiet_ms:
                     recognizer.pause(wait=not self.channel.realtime)
                     paused = True
                 elif paused and quiet_ms == 0:

@@ -6,6 +6,7 @@ is under test; ``tests/integration/test_whisper.py`` hears real speech with Whis
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +115,12 @@ def test_a_caller_who_goes_on_after_a_pause_is_heard_to_the_end(settings, tmp_pa
     hints = [e for e in log if e != "frame"]
     # half a number heard in the gap: the turn goes on, and the caller's next words drop it
     assert hints == ["pause wait=True", "resume", "pause wait=True", "finish"], hints
+
+
+def test_early_decode_off_waits_out_the_silence(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    off = dataclasses.replace(settings.timeouts, early_decode_ms=0)
+    answer, log = _ask(
+        dataclasses.replace(settings, timeouts=off), tmp_path, caller_speech(NUMBER), [NUMBER]
+    )
+    assert answer.digits == "20261120"
+    assert [e for e in log if e != "frame"] == ["finish"]  # heard when the turn ended
