@@ -94,19 +94,15 @@ def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | 
                 and all(r["ended_at"] for r in rows)
             ),
             "turns": len(lat),
-            "turn_latency_p50_ms": float(np.percentile(lat, 50)) if lat else float("nan"),
-            "turn_latency_p95_ms": float(np.percentile(lat, 95)) if lat else float("nan"),
+            "turn_latency_p50_ms": _percentile(lat, 50),
+            "turn_latency_p95_ms": _percentile(lat, 95),
             "menu_turns": len(menu),
             "menu_heard_right": sum(t[2] == "ticket_status" for t in menu_turns),
-            "menu_latency_p95_ms": float(np.percentile(menu, 95)) if menu else float("nan"),
+            "menu_latency_p95_ms": _percentile(menu, 95),
             "ticket_turns": len(ticket),
             "ticket_heard_right": sum(t[2] == mask_digits(TICKET) for t in ticket),  # as stored
-            "ticket_latency_p50_ms": (
-                float(np.percentile([t[1] for t in ticket], 50)) if ticket else float("nan")
-            ),
-            "ticket_latency_p95_ms": (
-                float(np.percentile([t[1] for t in ticket], 95)) if ticket else float("nan")
-            ),
+            "ticket_latency_p50_ms": _percentile([t[1] for t in ticket], 50),
+            "ticket_latency_p95_ms": _percentile([t[1] for t in ticket], 95),
             # from the caller's last digit to the reply: the endpointer's wait, then the reply
             "ticket_wait_p50_ms": _percentile([t[3] for t in ticket], 50),
             "ticket_wait_p95_ms": _percentile([t[3] for t in ticket], 95),
@@ -124,6 +120,7 @@ def _ms(value: float) -> str:
 
 
 def _percentile(values: list[float | None], q: float) -> float:
+    """The q-th percentile of the known values (NaN when there are none)."""
     known = [v for v in values if v is not None]
     return float(np.percentile(known, q)) if known else float("nan")
 

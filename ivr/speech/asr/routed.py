@@ -108,10 +108,11 @@ class SecondOpinion(Recognizer):
         assert engine.whisper is not None
         self.first = first
         self.engine = engine
+        self.whisper = engine.whisper
         self.grammar = grammar
         self.sample_rate = sample_rate
         self._frames: list[np.ndarray] = []
-        self._early = EarlyDecode(engine.whisper, grammar, sample_rate)
+        self._early = EarlyDecode(self.whisper, grammar, sample_rate)
 
     def accept(self, frame: np.ndarray) -> None:
         self._frames.append(frame)
@@ -145,10 +146,7 @@ class SecondOpinion(Recognizer):
         ):
             self._early.drop()  # the decoder is sure: Whisper's opinion is not needed
             return hyp
-        assert self.engine.whisper is not None
-        other = self._early.take() or self.engine.whisper.transcribe(
-            audio, self.sample_rate, self.grammar
-        )
+        other = self._early.take() or self.whisper.transcribe(audio, self.sample_rate, self.grammar)
         heard = self.grammar.interpret(other.text)
         log.debug(
             "second opinion: %s %.2f -> %s %.2f",

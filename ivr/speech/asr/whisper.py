@@ -513,11 +513,11 @@ class WhisperRecognizer(Recognizer):
         return self._early.text()
 
     def finish(self) -> Hypothesis:
-        audio = np.concatenate(self._frames) if self._frames else np.zeros(0, np.int16)
-        self._frames = []
+        frames, self._frames = self._frames, []
         early = self._early.take()
         if early is not None:
             return early
+        audio = np.concatenate(frames) if frames else np.zeros(0, np.int16)
         return self.engine.transcribe(audio, self.sample_rate, self.grammar)
 
     def close(self) -> None:
