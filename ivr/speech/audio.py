@@ -84,7 +84,12 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
 
 
 class StreamResampler:
-    """Frame-by-frame resampling for live streams (keeps filter state between frames)."""
+    """Frame-by-frame resampling for live streams (keeps filter state between frames).
+
+    The stream works in floating point and rounds to int16 itself: soxr's own int16 stream
+    output is dithered from a time-seeded noise source, so the same call would be heard a
+    little differently on every replay.
+    """
 
     def __init__(self, src_rate: int, dst_rate: int) -> None:
         self.src_rate = src_rate
@@ -92,13 +97,14 @@ class StreamResampler:
         self._stream = (
             None
             if src_rate == dst_rate
-            else soxr.ResampleStream(src_rate, dst_rate, 1, dtype="int16", quality="HQ")
+            else soxr.ResampleStream(src_rate, dst_rate, 1, dtype="float32", quality="HQ")
         )
 
     def process(self, samples: np.ndarray, *, last: bool = False) -> np.ndarray:
         if self._stream is None:
             return samples
-        return np.asarray(self._stream.resample_chunk(samples, last=last), dtype=np.int16)
+        out = self._stream.resample_chunk(samples.astype(np.float32), last=last)
+        return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
 
 
 def _to_mono_int16(raw: bytes, width: int, channels: int) -> np.ndarray:
