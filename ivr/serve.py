@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivr.agents.routing import AgentRouter
+from ivr.agents.routing import PBX_WAIT_S, AgentRouter
 from ivr.channels.base import HangUp
 from ivr.channels.sip import SipChannel
 from ivr.channels.sip_guard import (
@@ -53,6 +53,7 @@ class ServeOptions:
     grace_s: float = 20.0
     ring_s: float = 0.5
     agent_ring_s: float = 20.0  # an agent's phone that rings this long is skipped
+    agent_wait_s: float = PBX_WAIT_S  # the --agent address that takes this long is busy
     server_id: str | None = None  # names this server's calls in the store (default host:port)
 
 
@@ -81,6 +82,7 @@ class Server:
             self.runtime.queue,
             fallback_uri=options.agent_uri,
             ring_s=options.agent_ring_s,
+            fallback_wait_s=options.agent_wait_s,
         )
         if options.fixtures:
             self._apply_fixtures(options.fixtures)

@@ -50,9 +50,11 @@ class AgentRouter:
         *,
         fallback_uri: str | None = None,
         ring_s: float = RING_S,
+        fallback_wait_s: float = PBX_WAIT_S,
     ) -> None:
         self.store = store
         self.ring_s = ring_s
+        self.fallback_wait_s = fallback_wait_s
         self.queue = queue
         self.directory = Directory(store)
         self.desk = CaseDesk(store)
@@ -127,7 +129,7 @@ class AgentRouter:
         if not self.fallback_uri:
             return None
         target = self.fallback_uri if case is None else with_case_header(self.fallback_uri, case.id)
-        status = transfer(target, PBX_WAIT_S)
+        status = transfer(target, self.fallback_wait_s)
         return 200 <= status < 300
 
     def _locale(self, call_id: str) -> str:

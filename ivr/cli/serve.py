@@ -26,6 +26,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    for flag, seconds in (("--agent-ring", args.agent_ring), ("--agent-wait", args.agent_wait)):
+        if not seconds > 0:
+            print(f"ivr: {flag} takes a positive number of seconds, got {seconds}", file=sys.stderr)
+            return 2
     runtime = Runtime(settings, store=store_for(args, settings))
     options = ServeOptions(
         host=args.host,
@@ -38,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         grace_s=args.grace,
         ring_s=args.ring,
         agent_ring_s=args.agent_ring,
+        agent_wait_s=args.agent_wait,
         server_id=args.server_id,
     )
     server = Server(settings, options, runtime)
@@ -67,6 +72,13 @@ def register(sub: Any) -> None:
     sv.add_argument("--ring", type=float, default=0.5, help="seconds of ringing before answer")
     sv.add_argument(
         "--agent-ring", type=float, default=20.0, help="seconds a desk agent's phone may ring"
+    )
+    sv.add_argument(
+        "--agent-wait",
+        type=float,
+        default=30.0,
+        help="seconds the --agent address may take to answer before the caller is told"
+        " that all agents are busy",
     )
     sv.add_argument(
         "--server-id",

@@ -114,3 +114,11 @@ def test_bad_config_is_a_clear_error(home: Path, tmp_path: Path) -> None:
         env={"IVR_HOME": str(home), "PATH": "/usr/bin:/bin"},
     )
     assert run.returncode == 2 and "unknown setting 'no_such_setting'" in run.stderr
+
+
+def test_serve_refuses_agent_times_that_are_not_positive(home: Path) -> None:
+    for flag in ("--agent-ring", "--agent-wait"):
+        run = ivr(home, "serve", "--port", "0", flag, "0", timeout=60)
+        assert run.returncode == 2, run.stdout + run.stderr
+        assert f"{flag} takes a positive number of seconds" in run.stderr
+        assert "Traceback" not in run.stderr

@@ -1,10 +1,12 @@
 """Two `ivr serve` behind Kamailio (deploy/kamailio, round robin) sharing one PostgreSQL:
 a ticket opened in a call on one is read back in a call on the other, a recovery lock set
 by wrong codes on one holds on the other, and the agent queue (as the desk reads it) holds
-the cases of both."""
+the cases of both. The two servers take their calls at the same time."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ivr.agents.cases import CaseDesk
@@ -30,6 +32,18 @@ def _call(port: int, tmp_path: Path, keys: str, then: str = "") -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
+def _side_by_side(port: int, tmp_path: Path, *calls: tuple[str, str]) -> None:
+    """The calls at once, each dialled a second after the one before (so round robin sends
+    them to the servers in that order)."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        running = []
+        for keys, then in calls:
+            running.append(pool.submit(_call, port, tmp_path, keys, then))
+            time.sleep(1.0)
+        for call in running:
+            call.result()
+
+
 def _calls(dsn: str, home: Path) -> list[dict[str, object]]:
     store = open_store(dsn, home=home)
     try:
@@ -49,15 +63,16 @@ def test_two_servers_share_one_postgresql(ivr_home: Path, tmp_path: Path, pg_dsn
     ]
     proxy, port = start_kamailio(tmp_path, [i.port for i in ivrs])
     try:
-        _call(port, tmp_path, CONTENT_REVIEW)  # on one server: a ticket is opened
+        # on one server a ticket is opened; on the other, three wrong codes are given
+        _side_by_side(port, tmp_path, (CONTENT_REVIEW, ""), (THREE_WRONG, ""))
         store = open_store(pg_dsn, home=tmp_path)
         try:
             (ticket,) = store.query("SELECT number, team FROM tickets")
         finally:
             store.close()
-        _call(port, tmp_path, "4" + ticket["number"] + "1", then="2")  # on the other: its status
-        _call(port, tmp_path, THREE_WRONG)  # on the first: three wrong codes
-        _call(port, tmp_path, "1" + "1")  # on the other: recovery, same number
+        # then each server gets the other's work: recovery for the same number on the first,
+        # the ticket's status on the second
+        _side_by_side(port, tmp_path, ("1" + "1", ""), ("4" + ticket["number"] + "1", "2"))
     finally:
         stop_kamailio(proxy)
         for ivr in ivrs:
@@ -65,7 +80,7 @@ def test_two_servers_share_one_postgresql(ivr_home: Path, tmp_path: Path, pg_dsn
     calls = _calls(pg_dsn, tmp_path)
     servers = [c["server"] for c in calls]  # round robin: the calls alternate
     assert servers[0] == servers[2] != servers[1] == servers[3], servers
-    review, status, wrong, locked = calls
+    review, wrong, locked, status = calls
     assert review["ticket_team"] == "content_review" and review["outcome"] == "resolved"
     store = open_store(pg_dsn, home=tmp_path)
     try:

@@ -625,11 +625,16 @@ class Baresip:
         self.stop()
 
     def stop(self) -> None:
+        """Hang up and quit: the first SIGTERM ends baresip's calls (BYE); baresip then waits
+        for every open transaction, so after a moment a second one closes its modules (and
+        the recordings) and exits."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
+            for signal_, wait in ((self.proc.terminate, 3), (self.proc.terminate, 5)):
+                signal_()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(wait)
+                    break
+            else:
                 self.proc.kill()
                 self.proc.wait(5)
         if self._out is not None:

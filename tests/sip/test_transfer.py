@@ -3,6 +3,8 @@ calls the agents' address, and caller and agent hear each other."""
 
 from __future__ import annotations
 
+import time
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ from tests.sip.test_baresip import RATE, Timeline
 
 CALLER_TONE = 700.0
 AGENT_TONE = 440.0
+BUSY = "All our agents are busy right now"
 
 
 def tone_level(samples: np.ndarray, rate: int, hz: float) -> float:
@@ -45,14 +48,16 @@ def test_caller_reaches_the_agent_phone(ivr_home: Path, settings, tmp_path: Path
         speech = read_audio(wav).samples
         t = np.arange(int(RATE * 40)) / RATE
         tone = (np.sin(2 * np.pi * CALLER_TONE * t) * 6000).astype(np.int16)
-        # the caller's phone sends a tone once the transfer prompt is over, for the agent to hear
-        pause = np.zeros(RATE * 14, np.int16)
+        # the caller's phone plays its file from the start on each call: to the IVR, the words,
+        # then a tone the IVR no longer listens to (it is transferring); to the agent, the
+        # words again, then the tone for the agent to hear
+        pause = np.zeros(RATE * 3, np.int16)
         write_wav(tmp_path / "caller.wav", np.concatenate([speech, pause, tone]), RATE)
         caller = Baresip.make(
             tmp_path / "caller", f"aufile,{tmp_path / 'caller.wav'}", user="13800138000"
         )
-        caller.start(f"/dial sip:ivr@127.0.0.1:{server.port}", seconds=int(words_end) + 60)
-        caller.wait(words_end + 75)
+        caller.start(f"/dial sip:ivr@127.0.0.1:{server.port}", seconds=int(words_end) + 40)
+        caller.wait(words_end + 55)
         (call,) = server.wait_records(1, timeout=30)
     finally:
         agent.stop()
@@ -66,6 +71,16 @@ def test_caller_reaches_the_agent_phone(ivr_home: Path, settings, tmp_path: Path
     assert tone_level(at_caller.samples, at_caller.rate, AGENT_TONE) > 0.3
 
 
+def ivr_said(db: Path) -> str:
+    """Everything the IVR has said so far, on every call of the store."""
+    import sqlite3
+
+    with closing(sqlite3.connect(db)) as conn:
+        return " ".join(
+            r[0] for r in conn.execute("SELECT text FROM transcript WHERE speaker = 'ivr'")
+        )
+
+
 def test_no_agent_answers(ivr_home: Path, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The agents' address does not answer: the caller is told, and the case stays queued."""
     import sqlite3
@@ -73,7 +88,7 @@ def test_no_agent_answers(ivr_home: Path, settings, tmp_path: Path) -> None:  # 
     from tests.sip.peers import free_port
 
     nobody = f"sip:agents@127.0.0.1:{free_port()}"
-    server = start_ivr(ivr_home, tmp_path, "--agent", nobody)
+    server = start_ivr(ivr_home, tmp_path, "--agent", nobody, "--agent-wait", "6")
     try:
         line = Timeline(settings)
         line.say("welcome")
@@ -81,19 +96,18 @@ def test_no_agent_answers(ivr_home: Path, settings, tmp_path: Path) -> None:  # 
         wav = line.wav(tmp_path / "caller.wav", tail=60)
         caller = Baresip.make(tmp_path / "caller", f"aufile,{wav}", user="13800138000")
         caller.start(f"/dial sip:ivr@127.0.0.1:{server.port}", seconds=int(line.t) + 60)
-        server.wait_log('"event": "call_ended"', timeout=line.t + 90)
+        # told once the agents' address has not answered for --agent-wait seconds
+        server.wait_log("no agent answered", timeout=line.t + 40)
+        deadline = time.monotonic() + 30
+        while BUSY not in ivr_said(server.db) and time.monotonic() < deadline:
+            time.sleep(0.5)
         caller.stop()
+        server.wait_log('"event": "call_ended"', timeout=30)
         (call,) = server.wait_records(1)
     finally:
         server.stop()
     assert call["outcome"] == "transferred"
+    assert BUSY in ivr_said(server.db)
     conn = sqlite3.connect(server.db)
-    said = " ".join(
-        r[0]
-        for r in conn.execute(
-            "SELECT text FROM transcript WHERE call_id = ? AND speaker = 'ivr'", (call["id"],)
-        )
-    )
-    assert "All our agents are busy right now" in said
     (status,) = conn.execute("SELECT status FROM agent_queue WHERE call_id = ?", (call["id"],))
     assert status == ("waiting",)
