@@ -31,6 +31,10 @@ class Timeouts:
     # the turn may still go on: a complete answer then ends the turn as soon as it is heard
     # (0: off, Whisper starts when the turn has ended)
     early_decode_ms: int = 400
+    # once the streaming decoder has heard a whole answer (the turn then ends after
+    # end_silence_complete_ms), Whisper's second opinion starts after this much silence, so
+    # that it is ready about when the turn ends (0: not before early_decode_ms)
+    early_decode_complete_ms: int = 150
     max_speech_ms: int = 15000
     inter_digit_ms: int = 5000
     # at a read-back, a lone first key waits this long for more (a number, or * and its

@@ -571,7 +571,7 @@ class Dialog:
                     continue
                 recognizer.accept(event.samples)
                 quiet_ms = endpointer.silence_frames * FRAME_MS
-                if not paused and 0 < t.early_decode_ms <= quiet_ms:
+                if not paused and 0 < _early_decode_after(t, endpointer.complete) <= quiet_ms:
                     recognizer.pause(wait=not self.channel.realtime)
                     paused = True
                 elif paused and quiet_ms == 0:
@@ -662,6 +662,16 @@ class Dialog:
         if rule is None:
             raise ValueError(f"expected a digits grammar, got {grammar!r}")
         return Target(number, rule)
+
+
+def _early_decode_after(t: Timeouts, complete: bool) -> int:
+    """Milliseconds of the caller's silence after which the answer so far is decoded (0: no
+    early decode): sooner once the streaming decoder has heard a whole answer."""
+    if t.early_decode_ms <= 0:
+        return 0
+    if complete and t.early_decode_complete_ms > 0:
+        return min(t.early_decode_complete_ms, t.early_decode_ms)
+    return t.early_decode_ms
 
 
 def _is_correction(grammar: Grammar, text: str) -> bool:

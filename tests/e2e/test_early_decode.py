@@ -124,3 +124,52 @@ def test_early_decode_off_waits_out_the_silence(settings, tmp_path: Path) -> Non
     )
     assert answer.digits == "20261120"
     assert [e for e in log if e != "frame"] == ["finish"]  # heard when the turn ended
+
+
+class Streamer(Listener):
+    """A streaming decoder: its partial result is the whole answer once the caller has begun."""
+
+    def partial(self) -> str:
+        return self.said[0] if self.log.count("frame") > 10 else ""
+
+    def finish(self) -> Hypothesis:
+        self.log.append("finish")
+        return Hypothesis(self.said[0], 0.9, "streamer")
+
+
+def _frames_before_pause(settings, tmp_path: Path, timeouts) -> int:  # type: ignore[no-untyped-def]
+    engine = OneListener(["yes"])
+    engine.recognizer = lambda grammar, rate, context=None: (  # type: ignore[method-assign]
+        engine.made.append(Streamer(rate, ["yes"])) or engine.made[-1]
+    )
+    store = Store(tmp_path / "calls.sqlite3")
+    dialog = Dialog(
+        channel=ScriptedChannel([Turn(TurnKind.AUDIO, audio=caller_speech("yes"))]),
+        settings=dataclasses.replace(settings, timeouts=timeouts),
+        prompts=PromptBook(settings.prompts_dir, "en-US"),
+        grammars=GrammarBook(settings.grammars_dir, "en-US"),
+        synthesizer=Synthesizer(settings.cache_dir / "prompts"),
+        engine=engine,
+        recorder=CallRecorder(store, channel="scripted", locale="en-US", caller_id=None),
+        voice=voice_for(settings.voice, "en-US"),
+    )
+    dialog.ask("step_done", grammar="yes_no", kind=AskKind.YES_NO)
+    store.close()
+    (streamer,) = engine.made
+    pauses = [i for i, e in enumerate(streamer.log) if e.startswith("pause")]
+    assert pauses and streamer.log[-1] == "finish", streamer.log
+    return streamer.log[: pauses[0]].count("frame")
+
+
+def test_a_whole_answer_from_the_streaming_decoder_is_decoded_again_sooner(
+    settings, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    t = settings.timeouts
+    assert 0 < t.early_decode_complete_ms < t.early_decode_ms <= t.end_silence_complete_ms
+    soon = _frames_before_pause(settings, tmp_path / "soon", t)
+    late = _frames_before_pause(
+        settings, tmp_path / "late", dataclasses.replace(t, early_decode_complete_ms=0)
+    )
+    # the same audio: the second opinion starts as many frames sooner as the setting says
+    expected = -(-t.early_decode_ms // 20) - -(-t.early_decode_complete_ms // 20)
+    assert late - soon == expected, (soon, late)
