@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ivr.channels.base import HangUp
 from ivr.channels.scripted import ScriptedChannel, Turn, TurnKind
-from ivr.dialog.engine import AskKind, Dialog
+from ivr.dialog.engine import AskKind, CallerHungUp, Dialog
 from ivr.dialog.prompts import PromptBook
 from ivr.qa.synth import caller_speech
 from ivr.services.calls import CallRecorder
@@ -55,6 +56,9 @@ class Listener(Recognizer):
         self.log.append("finish")
         return Hypothesis(NUMBER, 0.9, "listener")
 
+    def close(self) -> None:
+        self.log.append("close")
+
 
 class OneListener(Engine):
     name = "listener"
@@ -74,20 +78,38 @@ class OneListener(Engine):
         return []
 
 
-def _ask(settings, tmp_path: Path, audio: Audio, said: list[str]) -> tuple[Any, list[str]]:  # type: ignore[no-untyped-def]
+class HangsUpAfterSpeaking(ScriptedChannel):
+    """The caller says their turn's words and hangs up in the quiet after them."""
+
+    def listening(self, ask: str) -> None:
+        super().listening(ask)
+        self._pending.append(HangUp("caller hung up"))
+
+
+def _ask(  # type: ignore[no-untyped-def]
+    settings,
+    tmp_path: Path,
+    audio: Audio,
+    said: list[str],
+    channel: type[ScriptedChannel] = ScriptedChannel,
+) -> tuple[Any, list[str]]:
     engine = OneListener(said)
     store = Store(tmp_path / "calls.sqlite3")
+    recorder = CallRecorder(store, channel="scripted", locale="en-US", caller_id=None)
     dialog = Dialog(
-        channel=ScriptedChannel([Turn(TurnKind.AUDIO, audio=audio)]),
+        channel=channel([Turn(TurnKind.AUDIO, audio=audio)]),
         settings=settings,
         prompts=PromptBook(settings.prompts_dir, "en-US"),
         grammars=GrammarBook(settings.grammars_dir, "en-US"),
         synthesizer=Synthesizer(settings.cache_dir / "prompts"),
         engine=engine,
-        recorder=CallRecorder(store, channel="scripted", locale="en-US", caller_id=None),
+        recorder=recorder,
         voice=voice_for(settings.voice, "en-US"),
     )
-    answer = dialog.ask("ticket_number", grammar="ticket_number", kind=AskKind.DIGITS)
+    try:
+        answer: Any = dialog.ask("ticket_number", grammar="ticket_number", kind=AskKind.DIGITS)
+    except CallerHungUp:
+        answer = recorder.turns[-1]
     store.close()
     (listener,) = engine.made
     return answer, listener.log
@@ -115,6 +137,18 @@ def test_a_caller_who_goes_on_after_a_pause_is_heard_to_the_end(settings, tmp_pa
     hints = [e for e in log if e != "frame"]
     # half a number heard in the gap: the turn goes on, and the caller's next words drop it
     assert hints == ["pause wait=True", "resume", "pause wait=True", "finish"], hints
+
+
+def test_a_caller_who_hangs_up_in_the_quiet_after_an_early_decode_leaves_a_hang_up_turn(
+    settings, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    half = caller_speech("two zero two six")
+    quiet = np.zeros(half.rate * 6 // 10, np.int16)  # quiet long enough for the early decode
+    audio = Audio(np.concatenate([half.samples, quiet]), half.rate)
+    turn, log = _ask(settings, tmp_path, audio, ["two zero two six"], HangsUpAfterSpeaking)
+    assert turn.ask == "ticket_number" and turn.mode == "hangup"
+    hints = [e for e in log if e != "frame"]
+    assert hints == ["pause wait=True", "close"], hints  # dropped, never taken as an answer
 
 
 def test_early_decode_off_waits_out_the_silence(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

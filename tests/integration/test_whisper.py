@@ -277,3 +277,29 @@ def test_a_read_back_answer_is_decoded_when_the_turn_ends(engines, decodes) -> N
     assert decodes == []  # nothing sent to Whisper while the caller is quiet
     rec.finish()
     assert len(decodes) == 1
+
+
+def test_a_hang_up_during_an_early_decode_leaves_the_workers_ready(engines, decodes) -> None:  # type: ignore[no-untyped-def]
+    """The caller hangs up (``close``) while the early decode runs in a worker: its answer is
+    dropped, and the next caller's number is heard as always."""
+    engine = engines.require("en-US")
+    grammar = EN.get("ticket_number")
+    said = condition_speech(
+        "two zero two six, one one two zero", locale="en-US", condition="phone"
+    ).to_rate(PHONE_RATE)
+    quiet = np.zeros(PHONE_RATE * 2 // 5, np.int16)
+    assert engine.whisper is not None and engine.whisper.pool.idle()
+    gone = engine.recognizer(grammar, PHONE_RATE, {})
+    _feed(gone, said.samples, quiet)
+    gone.pause(wait=False)  # a worker is free: the decode starts and runs on...
+    gone.close()  # ...as the caller hangs up
+    assert gone.partial() == ""
+    rec = engine.recognizer(grammar, PHONE_RATE, {})
+    _feed(rec, said.samples, quiet)
+    heard = grammar.interpret(rec.finish().text)
+    assert heard is not None and heard.digits == "20261120"
+    deadline = time.monotonic() + 30
+    while not engine.whisper.pool.idle() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the dropped decode ends in its worker; nothing waits for it
+    assert engine.whisper.pool.idle()
+    assert len(decodes) == 2  # the dropped decode ran once, and the next answer once
