@@ -41,6 +41,7 @@ test: setup lint typecheck
 bench: setup
 	$(PY) bench/run.py
 	$(PY) bench/asr.py
+	$(PY) bench/zh_digits.py
 	$(PY) bench/vad.py
 	$(PY) bench/feedback.py
 	$(PY) bench/sip.py

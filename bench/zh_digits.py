@@ -1,0 +1,105 @@
+"""Mandarin single digits: what a spoken carrier does for one syllable heard alone.
+
+A lone Mandarin digit is one syllable with no context, and Whisper base often writes
+nothing for it. On the recorded digits of ../shared/speech/zh-CN (through the telephone
+path and at 16 kHz), each clip is decoded as the IVR decodes a digit ask, then with a
+carrier phrase said before it ("号码是", "the number is", by the synthetic caller's voice;
+the answer is the digit written as a whole, or the last digit written), and said twice.
+
+Writes bench/zh-digits.json and prints a table for the README.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ivr.config import load_settings  # noqa: E402
+from ivr.qa.synth import caller_speech  # noqa: E402
+from ivr.speech.asr.base import Engine  # noqa: E402
+from ivr.speech.audio import Audio, read_audio, split_frames, telephone  # noqa: E402
+from ivr.speech.engines import Engines  # noqa: E402
+from ivr.speech.grammar import DigitRule, Grammar, GrammarBook  # noqa: E402
+
+SPEECH = Path(os.environ.get("IVR_SHARED_SPEECH", REPO.parent / "shared" / "speech")) / "zh-CN"
+CARRIER = "号码是"
+REJECT = 0.45
+
+
+def last_digit(grammar: Grammar, text: str) -> str | None:
+    """The last digit written, whatever came before it (the carrier's words)."""
+    for i in range(len(text), 0, -1):
+        meant = grammar.interpret(text[i - 1 :])
+        if meant is not None and meant.value is not None:
+            return str(meant.value)
+    return None
+
+
+def main() -> None:
+    with (SPEECH / "INDEX.tsv").open() as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["kind"] == "digit"]
+    engines = Engines.from_settings(load_settings())
+    whisper = engines.require("zh-CN")
+    grammar = GrammarBook(REPO / "grammars", "zh-CN").get(
+        "digits", commands=False, digits=DigitRule(1, 1)
+    )
+    carrier = caller_speech(CARRIER, locale="zh-CN")
+
+    def with_carrier(clip: Audio) -> np.ndarray:
+        gap = np.zeros(clip.rate * 15 // 100, np.int16)
+        return np.concatenate([carrier.to_rate(clip.rate).samples, gap, clip.samples])
+
+    def twice(clip: Audio) -> np.ndarray:
+        return np.concatenate([clip.samples, np.zeros(clip.rate * 3 // 10, np.int16), clip.samples])
+
+    def whole(text: str) -> str | None:
+        meant = grammar.interpret(text)
+        return None if meant is None else str(meant.value)
+
+    variants: dict[str, tuple[Callable[[Audio], np.ndarray], Callable[[str], str | None]]] = {
+        "as the IVR hears it": (lambda clip: clip.samples, whole),
+        f"carrier {CARRIER}, whole answer": (with_carrier, whole),
+        f"carrier {CARRIER}, last digit": (with_carrier, lambda t: last_digit(grammar, t)),
+        "said twice, last digit": (twice, lambda t: last_digit(grammar, t)),
+    }
+    results: dict[str, dict[str, float]] = {}
+    for phone in (True, False):
+        condition = "phone" if phone else "16 kHz"
+        for name, (audio_of, answer_of) in variants.items():
+            good = 0
+            for r in rows:
+                clip = read_audio(SPEECH / r["file"])
+                clip = telephone(clip) if phone else clip.to_rate(16000)
+                text, confidence = heard(whisper, audio_of(clip), clip.rate, grammar)
+                good += answer_of(text if confidence >= REJECT else "") == whole(r["text"])
+            results.setdefault(name, {})[condition] = good / len(rows)
+            print(f"{condition} | {name}: {good} / {len(rows)}", flush=True)
+    engines.close()
+    (REPO / "bench" / "zh-digits.json").write_text(
+        json.dumps({"n": len(rows), "results": results}, indent=2, ensure_ascii=False)
+    )
+    print("\n| Mandarin single digit (Whisper base) | phone | 16 kHz |\n|---|---|---|")
+    for name, by in results.items():
+        print(f"| {name} | {by['phone']:.2f} | {by['16 kHz']:.2f} |")
+
+
+def heard(engine: Engine, samples: np.ndarray, rate: int, grammar: Grammar) -> tuple[str, float]:
+    """One utterance streamed to the ask's recogniser and decoded when it ends."""
+    rec = engine.recognizer(grammar, rate, {})
+    for frame in split_frames(samples, rate):
+        rec.accept(frame)
+    hyp = rec.finish()
+    return hyp.text, hyp.confidence
+
+
+if __name__ == "__main__":
+    main()
