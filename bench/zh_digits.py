@@ -32,7 +32,6 @@ from ivr.speech.grammar import DigitRule, Grammar, GrammarBook  # noqa: E402
 
 SPEECH = Path(os.environ.get("IVR_SHARED_SPEECH", REPO.parent / "shared" / "speech")) / "zh-CN"
 CARRIER = "号码是"
-REJECT = 0.45
 
 
 def last_digit(grammar: Grammar, text: str) -> str | None:
@@ -47,26 +46,32 @@ def last_digit(grammar: Grammar, text: str) -> str | None:
 def main() -> None:
     with (SPEECH / "INDEX.tsv").open() as fh:
         rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["kind"] == "digit"]
-    engines = Engines.from_settings(load_settings())
+    settings = load_settings()
+    engines = Engines.from_settings(settings)
     whisper = engines.require("zh-CN")
     grammar = GrammarBook(REPO / "grammars", "zh-CN").get(
         "digits", commands=False, digits=DigitRule(1, 1)
     )
     carrier = caller_speech(CARRIER, locale="zh-CN")
 
-    def with_carrier(clip: Audio) -> np.ndarray:
+    def with_carrier(clip: Audio) -> Audio:
         gap = np.zeros(clip.rate * 15 // 100, np.int16)
-        return np.concatenate([carrier.to_rate(clip.rate).samples, gap, clip.samples])
+        said = [carrier.to_rate(clip.rate).samples, gap, clip.samples]
+        return Audio(np.concatenate(said), clip.rate)
 
-    def twice(clip: Audio) -> np.ndarray:
-        return np.concatenate([clip.samples, np.zeros(clip.rate * 3 // 10, np.int16), clip.samples])
+    def twice(clip: Audio) -> Audio:
+        gap = np.zeros(clip.rate * 3 // 10, np.int16)
+        return Audio(np.concatenate([clip.samples, gap, clip.samples]), clip.rate)
 
     def whole(text: str) -> str | None:
         meant = grammar.interpret(text)
         return None if meant is None else str(meant.value)
 
-    variants: dict[str, tuple[Callable[[Audio], np.ndarray], Callable[[str], str | None]]] = {
-        "as the IVR hears it": (lambda clip: clip.samples, whole),
+    wanted = {r["file"]: whole(r["text"]) for r in rows}
+    assert None not in wanted.values(), "every recorded digit is a digit of the grammar"
+
+    variants: dict[str, tuple[Callable[[Audio], Audio], Callable[[str], str | None]]] = {
+        "as the IVR hears it": (lambda clip: clip, whole),
         f"carrier {CARRIER}, whole answer": (with_carrier, whole),
         f"carrier {CARRIER}, last digit": (with_carrier, lambda t: last_digit(grammar, t)),
         "said twice, last digit": (twice, lambda t: last_digit(grammar, t)),
@@ -77,10 +82,11 @@ def main() -> None:
         for name, (audio_of, answer_of) in variants.items():
             good = 0
             for r in rows:
-                clip = read_audio(SPEECH / r["file"])
-                clip = telephone(clip) if phone else clip.to_rate(16000)
-                text, confidence = heard(whisper, audio_of(clip), clip.rate, grammar)
-                good += answer_of(text if confidence >= REJECT else "") == whole(r["text"])
+                said = audio_of(read_audio(SPEECH / r["file"]).to_rate(16000))
+                said = telephone(said) if phone else said  # the carrier too, on the line
+                text, confidence = heard(whisper, said.samples, said.rate, grammar)
+                sure = confidence >= settings.confidence_reject
+                good += answer_of(text if sure else "") == wanted[r["file"]]
             results.setdefault(name, {})[condition] = good / len(rows)
             print(f"{condition} | {name}: {good} / {len(rows)}", flush=True)
     engines.close()

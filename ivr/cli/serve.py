@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from ivr.agents.routing import PBX_WAIT_S, RING_S
 from ivr.cli.common import DB_HELP, settings_for, store_for
+
+MAX_WAIT_S: Final = 600.0  # an hour-long ring is a typing mistake, not a policy
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -27,8 +31,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 2
     for flag, seconds in (("--agent-ring", args.agent_ring), ("--agent-wait", args.agent_wait)):
-        if not seconds > 0:
-            print(f"ivr: {flag} takes a positive number of seconds, got {seconds}", file=sys.stderr)
+        if not (math.isfinite(seconds) and 0 < seconds <= MAX_WAIT_S):
+            print(
+                f"ivr: {flag} takes seconds between 0 and {MAX_WAIT_S:.0f}, got {seconds}",
+                file=sys.stderr,
+            )
             return 2
     runtime = Runtime(settings, store=store_for(args, settings))
     options = ServeOptions(
@@ -71,14 +78,17 @@ def register(sub: Any) -> None:
     sv.add_argument("--grace", type=float, default=20.0, help="seconds calls get on SIGTERM")
     sv.add_argument("--ring", type=float, default=0.5, help="seconds of ringing before answer")
     sv.add_argument(
-        "--agent-ring", type=float, default=20.0, help="seconds a desk agent's phone may ring"
+        "--agent-ring",
+        type=float,
+        default=RING_S,
+        help=f"seconds a desk agent's phone may ring (default {RING_S:.0f})",
     )
     sv.add_argument(
         "--agent-wait",
         type=float,
-        default=30.0,
+        default=PBX_WAIT_S,
         help="seconds the --agent address may take to answer before the caller is told"
-        " that all agents are busy",
+        f" that all agents are busy (default {PBX_WAIT_S:.0f})",
     )
     sv.add_argument(
         "--server-id",

@@ -101,14 +101,14 @@ def test_an_agent_who_does_not_answer_is_skipped(store: Store) -> None:
     _agent(store, "ben", state=AgentState.AVAILABLE)
     case = transferred_call(store)
     queue = _queue_in_this_thread(store, case)
-    targets: list[str] = []
+    targets: list[tuple[str, float]] = []
 
-    def transfer(uri: str, _seconds: float) -> int:
-        targets.append(uri)
+    def transfer(uri: str, seconds: float) -> int:
+        targets.append((uri, seconds))
         return 480 if "amy" in uri else 200
 
-    assert AgentRouter(store, queue).connect(transfer) is True
-    assert targets == ["sip:amy@127.0.0.1:5999", "sip:ben@127.0.0.1:5999"]
+    assert AgentRouter(store, queue, ring_s=12.0).connect(transfer) is True
+    assert targets == [("sip:amy@127.0.0.1:5999", 12.0), ("sip:ben@127.0.0.1:5999", 12.0)]
     assert Directory(store).get(first).state is AgentState.AWAY  # type: ignore[union-attr]
     assert CaseDesk(store).summary(case).claimed_by == "ben"  # type: ignore[union-attr]
 
@@ -116,10 +116,12 @@ def test_an_agent_who_does_not_answer_is_skipped(store: Store) -> None:
 def test_fallbacks_pbx_address_then_callback(store: Store) -> None:
     case = transferred_call(store)
     queue = _queue_in_this_thread(store, case)
-    targets: list[str] = []
-    router = AgentRouter(store, queue, fallback_uri="sip:agents@pbx.example:5060")
-    assert router.connect(lambda uri, _s: targets.append(uri) or 486) is False
-    assert targets == [f"sip:agents@pbx.example:5060?X-Ivr-Case={case}"]
+    targets: list[tuple[str, float]] = []
+    router = AgentRouter(
+        store, queue, fallback_uri="sip:agents@pbx.example:5060", fallback_wait_s=6.0
+    )
+    assert router.connect(lambda uri, s: targets.append((uri, s)) or 486) is False
+    assert targets == [(f"sip:agents@pbx.example:5060?X-Ivr-Case={case}", 6.0)]  # --agent-wait
     assert [c.queue_id for c in CaseDesk(store).callbacks()] == [case]
     # no agents, no PBX: the case just waits (nobody was promised a call back)
     other = transferred_call(store)

@@ -117,8 +117,8 @@ def test_bad_config_is_a_clear_error(home: Path, tmp_path: Path) -> None:
 
 
 def test_serve_refuses_agent_times_that_are_not_positive(home: Path) -> None:
-    for flag in ("--agent-ring", "--agent-wait"):
-        run = ivr(home, "serve", "--port", "0", flag, "0", timeout=60)
+    for flag, seconds in (("--agent-ring", "0"), ("--agent-wait", "inf"), ("--agent-wait", "-5")):
+        run = ivr(home, "serve", "--port", "0", flag, seconds, timeout=60)
         assert run.returncode == 2, run.stdout + run.stderr
-        assert f"{flag} takes a positive number of seconds" in run.stderr
+        assert f"{flag} takes seconds between 0 and 600, got" in run.stderr
         assert "Traceback" not in run.stderr

@@ -7,6 +7,7 @@ is under test; ``tests/integration/test_whisper.py`` hears real speech with Whis
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from ivr.qa.synth import caller_speech
 from ivr.services.calls import CallRecorder
 from ivr.services.store import Store
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
-from ivr.speech.audio import Audio
+from ivr.speech.audio import FRAME_MS, Audio
 from ivr.speech.grammar import Grammar, GrammarBook
 from ivr.speech.tts import Synthesizer
 from ivr.speech.voices import voice_for
@@ -171,11 +172,16 @@ class Streamer(Listener):
         return Hypothesis(self.said[0], 0.9, "streamer")
 
 
+class OneStreamer(OneListener):
+    def recognizer(
+        self, grammar: Grammar | None, sample_rate: int, context: dict[str, Any] | None = None
+    ) -> Recognizer:
+        self.made.append(Streamer(sample_rate, self.said))
+        return self.made[-1]
+
+
 def _frames_before_pause(settings, tmp_path: Path, timeouts) -> int:  # type: ignore[no-untyped-def]
-    engine = OneListener(["yes"])
-    engine.recognizer = lambda grammar, rate, context=None: (  # type: ignore[method-assign]
-        engine.made.append(Streamer(rate, ["yes"])) or engine.made[-1]
-    )
+    engine = OneStreamer(["yes"])
     store = Store(tmp_path / "calls.sqlite3")
     dialog = Dialog(
         channel=ScriptedChannel([Turn(TurnKind.AUDIO, audio=caller_speech("yes"))]),
@@ -205,5 +211,7 @@ def test_a_whole_answer_from_the_streaming_decoder_is_decoded_again_sooner(
         settings, tmp_path / "late", dataclasses.replace(t, early_decode_complete_ms=0)
     )
     # the same audio: the second opinion starts as many frames sooner as the setting says
-    expected = -(-t.early_decode_ms // 20) - -(-t.early_decode_complete_ms // 20)
+    expected = math.ceil(t.early_decode_ms / FRAME_MS) - math.ceil(
+        t.early_decode_complete_ms / FRAME_MS
+    )
     assert late - soon == expected, (soon, late)

@@ -173,3 +173,35 @@ def test_an_installed_model_serves_its_locale(tmp_path: Path) -> None:
     fresh = Engines(tmp_path / "models", bundled=False)
     assert isinstance(fresh.for_locale("zh-CN"), VoskEngine)
     assert fresh.describe("zh-CN").startswith("vosk")
+
+
+def _anonymous_mb() -> float:
+    """Memory of this process that no file backs (what each decoder allocates)."""
+    text = Path("/proc/self/smaps_rollup").read_text()
+    return int(text.split("Anonymous:")[1].split()[0]) / 1024
+
+
+def test_concurrent_utterances_do_not_each_hold_the_dictionary(grammars) -> None:  # type: ignore[no-untyped-def]
+    """Each utterance heard at the same time holds its own decoders; they know only the words
+    of the grammars they have met (the whole dictionary would cost about 20 MB each)."""
+    from ivr.speech.asr.sphinx import SphinxEngine
+    from ivr.speech.audio import split_frames
+
+    engine = SphinxEngine()
+    speech = caller_speech("ticket status").to_rate(16000).samples
+    names = ["main_menu", "yes_no", "phone_number", "ticket_number", "step_done"]
+    before = _anonymous_mb()
+    heard = []
+    for i in range(10):  # ten callers speaking at once: ten decoder pairs
+        rec = engine.recognizer(grammars.get(names[i % len(names)]), 16000, {})
+        for frame in split_frames(speech, 16000):
+            rec.accept(frame)
+        heard.append(rec)
+    grown = _anonymous_mb() - before
+    assert grown < 10 * 20, f"{grown:.0f} MB for ten concurrent utterances"  # measured ~85
+    pair = heard[0]._pair  # type: ignore[attr-defined]
+    assert pair.grammar.lookup_word("ticket") is not None  # the menu's words, learnt
+    assert pair.grammar.lookup_word("zebra") is None  # not the whole dictionary
+    assert engine.unknown_words({"ticket", "zebra", "qwxz"}) == ["qwxz"]
+    results = [rec.finish() for rec in heard]
+    assert grammars.get("main_menu").interpret(results[0].text).value == "ticket_status"

@@ -629,11 +629,13 @@ class Baresip:
         for every open transaction, so after a moment a second one closes its modules (and
         the recordings) and exits."""
         if self.proc is not None and self.proc.poll() is None:
-            for signal_, wait in ((self.proc.terminate, 3), (self.proc.terminate, 5)):
-                signal_()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self.proc.wait(wait)
+            for grace in (3, 5):
+                self.proc.terminate()
+                try:
+                    self.proc.wait(grace)
                     break
+                except subprocess.TimeoutExpired:
+                    continue
             else:
                 self.proc.kill()
                 self.proc.wait(5)

@@ -66,6 +66,11 @@ class RecognitionPool:
         with self._lock:
             return self._running < max(1, self.workers)
 
+    def busy(self) -> int:
+        """How many utterances the workers are decoding (or about to) now."""
+        with self._lock:
+            return self._running
+
     def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a worker (``fn`` and its arguments must pickle)."""
         with self._lock:

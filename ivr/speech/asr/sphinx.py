@@ -6,6 +6,11 @@ of the grammar's answer agree with the phones heard without any grammar
 (1 - phone error rate / 2, clamped): out-of-grammar speech forced onto a
 phrase disagrees strongly with what was actually said.
 
+Memory: the whole pronunciation dictionary costs about 20 MB in each decoder that loads
+it. One decoder per process holds it (the lexicon); the decoders that hear callers start
+from an empty dictionary and are given the pronunciations of each grammar's words when
+they first meet the grammar, so a concurrent utterance costs a few MB, not 50.
+
 Narrowband input (8 kHz telephone audio) is upsampled with the filtered
 resampler to the model's 16 kHz; see the README for the measurement behind it.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -34,6 +40,8 @@ FREE_FORM_POOL: Final = 2  # language-model decoders per process (feedback dicta
 TRIM_FRAME: Final = 160  # 10 ms at 16 kHz
 TRIM_MARGIN_FRAMES: Final = 5
 FILLERS: Final = frozenset({"<s>", "</s>", "<sil>", "(NULL)", "SIL", "[NOISE]"})
+EMPTY_DICT: Final = Path(__file__).resolve().parents[2] / "data" / "sphinx-empty.dict"
+MAX_VARIANTS: Final = 10  # alternative pronunciations of one word: "either", "either(2)", ...
 
 
 def phone_error_rate(reference: list[str], heard: list[str]) -> float:
@@ -78,19 +86,29 @@ class _DecoderPair:
         from pocketsphinx import Config, Decoder, get_model_path
 
         self.wip = wip
+        empty = str(EMPTY_DICT)
         try:
-            self.grammar = Decoder(Config(lm=None, samprate=MODEL_RATE, loglevel="FATAL", wip=wip))
+            self.grammar = Decoder(
+                Config(lm=None, samprate=MODEL_RATE, loglevel="FATAL", wip=wip, dict=empty)
+            )
             self.phones = Decoder(
                 Config(
                     lm=None,
                     allphone=get_model_path("en-us/en-us-phone.lm.bin"),
                     samprate=MODEL_RATE,
                     loglevel="FATAL",
+                    dict=empty,
                 )
             )
         except RuntimeError as exc:
             raise EngineError(f"PocketSphinx failed to start: {exc}") from exc
         self.searches: set[str] = set()
+        self.words: set[str] = set()  # the words (all their pronunciations) it was given
+
+    def learn(self, pronunciations: dict[str, str]) -> None:
+        """Words the grammar decoder will need, named as the dictionary names them."""
+        for name, phones in pronunciations.items():
+            self.grammar.add_word(name, phones, False)
 
     def start(self, cmn: tuple[str, str] | None) -> None:
         """Begin an utterance from the given cepstral means (see ``SphinxEngine.cmn``)."""
@@ -113,13 +131,14 @@ class SphinxEngine(Engine):
         self.locale = locale
         self._pools: dict[float, list[_DecoderPair]] = {WIP_DEFAULT: [], WIP_DIGITS: []}
         self._lock = threading.Lock()
-        self._dictionary = _DecoderPair()
-        self._pools[WIP_DEFAULT].append(self._dictionary)
+        self._lexicon = self._load_lexicon()
+        first = _DecoderPair()
+        self._pools[WIP_DEFAULT].append(first)
         # Live cepstral mean normalisation needs a mean to start from. Each utterance starts
         # from the last mean of its own call (the session passes it in ``context``), and a
         # call's first utterance from the model's own initial mean: never from a mean learned
         # on other calls, so the first caller after start is heard like the hundredth.
-        self.cmn: tuple[str, str] = self._dictionary.cmn()
+        self.cmn: tuple[str, str] = first.cmn()
         self._free: list[Any] = []
         self._free_slots = threading.BoundedSemaphore(FREE_FORM_POOL)
 
@@ -133,10 +152,32 @@ class SphinxEngine(Engine):
         with self._lock:
             self._pools[pair.wip].append(pair)
 
+    @staticmethod
+    def _load_lexicon() -> Any:
+        """A decoder that never hears anything: it holds the whole dictionary, for lookups."""
+        from pocketsphinx import Config, Decoder
+
+        try:
+            return Decoder(Config(lm=None, samprate=MODEL_RATE, loglevel="FATAL"))
+        except RuntimeError as exc:
+            raise EngineError(f"PocketSphinx failed to load its dictionary: {exc}") from exc
+
     def unknown_words(self, words: set[str]) -> list[str]:
         with self._lock:
-            decoder = self._dictionary.grammar
-            return sorted(w for w in words if decoder.lookup_word(w) is None)
+            return sorted(w for w in words if self._lexicon.lookup_word(w) is None)
+
+    def pronunciations(self, words: set[str]) -> dict[str, str]:
+        """Every pronunciation of each known word, by dictionary name ("either(2)")."""
+        found: dict[str, str] = {}
+        with self._lock:
+            for word in sorted(words):
+                for n in range(1, MAX_VARIANTS + 1):
+                    name = word if n == 1 else f"{word}({n})"
+                    phones = self._lexicon.lookup_word(name)
+                    if phones is None:
+                        break
+                    found[name] = phones
+        return found
 
     def recognizer(
         self, grammar: Grammar | None, sample_rate: int, context: dict[str, Any] | None = None
@@ -254,6 +295,9 @@ class SphinxRecognizer(Recognizer):
         key = f"{grammar.locale}/{grammar.name}/{hash(grammar.jsgf())}"
         try:
             if key not in self._pair.searches:
+                new = grammar.words() - self._pair.words
+                self._pair.learn(engine.pronunciations(new))
+                self._pair.words |= new
                 self._pair.grammar.add_jsgf_string(key, grammar.jsgf())
                 self._pair.searches.add(key)
             self._pair.grammar.activate_search(key)
