@@ -32,9 +32,11 @@ class Timeouts:
     # (0: off, Whisper starts when the turn has ended)
     early_decode_ms: int = 400
     # once the streaming decoder has heard a whole answer (the turn then ends after
-    # end_silence_complete_ms), Whisper's second opinion starts after this much silence, so
-    # that it is ready about when the turn ends (0: not before early_decode_ms)
-    early_decode_complete_ms: int = 150
+    # end_silence_complete_ms), Whisper's second opinion may start after this much silence
+    # when no other answer is being decoded, so that it is ready about when the turn ends.
+    # 0 (the default): not before early_decode_ms. 150 halves one call's menu reply, but
+    # Whisper then misheard the menu answer now and then (README, Recognition)
+    early_decode_complete_ms: int = 0
     max_speech_ms: int = 15000
     inter_digit_ms: int = 5000
     # at a read-back, a lone first key waits this long for more (a number, or * and its

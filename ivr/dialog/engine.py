@@ -508,6 +508,7 @@ class Dialog:
         self.channel.listening(ask_id)
         recognizer: Recognizer | None = None
         paused = False  # the recogniser was told the caller went quiet
+        eager = False  # ... sooner, as the streaming decoder had a whole answer
         keys = ""
         frames_since_key = 0
         try:
@@ -571,12 +572,15 @@ class Dialog:
                     continue
                 recognizer.accept(event.samples)
                 quiet_ms = endpointer.silence_frames * FRAME_MS
-                if not paused and 0 < _early_decode_after(t, endpointer.complete) <= quiet_ms:
+                if not paused and 0 < t.early_decode_ms <= quiet_ms:
                     recognizer.pause(wait=not self.channel.realtime)
                     paused = True
-                elif paused and quiet_ms == 0:
+                elif not (paused or eager) and 0 < _eager_after(t, endpointer.complete) <= quiet_ms:
+                    recognizer.pause(wait=not self.channel.realtime, eager=True)
+                    eager = True
+                elif (paused or eager) and quiet_ms == 0:
                     recognizer.resume()
-                    paused = False
+                    paused = eager = False
                 if endpointer.speech_frames % PARTIAL_EVERY_FRAMES == 0:
                     partial = recognizer.partial()
                     endpointer.complete = grammar.is_complete(partial)
@@ -664,14 +668,12 @@ class Dialog:
         return Target(number, rule)
 
 
-def _early_decode_after(t: Timeouts, complete: bool) -> int:
-    """Milliseconds of the caller's silence after which the answer so far is decoded (0: no
-    early decode): sooner once the streaming decoder has heard a whole answer."""
-    if t.early_decode_ms <= 0:
+def _eager_after(t: Timeouts, complete: bool) -> int:
+    """Milliseconds of the caller's silence after which a whole answer of the streaming
+    decoder is decoded again (0: not before ``early_decode_ms``)."""
+    if not complete or t.early_decode_ms <= 0 or t.early_decode_complete_ms <= 0:
         return 0
-    if complete and t.early_decode_complete_ms > 0:
-        return min(t.early_decode_complete_ms, t.early_decode_ms)
-    return t.early_decode_ms
+    return min(t.early_decode_complete_ms, t.early_decode_ms)
 
 
 def _is_correction(grammar: Grammar, text: str) -> bool:

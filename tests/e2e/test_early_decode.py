@@ -41,8 +41,8 @@ class Listener(Recognizer):
     def accept(self, frame: np.ndarray) -> None:
         self.log.append("frame")
 
-    def pause(self, *, wait: bool = False) -> None:
-        self.log.append(f"pause wait={wait}")
+    def pause(self, *, wait: bool = False, eager: bool = False) -> None:
+        self.log.append(f"pause wait={wait}" + (" eager" if eager else ""))
 
     def resume(self) -> None:
         self.log.append("resume")
@@ -204,7 +204,7 @@ def _frames_before_pause(settings, tmp_path: Path, timeouts) -> int:  # type: ig
 def test_a_whole_answer_from_the_streaming_decoder_is_decoded_again_sooner(
     settings, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    t = settings.timeouts
+    t = dataclasses.replace(settings.timeouts, early_decode_complete_ms=150)
     assert 0 < t.early_decode_complete_ms < t.early_decode_ms <= t.end_silence_complete_ms
     soon = _frames_before_pause(settings, tmp_path / "soon", t)
     late = _frames_before_pause(

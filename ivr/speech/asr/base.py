@@ -41,7 +41,7 @@ class Recognizer(ABC):
     def partial(self) -> str:
         """The best guess so far (may be empty)."""
 
-    def pause(self, *, wait: bool = False) -> None:  # noqa: B027 - optional hook
+    def pause(self, *, wait: bool = False, eager: bool = False) -> None:  # noqa: B027 - optional hook
         """The caller has gone quiet: an adapter that decodes whole utterances may start on
         the audio so far, and show its answer through ``partial()`` (so that a complete
         answer ends the turn early); ``finish()`` keeps it unless ``resume()`` came.
@@ -49,6 +49,10 @@ class Recognizer(ABC):
         ``wait``: decode now and return when done. A simulated call's frames come as fast
         as they are taken, so there is no wait to hide a decode in, and waiting keeps its
         turns the same from one run to the next.
+
+        ``eager``: sooner than usual (the streaming decoder has heard a whole answer): start
+        only if nothing else is being decoded, so that under load it takes no worker from
+        another caller. A later ``pause()`` may still start it.
         """
 
     def resume(self) -> None:  # noqa: B027 - optional hook, see pause()

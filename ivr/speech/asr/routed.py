@@ -118,9 +118,9 @@ class SecondOpinion(Recognizer):
         self._frames.append(frame)
         self.first.accept(frame)
 
-    def pause(self, *, wait: bool = False) -> None:
-        self.first.pause(wait=wait)
-        self._early.start(self._frames, wait=wait)
+    def pause(self, *, wait: bool = False, eager: bool = False) -> None:
+        self.first.pause(wait=wait, eager=eager)
+        self._early.start(self._frames, wait=wait, eager=eager)
 
     def resume(self) -> None:
         self.first.resume()

@@ -446,14 +446,15 @@ class EarlyDecode:
         self.sample_rate = sample_rate
         self._future: concurrent.futures.Future[Hypothesis] | None = None
 
-    def start(self, frames: list[np.ndarray], *, wait: bool) -> None:
+    def start(self, frames: list[np.ndarray], *, wait: bool, eager: bool = False) -> None:
         if self._future is not None or not frames:
             return
         if self.grammar is not None and self.grammar.extension is not None:
             # not at a read-back: a correction's digits ("no, it ends in 8 0 0 0") heard
             # with 0.4 s of silence after them came back with a digit too many
             return
-        if not wait and not self.engine.pool.idle():
+        pool = self.engine.pool
+        if not wait and (pool.busy() > 0 if eager else not pool.idle()):
             return
         audio = np.concatenate(frames)
         self._future = self.engine.guesses().submit(
@@ -503,8 +504,8 @@ class WhisperRecognizer(Recognizer):
     def accept(self, frame: np.ndarray) -> None:
         self._frames.append(frame)
 
-    def pause(self, *, wait: bool = False) -> None:
-        self._early.start(self._frames, wait=wait)
+    def pause(self, *, wait: bool = False, eager: bool = False) -> None:
+        self._early.start(self._frames, wait=wait, eager=eager)
 
     def resume(self) -> None:
         self._early.drop()
