@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ivr.agents.routing import PBX_WAIT_S, AgentRouter
+from ivr.agents.routing import PBX_WAIT_S, RING_S, AgentRouter
 from ivr.channels.base import HangUp
 from ivr.channels.sip import SipChannel
 from ivr.channels.sip_guard import (
@@ -52,7 +52,7 @@ class ServeOptions:
     fixtures: dict[str, Any] | None = None
     grace_s: float = 20.0
     ring_s: float = 0.5
-    agent_ring_s: float = 20.0  # an agent's phone that rings this long is skipped
+    agent_ring_s: float = RING_S  # an agent's phone that rings this long is skipped
     agent_wait_s: float = PBX_WAIT_S  # the --agent address that takes this long is busy
     server_id: str | None = None  # names this server's calls in the store (default host:port)
 

@@ -87,6 +87,20 @@ class HangsUpAfterSpeaking(ScriptedChannel):
         self._pending.append(HangUp("caller hung up"))
 
 
+def _dialog(settings, store: Store, channel: ScriptedChannel, engine: Engine) -> Dialog:  # type: ignore[no-untyped-def]
+    """An en-US dialog on ``channel`` whose speech goes to ``engine``."""
+    return Dialog(
+        channel=channel,
+        settings=settings,
+        prompts=PromptBook(settings.prompts_dir, "en-US"),
+        grammars=GrammarBook(settings.grammars_dir, "en-US"),
+        synthesizer=Synthesizer(settings.cache_dir / "prompts"),
+        engine=engine,
+        recorder=CallRecorder(store, channel="scripted", locale="en-US", caller_id=None),
+        voice=voice_for(settings.voice, "en-US"),
+    )
+
+
 def _ask(  # type: ignore[no-untyped-def]
     settings,
     tmp_path: Path,
@@ -96,21 +110,11 @@ def _ask(  # type: ignore[no-untyped-def]
 ) -> tuple[Any, list[str]]:
     engine = OneListener(said)
     store = Store(tmp_path / "calls.sqlite3")
-    recorder = CallRecorder(store, channel="scripted", locale="en-US", caller_id=None)
-    dialog = Dialog(
-        channel=channel([Turn(TurnKind.AUDIO, audio=audio)]),
-        settings=settings,
-        prompts=PromptBook(settings.prompts_dir, "en-US"),
-        grammars=GrammarBook(settings.grammars_dir, "en-US"),
-        synthesizer=Synthesizer(settings.cache_dir / "prompts"),
-        engine=engine,
-        recorder=recorder,
-        voice=voice_for(settings.voice, "en-US"),
-    )
+    dialog = _dialog(settings, store, channel([Turn(TurnKind.AUDIO, audio=audio)]), engine)
     try:
         answer: Any = dialog.ask("ticket_number", grammar="ticket_number", kind=AskKind.DIGITS)
     except CallerHungUp:
-        answer = recorder.turns[-1]
+        answer = dialog.recorder.turns[-1]
     store.close()
     (listener,) = engine.made
     return answer, listener.log
@@ -183,15 +187,11 @@ class OneStreamer(OneListener):
 def _frames_before_pause(settings, tmp_path: Path, timeouts) -> int:  # type: ignore[no-untyped-def]
     engine = OneStreamer(["yes"])
     store = Store(tmp_path / "calls.sqlite3")
-    dialog = Dialog(
-        channel=ScriptedChannel([Turn(TurnKind.AUDIO, audio=caller_speech("yes"))]),
-        settings=dataclasses.replace(settings, timeouts=timeouts),
-        prompts=PromptBook(settings.prompts_dir, "en-US"),
-        grammars=GrammarBook(settings.grammars_dir, "en-US"),
-        synthesizer=Synthesizer(settings.cache_dir / "prompts"),
-        engine=engine,
-        recorder=CallRecorder(store, channel="scripted", locale="en-US", caller_id=None),
-        voice=voice_for(settings.voice, "en-US"),
+    dialog = _dialog(
+        dataclasses.replace(settings, timeouts=timeouts),
+        store,
+        ScriptedChannel([Turn(TurnKind.AUDIO, audio=caller_speech("yes"))]),
+        engine,
     )
     dialog.ask("step_done", grammar="yes_no", kind=AskKind.YES_NO)
     store.close()
