@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -219,9 +220,12 @@ class Desk:
     # --- the queue -----------------------------------------------------------------------------
     async def queue_page(self, request: Request) -> Response:
         session = await self.page_session(request)
+        seen = await self.db(self.cases.last_event)
         ctx = await self.db(self._queue_context)
         me = await self.db(self.directory.get, session.agent.id)
-        return self.render("queue.html", me=me, csrf=session.csrf, states=list(AgentState), **ctx)
+        return self.render(
+            "queue.html", me=me, csrf=session.csrf, states=list(AgentState), seen=seen, **ctx
+        )
 
     def _queue_context(self) -> dict[str, Any]:
         return {
@@ -246,11 +250,20 @@ class Desk:
     async def events(self, request: Request) -> Response:
         """Server-Sent Events: one ``change`` event per row of ``desk_events``."""
         await self.api_agent(request)
-        queue = self.feed.subscribe()
+        after = self._events_after(request)
+        queue = self.feed.subscribe()  # before the replay: nothing falls between the two
+
+        def change(event: dict[str, Any]) -> str:
+            return f"id: {event['id']}\nevent: change\ndata: {json.dumps(event)}\n\n"
 
         async def stream() -> AsyncIterator[str]:
             try:
                 yield "retry: 1000\n\n"
+                last = 0
+                if after is not None:  # what happened since the page was made, or since the drop
+                    for missed in await self.db(self.feed.missed, after):
+                        last = int(missed["id"])
+                        yield change(missed)
                 while True:
                     try:
                         event = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
@@ -259,21 +272,35 @@ class Desk:
                         continue
                     if event is None:
                         return
-                    yield f"event: change\ndata: {json.dumps(event)}\n\n"
+                    if int(event["id"]) > last:
+                        yield change(event)
             finally:
                 self.feed.unsubscribe(queue)
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
+    @staticmethod
+    def _events_after(request: Request) -> int | None:
+        """Where a stream resumes: the browser's ``Last-Event-ID`` when it reconnects, else the
+        event the page was made at (``?after=``); None for the live events only."""
+        raw = request.headers.get("last-event-id") or request.query_params.get("after")
+        if raw is None or raw == "":
+            return None
+        if not re.fullmatch(r"[0-9]{1,18}", raw):
+            raise Denied(400, f"expected an event id, got {raw[:20]!r}")
+        return int(raw)
+
     # --- a case --------------------------------------------------------------------------------
     async def case_page(self, request: Request, *, number: str | None = None) -> Response:
         session = await self.page_session(request)
         queue_id = int(request.path_params["case_id"])
+        seen = await self.db(self.cases.last_event)
         detail = await self.db(self.cases.detail, queue_id)
         if detail is None:
             raise Denied(404, "no such case")
         return self.render(
             "case.html",
+            seen=seen,
             me=session.agent,
             csrf=session.csrf,
             d=detail,
@@ -374,8 +401,11 @@ class Desk:
     # --- callbacks -----------------------------------------------------------------------------
     async def callbacks_page(self, request: Request) -> Response:
         session = await self.page_session(request)
+        seen = await self.db(self.cases.last_event)
         items = await self.db(self.cases.callbacks)
-        return self.render("callbacks.html", me=session.agent, csrf=session.csrf, items=items)
+        return self.render(
+            "callbacks.html", me=session.agent, csrf=session.csrf, items=items, seen=seen
+        )
 
     async def callback_done(self, request: Request) -> Response:
         session, form = await self.form(request)
@@ -403,10 +433,17 @@ class Desk:
     async def supervisor_page(self, request: Request) -> Response:
         session = await self.page_session(request, supervisor=True)
         day = self._day(request)
+        seen = await self.db(self.cases.last_event)
         board = await self.db(live_board, self.store)
         report = await self.db(day_report, self.store, day)
         return self.render(
-            "supervisor.html", me=session.agent, csrf=session.csrf, board=board, r=report, day=day
+            "supervisor.html",
+            me=session.agent,
+            csrf=session.csrf,
+            board=board,
+            r=report,
+            day=day,
+            seen=seen,
         )
 
     async def board_fragment(self, request: Request) -> Response:

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 POLL_S: Final = 0.1
 QUEUE_MAX: Final = 1000  # a stream this far behind is closed; the browser reconnects
+REPLAY_MAX: Final = 1000  # a stream resumes with at most this many of the newest missed events
 
 
 class EventFeed:
@@ -31,6 +32,16 @@ class EventFeed:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._follow())
         return queue
+
+    def missed(self, after: int) -> list[dict[str, Any]]:
+        """The events after ``after`` (a page's or a dropped stream's last one), oldest first:
+        what a browser missed while its page loaded or its stream reconnected."""
+        after = max(after, self.cases.last_event() - REPLAY_MAX)
+        missed: list[dict[str, Any]] = []
+        while batch := self.cases.events_after(after):
+            missed += [_public(e) for e in batch]
+            after = int(batch[-1]["id"])
+        return missed
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
         self._subscribers.discard(queue)
@@ -60,7 +71,7 @@ class EventFeed:
                 events = []
             for event in events:
                 last = int(event["id"])
-                data = {k: event[k] for k in ("id", "kind", "queue_id", "agent_id")}
+                data = _public(event)
                 for queue in list(self._subscribers):
                     try:
                         queue.put_nowait(data)
@@ -69,3 +80,8 @@ class EventFeed:
                         queue.get_nowait()
                         queue.put_nowait(None)  # ends that stream
             await asyncio.sleep(self.poll_s)
+
+
+def _public(event: dict[str, Any]) -> dict[str, Any]:
+    """What a browser is told of a desk event: which case changed how, and for whom."""
+    return {k: event[k] for k in ("id", "kind", "queue_id", "agent_id")}

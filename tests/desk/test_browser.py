@@ -120,6 +120,30 @@ def test_the_routed_case_pops_on_the_agents_screen(
     assert "Case" in page.inner_text("h1")
 
 
+def test_a_change_while_the_case_page_loads_still_shows(
+    open_desk: Callable[[str], Any], desk: DeskProcess, store: Store, people: dict[str, Agent]
+) -> None:
+    """The router pops the case as it REFERs; the phone may answer (the case is claimed) after
+    the page is made but before its event stream connects. The page still shows it."""
+    case = transferred_call(store)
+    page = open_desk("alice")
+    held: list[Any] = []
+    page.route("**/events*", lambda route: held.append(route))  # waits while the claim happens
+    page.goto(f"{desk.url}/cases/{case}")
+    page.wait_for_selector("#status")
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the case page never opened its event stream"
+    assert page.query_selector("#holder") is None
+    assert CaseDesk(store).claim(case, people["alice"])
+    page.wait_for_timeout(1000)  # the desk has told the streams open then (it polls each 0.1 s)
+    held[0].continue_()
+    page.wait_for_selector("#holder >> text=alice")
+    assert page.url.endswith(f"/cases/{case}")
+
+
 def test_supervisor_board_matches_the_calls_run(
     open_desk: Callable[[str], Any],
     desk: DeskProcess,

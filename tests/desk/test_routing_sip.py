@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from ivr.agents.cases import CaseDesk
 from ivr.agents.directory import AgentState, Directory, Role
@@ -74,7 +75,13 @@ def test_transfer_goes_to_the_free_agent_and_pops_on_their_desk(  # type: ignore
         # the case pops on amy's desk as the REFER goes to her phone
         page.wait_for_url("**/cases/*", timeout=int((line.t + 90) * 1000))
         case_id = int(page.url.rsplit("/", 1)[1])
-        page.wait_for_selector("#holder >> text=amy", timeout=60000)
+        try:
+            page.wait_for_selector("#holder >> text=amy", timeout=60000)
+        except PlaywrightTimeout as exc:  # say what the server did with the call
+            raise AssertionError(
+                f"amy's desk never showed her holding case {case_id}:\n"
+                + server.log.read_text(errors="replace")[-4000:]
+            ) from exc
     finally:
         if caller is not None:
             caller.stop()

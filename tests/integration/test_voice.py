@@ -296,7 +296,11 @@ def test_a_long_uncached_sentence_plays_its_first_phrase_while_the_rest_is_made(
     assert streamed[0].seconds < 0.6 * whole.seconds
     joined = Audio(np.concatenate([p.samples for p in streamed]), 8000)
     words = re.findall(r"[a-z]+", heard(listener, telephone(joined)).lower())
-    assert words == re.findall(r"[a-z]+", text.lower())
+    said = re.findall(r"[a-z]+", text.lower())
+    # every word is there, in order: no phrase lost or played twice at the join (the
+    # listener may mishear one word over the phone, as it did "gift" as "guest" once)
+    assert len(words) == len(said), words
+    assert sum(a != b for a, b in zip(words, said, strict=True)) <= 1, words
     # espeak-ng makes a sentence fast enough to make it whole
     espeak = list(Synthesizer(tmp_path / "c").stream(speech, voice=ESPEAK_EN, sample_rate=8000))
     assert len(espeak) == 1

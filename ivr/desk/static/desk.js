@@ -15,7 +15,10 @@
       .catch(function () {});
   }
 
-  const events = new EventSource("/events");
+  // from the event this page was made at: what changes while it loads is not lost (the
+  // browser resumes from the last event it had, by Last-Event-ID, when the stream drops)
+  const seen = body.dataset.seen;
+  const events = new EventSource(seen ? "/events?after=" + encodeURIComponent(seen) : "/events");
   events.addEventListener("change", function (e) {
     const ev = JSON.parse(e.data);
     // the router offered a case to me: it pops on my screen
