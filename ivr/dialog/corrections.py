@@ -130,6 +130,7 @@ class CorrectionForms:
     ordinals: tuple[tuple[str, int], ...]
     counts: tuple[tuple[str, int], ...]
     example: str = ""
+    rule: DigitRule | None = None  # the rules of the numbers these forms hear corrected
 
     @classmethod
     def load(cls, path: Path) -> CorrectionForms:
@@ -216,6 +217,15 @@ class CorrectionForms:
         if found is None:
             return None
         return Interpretation(CORRECTION, found.digits, found)
+
+    def unusual(self, meant: Interpretation) -> bool:
+        """Whether a correction says the number again whole in a shape such numbers seldom
+        have (a digit too many). A tail or one digit is not judged: the forms know the
+        number's rules, not the number (grammars are cached, read-back numbers are not)."""
+        found, rule = meant.detail, self.rule
+        if not isinstance(found, Correction) or found.kind is not Kind.WHOLE or rule is None:
+            return False
+        return rule.accepts(found.digits) and not rule.is_usual(found.digits)
 
     def is_complete(self, grammar: Grammar, partial: str) -> bool | None:
         """A lead alone ("no") or a correction may go on: not complete; otherwise no opinion."""

@@ -287,6 +287,8 @@ class Dialog:
         params: dict[str, Any],
     ) -> Answer:
         forms = load_forms(self.settings.grammars_dir, self.grammars.locale) if corrects else None
+        if forms is not None and corrects is not None:
+            forms = dataclasses.replace(forms, rule=corrects.rule)
         g = self.grammars.get(grammar, digits=digits, extension=forms)
         pid = prompt or ask_id
         failures = 0

@@ -7,7 +7,7 @@ phrases and keys, and may declare a digit string with length rules::
       "yes": ["yes", "yeah", "correct", "that's right"]
       "no": ["no", "nope", "wrong"]
     keys: {"1": "yes", "2": "no"}
-    digits: {min: 7, max: 15}        # optional
+    digits: {min: 7, max: 15}        # optional; ``usual``: the shapes it usually has
 
 It compiles to a JSGF grammar (PocketSphinx) and a phrase list (Vosk), and
 interprets what either engine heard back into a value. ``_digits.yaml`` holds
@@ -51,15 +51,28 @@ def normalize(text: str) -> str:
 class DigitRule:
     min: int
     max: int
+    # shapes such numbers usually have (regular expressions over the digits: a phone number
+    # of the mainland is 1, then 3-9, then 9 digits): a recogniser's next guess that has one
+    # is taken over a best guess that has none (a digit too many or too few)
+    usual: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.min <= self.max <= MAX_DIGITS:
             raise ConfigError(
                 f"expected 1 <= min <= max <= {MAX_DIGITS} digits, got {self.min}..{self.max}"
             )
+        for pattern in self.usual:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(f"usual: {pattern!r} is no regular expression: {exc}") from exc
 
     def accepts(self, digits: str) -> bool:
         return self.min <= len(digits) <= self.max
+
+    def is_usual(self, digits: str) -> bool:
+        """Whether ``digits`` has a usual shape (always, when the rule names none)."""
+        return not self.usual or any(re.fullmatch(p, digits) for p in self.usual)
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,10 @@ class Extension(Protocol):
     def interpret(self, grammar: Grammar, text: str) -> Interpretation | None: ...
 
     def is_complete(self, grammar: Grammar, partial: str) -> bool | None: ...
+
+    def unusual(self, meant: Interpretation) -> bool:
+        """Whether one of these answers makes a number of a shape such numbers seldom have."""
+        ...
 
     def words(self) -> set[str]: ...
 
@@ -177,6 +194,18 @@ class Grammar:
                 return Interpretation(value=digits, digits=digits)
         return understand(self, norm)
 
+    def unusual(self, meant: Interpretation | None) -> bool:
+        """Whether ``meant`` gives a number of a shape such numbers seldom have."""
+        if meant is None:
+            return False
+        if meant.detail is not None:
+            return self.extension is not None and self.extension.unusual(meant)
+        return (
+            meant.digits is not None
+            and self.digits is not None
+            and not self.digits.is_usual(meant.digits)
+        )
+
     def is_complete(self, partial: str) -> bool:
         """True when a partial result already is a whole answer (for quick end of turn)."""
         if self.extension is not None:
@@ -243,11 +272,16 @@ def _parse_source(path: Path) -> _Source:
     if "digits" in data:
         spec = data["digits"] or {}
         try:
+            usual = spec.get("usual") or []
+            if not isinstance(usual, list) or not all(isinstance(u, str) for u in usual):
+                raise ConfigError("usual: expected a list of regular expressions")
             if "length" in spec:
-                digits = DigitRule(int(spec["length"]), int(spec["length"]))
+                length = int(spec["length"])
+                digits = DigitRule(length, length, tuple(usual))
             else:
-                digits = DigitRule(int(spec.get("min", 1)), int(spec.get("max", MAX_DIGITS)))
-        except (TypeError, ValueError, ConfigError) as exc:
+                low, high = int(spec.get("min", 1)), int(spec.get("max", MAX_DIGITS))
+                digits = DigitRule(low, high, tuple(usual))
+        except (TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise ConfigError(f"{path}: digits: {exc}") from exc
     return _Source(values, keys, digits)
 

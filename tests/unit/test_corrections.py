@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,21 @@ def test_a_locale_without_forms_hears_only_yes_and_no(tmp_path: Path) -> None:
 )
 def test_keys_that_may_still_become_a_correction(keys: str, may: bool) -> None:
     assert Target("482910", CODE).may_be_keyed(keys) is may
+
+
+def test_a_number_said_again_with_a_digit_too_many_is_unusual_at_its_read_back() -> None:
+    """The read-back's forms carry the number's rules (the engine sets them per read-back):
+    a number said again whole is judged by its usual shapes; a tail is never judged."""
+    book = GrammarBook(REPO / "grammars", "en-US")
+    forms = load_forms(REPO / "grammars", "en-US")
+    assert forms is not None
+    rule = book.get("phone_number").digits
+    assert rule is not None and rule.usual
+    heard = book.get("yes_no", extension=dataclasses.replace(forms, rule=rule))
+    twelve = heard.interpret("no, one three eight, zero zero one three, eight zero zero zero zero")
+    eleven = heard.interpret("no, one three eight, zero zero one three, eight zero zero zero")
+    assert twelve is not None and twelve.value == CORRECTION and heard.unusual(twelve)
+    assert eleven is not None and not heard.unusual(eleven)
+    tail = heard.interpret("no, it ends in eight zero zero zero zero")
+    assert tail is not None and tail.value == CORRECTION and not heard.unusual(tail)
+    assert not EN.unusual(twelve)  # forms without a number's rules judge nothing

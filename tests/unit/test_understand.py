@@ -153,6 +153,55 @@ def test_the_beams_next_answer_is_taken_only_when_nearly_as_likely() -> None:
     assert heard(Decoded("Now.", -0.3, 0.1, 1.0, (("No.", -0.5),)), yes_no) == "no"
 
 
+def test_a_phone_number_with_a_digit_too_many_yields_to_the_usual_shape() -> None:
+    """Over the phone Whisper's best guess at "one three eight, zero zero one three, eight
+    zero zero zero" had a fifth zero, with the right number next in its beam (measured)."""
+    from ivr.speech.asr.whisper import Decoded, WhisperEngine, grammar_prompt
+
+    phone = EN.get("phone_number")
+    twelve = "One three eight, zero zero one three eight, zero zero zero zero."
+    eleven = "One three eight, zero zero one three eight, zero zero zero."
+
+    def heard(d: Decoded) -> str | None:
+        text, _ = WhisperEngine._understood(d, grammar_prompt(phone, "en-US"), phone)
+        meant = phone.interpret(text)
+        return None if meant is None else meant.value
+
+    assert phone.unusual(phone.interpret(twelve))
+    assert not phone.unusual(phone.interpret(eleven))
+    assert heard(Decoded(twelve, -0.31, 0.07, 1.8, ((eleven, -0.33),))) == "13800138000"
+    # only a next guess nearly as likely, of the usual shape; else the best is kept
+    assert heard(Decoded(twelve, -0.31, 0.07, 1.8, ((eleven, -1.2),))) == "138001380000"
+    assert heard(Decoded(twelve, -0.31, 0.07, 1.8, ((twelve + " zero", -0.32),))) == (
+        "138001380000"
+    )
+    # a usual number is never traded for another
+    assert heard(Decoded(eleven, -0.31, 0.07, 1.8, ((twelve, -0.31),))) == "13800138000"
+    # a North American number is usual too, with or without its leading 1
+    for number in ("2125551234", "12125551234", "13912345678"):
+        assert not phone.unusual(phone.interpret(" ".join(number)))
+    for number in ("138001380000", "1234567", "23800138000"):
+        assert phone.unusual(phone.interpret(" ".join(number))), number
+    # a grammar that names no usual shapes takes every number it accepts
+    ticket = EN.get("ticket_number")
+    assert not ticket.unusual(ticket.interpret("1 2 3 4 5 6 7 8"))
+
+
+def test_usual_shapes_must_be_regular_expressions(tmp_path: Path) -> None:
+    from ivr.errors import ConfigError
+
+    (tmp_path / "en-US").mkdir()
+    for name in ("_commands.yaml", "_digits.yaml", "_numbers.yaml"):
+        (tmp_path / "en-US" / name).write_text((REPO / "grammars/en-US" / name).read_text())
+    (tmp_path / "en-US" / "bad.yaml").write_text("digits: {min: 7, max: 15, usual: ['1[3-9']}\n")
+    (tmp_path / "en-US" / "odd.yaml").write_text("digits: {min: 7, max: 15, usual: 7}\n")
+    book = GrammarBook(tmp_path, "en-US")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: digits: usual: '1\[3-9'"):
+        book.get("bad")
+    with pytest.raises(ConfigError, match=r"odd\.yaml: digits: usual: expected a list"):
+        book.get("odd")
+
+
 def test_several_digits_are_steered_by_an_example_and_copies_of_it_are_no_answer() -> None:
     from ivr.speech.asr.whisper import echoes_prompt, grammar_prompt, loops
 

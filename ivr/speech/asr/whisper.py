@@ -377,6 +377,7 @@ class WhisperEngine(Engine):
         if again.invented:
             return text, avg
         floor = max(again.avg_logprob - ALTERNATIVE_MARGIN, ALTERNATIVE_FLOOR)
+        answers: list[tuple[str, float, bool]] = []  # (text, score, of a usual shape)
         for said, score in ((again.text, again.avg_logprob), *again.alternatives):
             if score < floor:
                 break
@@ -386,8 +387,13 @@ class WhisperEngine(Engine):
                 and meant.detail is not None
                 and not echoes_prompt(said, example, whole_items_too=True)
             ):
-                log.debug("whisper: heard again with the example (%s)", shown(said, grammar))
-                return said, score
+                answers.append((said, score, not grammar.unusual(meant)))
+        # the likeliest answer, unless it says a number again with a digit too many and a
+        # nearly as likely one says it in the usual shape
+        if answers:
+            said, score, _ = min(answers, key=lambda a: not a[2])  # the first usual, else first
+            log.debug("whisper: heard again with the example (%s)", shown(said, grammar))
+            return said, score
         return text, avg
 
     @staticmethod
@@ -399,14 +405,20 @@ class WhisperEngine(Engine):
         Whisper's best guess at one short word is often a near-sounding word ("Bye" for
         "five", "Nice" for "nine", "New" for "zero"), with the answer a little lower in the
         same beam; a phone number's best guess may have a digit too many, and the next one
-        the right length. The next hypothesis that maps onto the grammar is taken when it
-        is nearly as likely as the best (``ALTERNATIVE_MARGIN``), likely enough on its own
-        (``ALTERNATIVE_FLOOR``), the model was sure somebody spoke, and it is no global
-        command: a person is never called for on a second guess.
+        the usual shape (the grammar's ``usual``). The next hypothesis that maps onto the
+        grammar is taken when it is nearly as likely as the best (``ALTERNATIVE_MARGIN``),
+        likely enough on its own (``ALTERNATIVE_FLOOR``), the model was sure somebody spoke,
+        and it is no global command: a person is never called for on a second guess.
         """
         digits = grammar is not None and grammar.says_digits
         best = result.text if digits else collapse_repeats(result.text)
-        if grammar is None or grammar.interpret(best) is not None:
+        if grammar is None:
+            return best, result.avg_logprob
+        # an answer, unless it is a number of a shape such numbers seldom have (a phone number
+        # with a digit too many): then a next guess of the usual shape is looked for
+        heard = grammar.interpret(best)
+        unusual = grammar.unusual(heard)
+        if heard is not None and not unusual:
             return best, result.avg_logprob
         if result.no_speech_prob >= ALTERNATIVE_NO_SPEECH:
             return best, result.avg_logprob
@@ -421,6 +433,7 @@ class WhisperEngine(Engine):
             if (
                 meant is None
                 or meant.is_command
+                or (unusual and grammar.unusual(meant))
                 or echoes_prompt(said, prompt, whole_items_too=prompt == grammar.numbers.example)
             ):
                 continue
