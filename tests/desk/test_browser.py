@@ -144,6 +144,35 @@ def test_a_change_while_the_case_page_loads_still_shows(
     assert page.url.endswith(f"/cases/{case}")
 
 
+def test_a_burst_of_events_refreshes_the_queue_once(
+    open_desk: Callable[[str], Any], desk: DeskProcess, store: Store, people: dict[str, Agent]
+) -> None:
+    """Forty changes that reach the page at once (a stream that resumes after the page
+    was made, or a busy moment) fetch the queue a few times, not forty."""
+    case = transferred_call(store)
+    page = open_desk("alice")
+    page.wait_for_selector(f'#waiting tr[data-case="{case}"]')
+    held: list[Any] = []
+    page.route("**/events*", lambda route: held.append(route))
+    fetched: list[str] = []
+    page.on("request", lambda r: fetched.append(r.url) if "/fragments/queue" in r.url else None)
+    page.reload()
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the queue page never opened its event stream"
+    cases = CaseDesk(store)
+    for _ in range(20):  # offered to bob's phone and taken back: not alice's pop
+        cases.assign(case, people["bob"].id)
+        cases.assign(case, None)
+    late = transferred_call(store, caller="13900000001")
+    held[0].continue_()
+    page.wait_for_selector(f'#waiting tr[data-case="{late}"]')
+    page.wait_for_timeout(500)
+    assert 1 <= len(fetched) <= 3, fetched
+
+
 def test_supervisor_board_matches_the_calls_run(
     open_desk: Callable[[str], Any],
     desk: DeskProcess,

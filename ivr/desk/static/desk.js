@@ -15,6 +15,21 @@
       .catch(function () {});
   }
 
+  // many events at once (a stream that resumes, a busy hour) refresh each part once
+  const pending = new Set();
+  let timer = null;
+  function soon(el) {
+    if (!el || !el.dataset.fragment) return;
+    pending.add(el);
+    if (timer !== null) return;
+    timer = window.setTimeout(function () {
+      timer = null;
+      const due = Array.from(pending);
+      pending.clear();
+      due.forEach(refresh);
+    }, 100);
+  }
+
   // from the event this page was made at: what changes while it loads is not lost (the
   // browser resumes from the last event it had, by Last-Event-ID, when the stream drops)
   const seen = body.dataset.seen;
@@ -27,10 +42,10 @@
       window.location.assign("/cases/" + ev.queue_id);
       return;
     }
-    refresh(document.getElementById("queue"));
-    refresh(document.getElementById("board"));
+    soon(document.getElementById("queue"));
+    soon(document.getElementById("board"));
     if (page === "case" && String(ev.queue_id) === body.dataset.case) {
-      refresh(document.getElementById("status"));
+      soon(document.getElementById("status"));
     }
   });
   // calls move through the IVR and waits grow without desk events: refresh on a clock too
