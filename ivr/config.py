@@ -86,6 +86,7 @@ class Recognition:
 
     whisper: bool = True  # use Whisper wherever an installed model serves the locale
     workers: int = -1  # recognition worker processes; -1: one per core; 0: in the call's process
+    grammar_decoders: int = 8  # grammar decoders (pairs) per process that hear callers at once
     threads_per_worker: int = 1
     beam_size: int = 5
     # grammar+whisper: the decoder's answer stands alone from this confidence up
@@ -268,6 +269,10 @@ def load_settings(
     if clean:
         settings = _merge(Settings, settings, clean, "options")
     check_locales(settings)
+    if settings.asr.grammar_decoders < 1:
+        raise ConfigError(
+            f"asr.grammar_decoders: expected 1 or more, got {settings.asr.grammar_decoders}"
+        )
     return settings
 
 

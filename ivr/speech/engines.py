@@ -106,7 +106,7 @@ class Engines:
         if locale == "en-US":
             from ivr.speech.asr.sphinx import SphinxEngine
 
-            return SphinxEngine(locale)
+            return SphinxEngine(locale, decoders=self.asr.grammar_decoders)
         return None
 
     def for_locale(self, locale: str) -> Engine | None:

@@ -8,6 +8,7 @@ import pytest
 
 from ivr.qa.synth import caller_speech
 from ivr.speech.audio import telephone
+from ivr.speech.grammar import DigitRule
 from tests.helpers import recognise
 
 YES_NO = ["yes", "no", "yeah", "nope", "correct", "that's right", "wrong"]
@@ -187,7 +188,7 @@ def test_concurrent_utterances_do_not_each_hold_the_dictionary(grammars) -> None
     from ivr.speech.asr.sphinx import SphinxEngine
     from ivr.speech.audio import split_frames
 
-    engine = SphinxEngine()
+    engine = SphinxEngine(decoders=10)
     speech = caller_speech("ticket status").to_rate(16000).samples
     names = ["main_menu", "yes_no", "phone_number", "ticket_number", "step_done"]
     before = _anonymous_mb()
@@ -205,3 +206,62 @@ def test_concurrent_utterances_do_not_each_hold_the_dictionary(grammars) -> None
     assert engine.unknown_words({"ticket", "zebra", "qwxz"}) == ["qwxz"]
     results = [rec.finish() for rec in heard]
     assert grammars.get("main_menu").interpret(results[0].text).value == "ticket_status"
+
+
+def test_callers_beyond_the_decoders_are_heard_when_one_comes_free(grammars) -> None:  # type: ignore[no-untyped-def]
+    """A process makes at most ``decoders`` pairs, however many callers speak at once: a
+    caller who starts while all are busy keeps their audio and is heard from its start by
+    the first pair to come free (mid-utterance, or at its end)."""
+    from ivr.speech.asr.sphinx import SphinxEngine
+    from ivr.speech.audio import split_frames
+
+    engine = SphinxEngine(decoders=2)
+    menu = grammars.get("main_menu")
+    said = {"ticket status": "ticket_status", "account recovery": "account_recovery"}
+    frames = {
+        text: split_frames(caller_speech(text).to_rate(16000).samples, 16000) for text in said
+    }
+    texts = ["ticket status", "account recovery", "account recovery", "ticket status"]
+    callers = [engine.recognizer(menu, 16000, {}) for _ in texts]
+    half = {text: len(f) // 2 for text, f in frames.items()}
+    for rec, text in zip(callers, texts, strict=True):  # everyone's first half, at once
+        for frame in frames[text][: half[text]]:
+            rec.accept(frame)
+    assert engine.pairs() == 2
+    assert callers[2].partial() == "" and callers[3].partial() == ""  # waiting for a pair
+    for frame in frames[texts[0]][half[texts[0]] :]:
+        callers[0].accept(frame)
+    first = callers[0].finish()  # its pair comes free: the third caller's audio goes to it
+    for rec, text in zip(callers[1:], texts[1:], strict=True):
+        for frame in frames[text][half[text] :]:
+            rec.accept(frame)
+    assert callers[2].partial() != ""  # heard from the start, mid-utterance
+    results = [first] + [rec.finish() for rec in callers[1:]]  # the fourth waits at its end
+    assert [menu.interpret(r.text).value for r in results] == [said[t] for t in texts]
+    assert engine.pairs() == 2
+
+
+def test_a_digit_ask_reuses_an_idle_phrase_decoder_slot(grammars) -> None:  # type: ignore[no-untyped-def]
+    """Digit strings of open length decode with their own word penalty (a pair of their own):
+    at the limit, an idle pair of the other kind makes room rather than the caller waiting."""
+    from ivr.speech.asr.sphinx import SphinxEngine
+    from ivr.speech.audio import split_frames
+
+    engine = SphinxEngine(decoders=1)
+    digits = grammars.get("digits", digits=DigitRule(1, 12))
+    rec = engine.recognizer(digits, 16000, {})
+    assert rec._pair is not None  # type: ignore[attr-defined]
+    for frame in split_frames(caller_speech("four two").to_rate(16000).samples, 16000):
+        rec.accept(frame)
+    assert digits.interpret(rec.finish().text).digits == "42"
+    assert engine.pairs() == 1
+
+
+def test_grammar_decoders_setting_must_be_positive(tmp_path: Path) -> None:
+    from ivr.config import load_settings
+    from ivr.errors import ConfigError
+
+    config = tmp_path / "ivr.toml"
+    config.write_text("[asr]\ngrammar_decoders = 0\n")
+    with pytest.raises(ConfigError, match="grammar_decoders"):
+        load_settings(config, home=tmp_path)

@@ -9,7 +9,11 @@ phrase disagrees strongly with what was actually said.
 Memory: the whole pronunciation dictionary costs about 20 MB in each decoder that loads
 it. One decoder per process holds it (the lexicon); the decoders that hear callers start
 from an empty dictionary and are given the pronunciations of each grammar's words when
-they first meet the grammar, so a concurrent utterance costs a few MB, not 50.
+they first meet the grammar, so a pair of decoders costs about 8 MB, not 50. A process
+makes at most ``decoders`` pairs (``[asr] grammar_decoders``): a caller who starts speaking
+while every pair is hearing someone keeps their audio until a pair comes free and is then
+decoded from the start (the decoders run several times faster than speech), so memory stays
+bounded however many callers speak at once.
 
 Narrowband input (8 kHz telephone audio) is upsampled with the filtered
 resampler to the model's 16 kHz; see the README for the measurement behind it.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any, Final
 
@@ -42,6 +47,8 @@ TRIM_MARGIN_FRAMES: Final = 5
 FILLERS: Final = frozenset({"<s>", "</s>", "<sil>", "(NULL)", "SIL", "[NOISE]"})
 EMPTY_DICT: Final = Path(__file__).resolve().parents[2] / "data" / "sphinx-empty.dict"
 MAX_VARIANTS: Final = 10  # alternative pronunciations of one word: "either", "either(2)", ...
+DECODERS: Final = 8  # decoder pairs per process (one core decodes about ten callers live)
+WAIT_FOR_DECODER_SEC: Final = 30.0
 
 
 def phone_error_rate(reference: list[str], heard: list[str]) -> float:
@@ -125,15 +132,20 @@ class _DecoderPair:
 class SphinxEngine(Engine):
     name = "pocketsphinx"
 
-    def __init__(self, locale: str = "en-US") -> None:
+    def __init__(self, locale: str = "en-US", decoders: int = DECODERS) -> None:
         if locale != "en-US":
             raise EngineError(f"the bundled PocketSphinx model is en-US only, got {locale!r}")
+        if decoders < 1:
+            raise EngineError(f"PocketSphinx needs at least one pair of decoders, got {decoders}")
         self.locale = locale
+        self.decoders = decoders
         self._pools: dict[float, list[_DecoderPair]] = {WIP_DEFAULT: [], WIP_DIGITS: []}
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
         self._lexicon = self._load_lexicon()
         first = _DecoderPair()
         self._pools[WIP_DEFAULT].append(first)
+        self._made = 1  # pairs that exist, idle or hearing a caller (at most ``decoders``)
         # Live cepstral mean normalisation needs a mean to start from. Each utterance starts
         # from the last mean of its own call (the session passes it in ``context``), and a
         # call's first utterance from the model's own initial mean: never from a mean learned
@@ -142,15 +154,57 @@ class SphinxEngine(Engine):
         self._free: list[Any] = []
         self._free_slots = threading.BoundedSemaphore(FREE_FORM_POOL)
 
-    def _take(self, wip: float) -> _DecoderPair:
+    def pairs(self) -> int:
+        """How many decoder pairs exist now (idle or hearing a caller)."""
         with self._lock:
-            if self._pools[wip]:
-                return self._pools[wip].pop()
-        return _DecoderPair(wip)
+            return self._made
+
+    def _claim(self, wip: float) -> _DecoderPair | bool:
+        """Under the lock: an idle pair of this weight, True if a new one may be made, or
+        False while every pair is hearing a caller."""
+        if self._pools[wip]:
+            return self._pools[wip].pop()
+        if self._made >= self.decoders:
+            other = self._pools[WIP_DIGITS if wip == WIP_DEFAULT else WIP_DEFAULT]
+            if not other:
+                return False
+            other.pop()  # an idle pair of the other weight makes room for one of this
+            self._made -= 1
+        self._made += 1
+        return True
+
+    def _made_for(self, claim: _DecoderPair | bool, wip: float) -> _DecoderPair:
+        if isinstance(claim, _DecoderPair):
+            return claim
+        try:
+            return _DecoderPair(wip)
+        except EngineError:
+            with self._lock:
+                self._made -= 1
+                self._freed.notify()
+            raise
+
+    def _try_take(self, wip: float) -> _DecoderPair | None:
+        """A pair of decoders at once, or None while all ``decoders`` are hearing callers."""
+        with self._lock:
+            claim = self._claim(wip)
+        return None if claim is False else self._made_for(claim, wip)
+
+    def _take(self, wip: float, timeout: float = WAIT_FOR_DECODER_SEC) -> _DecoderPair:
+        """A pair of decoders, waiting for one to come free."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while (claim := self._claim(wip)) is False:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise EngineError(f"no grammar decoder came free in {timeout:.0f} s")
+                self._freed.wait(left)
+        return self._made_for(claim, wip)
 
     def _give(self, pair: _DecoderPair) -> None:
         with self._lock:
             self._pools[pair.wip].append(pair)
+            self._freed.notify()
 
     @staticmethod
     def _load_lexicon() -> Any:
@@ -276,6 +330,12 @@ class SphinxFreeForm(Recognizer):
 
 
 class SphinxRecognizer(Recognizer):
+    """One utterance heard through a pair of decoders: the grammar's and the phones'.
+
+    While every pair of the process is hearing another caller, the audio waits here (and
+    ``partial()`` is empty); the first pair to come free hears it from the start.
+    """
+
     def __init__(
         self,
         engine: SphinxEngine,
@@ -286,38 +346,57 @@ class SphinxRecognizer(Recognizer):
         self.sample_rate = sample_rate
         self._context = context if context is not None else {}
         self._engine = engine
-        self._pair: _DecoderPair | None = engine._take(
+        self._grammar = grammar
+        self._wip = (
             WIP_DIGITS
             if grammar.digits is not None and grammar.digits.min != grammar.digits.max
             else WIP_DEFAULT
         )
+        self._key = f"{grammar.locale}/{grammar.name}/{hash(grammar.jsgf())}"
+        self._first = "sphinx_cmn" not in self._context
         self._resampler = StreamResampler(sample_rate, MODEL_RATE)
-        key = f"{grammar.locale}/{grammar.name}/{hash(grammar.jsgf())}"
-        try:
-            if key not in self._pair.searches:
-                new = grammar.words() - self._pair.words
-                self._pair.learn(engine.pronunciations(new))
-                self._pair.words |= new
-                self._pair.grammar.add_jsgf_string(key, grammar.jsgf())
-                self._pair.searches.add(key)
-            self._pair.grammar.activate_search(key)
-            self._first = "sphinx_cmn" not in self._context
-            self._pair.start(self._context.get("sphinx_cmn", engine.cmn))
-        except RuntimeError as exc:
-            engine._give(self._pair)
-            self._pair = None
-            raise EngineError(f"PocketSphinx rejected grammar {grammar.name!r}: {exc}") from exc
         self._audio: list[bytes] = []
-        self._grammar = grammar
+        self._pair: _DecoderPair | None = None
+        self._done = False
+        pair = engine._try_take(self._wip)
+        if pair is not None:
+            self._begin(pair)
+
+    def _begin(self, pair: _DecoderPair) -> None:
+        """Start hearing with ``pair``, from the first frame the utterance kept."""
+        try:
+            if self._key not in pair.searches:
+                new = self._grammar.words() - pair.words
+                pair.learn(self._engine.pronunciations(new))
+                pair.words |= new
+                pair.grammar.add_jsgf_string(self._key, self._grammar.jsgf())
+                pair.searches.add(self._key)
+            pair.grammar.activate_search(self._key)
+            pair.start(self._context.get("sphinx_cmn", self._engine.cmn))
+        except RuntimeError as exc:
+            self._engine._give(pair)
+            self._done = True
+            raise EngineError(
+                f"PocketSphinx rejected grammar {self._grammar.name!r}: {exc}"
+            ) from exc
+        self._pair = pair
+        for chunk in self._audio:  # what came while every pair was hearing someone else
+            pair.grammar.process_raw(chunk)
+            pair.phones.process_raw(chunk)
 
     def accept(self, frame: np.ndarray) -> None:
-        if self._pair is None:
+        if self._done:
             raise EngineError("recogniser already finished")
         data = self._resampler.process(frame).tobytes()
         if data:
+            self._audio.append(data)
+        if self._pair is None:
+            pair = self._engine._try_take(self._wip)
+            if pair is not None:
+                self._begin(pair)  # hears the kept audio, this frame's included
+        elif data:
             self._pair.grammar.process_raw(data)
             self._pair.phones.process_raw(data)
-            self._audio.append(data)
 
     def partial(self) -> str:
         if self._pair is None:
@@ -326,10 +405,14 @@ class SphinxRecognizer(Recognizer):
         return hyp.hypstr if hyp is not None else ""
 
     def finish(self) -> Hypothesis:
-        pair = self._pair
-        if pair is None:
+        if self._done:
             raise EngineError("recogniser already finished")
+        if self._pair is None:
+            self._begin(self._engine._take(self._wip))  # the caller waits for a free pair
+        pair = self._pair
+        assert pair is not None
         self._pair = None
+        self._done = True
         try:
             tail = self._resampler.process(np.zeros(0, dtype=np.int16), last=True).tobytes()
             if tail:
@@ -391,6 +474,7 @@ class SphinxRecognizer(Recognizer):
             self._engine._give(pair)
 
     def close(self) -> None:
+        self._done = True
         pair, self._pair = self._pair, None
         if pair is not None:
             for decoder in (pair.grammar, pair.phones):
