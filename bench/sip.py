@@ -2,14 +2,23 @@
 
 Every caller says "ticket status" at the main menu (the grammar decoder, with Whisper's
 second opinion when it is unsure) and then, over or after the ticket-number prompt, a
-ticket number (Whisper alone). For N in 1, 10, 20, 30 and 50: turn latency p50/p95 (from
-the call records) per kind of ask, the caller's whole wait after the ticket number (the
-endpointer's silence included), how many ticket numbers were heard right, CPU
-seconds of the server per call-minute, resident memory per extra call, and whether every
-call was answered and recorded. Writes bench/sip.json; prints a table for the README.
+ticket number (Whisper alone). Two ways the calls come:
 
-    python bench/sip.py          # every level, written to bench/sip.json
-    python bench/sip.py 1 10     # some levels, printed only
+* all at once: N calls start in the same second, so every caller speaks at the same moment
+  as the others (N in 1, 10, 20, 30 and 50);
+* spread: calls arrive evenly, N in every call's length (28 s), 2N in all, so that N are in
+  progress at once and their answers fall at different moments, as on a real line (N in
+  10, 20, 30 and 40).
+
+For each: turn latency p50/p95 (from the call records) per kind of ask, the caller's whole
+wait after the ticket number (the endpointer's silence included), how many ticket numbers
+were heard right, CPU seconds of the server per call-minute, resident memory per extra
+call, and whether every call was answered and recorded. A first round of ten calls at once,
+not counted, fills the prompt cache with every prompt the calls reach. Writes
+bench/sip.json; prints tables for the README.
+
+    python bench/sip.py                       # every level, written to bench/sip.json
+    python bench/sip.py 1 10 --spread 20      # some levels, printed only
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ from tests.sip.peers import Scenario, run_sipp, start_ivr  # noqa: E402
 
 CALL_S = 28
 LEVELS = (1, 10, 20, 30, 50)
+SPREAD_LEVELS = (10, 20, 30, 40)
+WARM_UP = 10
 TICKET = "20261120"
 TICKET_SAID = "two zero two six, one one two zero"
 LEAD_S = 12  # the welcome, then "ticket status" said over the menu prompt (barge-in)
@@ -47,7 +58,11 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return ticks / 100.0, rss
 
 
-def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | int | bool]:
+def run_level(
+    n: int, home: Path, work: Path, audio: Path, *, spread: bool = False
+) -> dict[str, float | int | bool]:
+    """N calls at once, or (``spread``) 2N arriving evenly, N per call length."""
+    total = 2 * n if spread else n
     t0 = time.monotonic()
     server = start_ivr(home, work, "--max-calls", str(max(LEVELS) + 10))
     ready_s = time.monotonic() - t0
@@ -55,7 +70,6 @@ def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | 
         time.sleep(1.0)
         cpu0, rss0 = proc_stats(server.proc.pid)
         scenario = Scenario().invite().audio(audio).pause(CALL_S * 1000).bye()
-        started = time.monotonic()
         peak = rss0
         result_holder: dict[str, object] = {}
 
@@ -63,7 +77,14 @@ def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | 
 
         def sipp() -> None:
             result_holder["r"] = run_sipp(
-                scenario.xml(), server.port, work, calls=n, rate=n, timeout=CALL_S + 60
+                scenario.xml(),
+                server.port,
+                work,
+                calls=total,
+                rate=n,
+                rate_period_ms=CALL_S * 1000 if spread else 1000,
+                limit=n,
+                timeout=(2 * CALL_S if spread else CALL_S) + 60,
             )
 
         thread = threading.Thread(target=sipp)
@@ -71,9 +92,8 @@ def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | 
         while thread.is_alive():
             peak = max(peak, proc_stats(server.proc.pid)[1])
             time.sleep(0.5)
-        wall = time.monotonic() - started
         cpu1, _ = proc_stats(server.proc.pid)
-        rows = server.wait_records(n, timeout=60)
+        rows = server.wait_records(total, timeout=60)
         import sqlite3
 
         conn = sqlite3.connect(server.db)
@@ -88,9 +108,11 @@ def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | 
         result = result_holder["r"]
         return {
             "calls": n,
+            "arrival": "spread" if spread else "at once",
+            "calls_in_all": total,
             "all_answered_and_recorded": bool(
                 getattr(result, "returncode", 1) == 0
-                and len(rows) == n
+                and len(rows) == total
                 and all(r["ended_at"] for r in rows)
             ),
             "turns": len(lat),
@@ -106,7 +128,7 @@ def run_level(n: int, home: Path, work: Path, audio: Path) -> dict[str, float | 
             # from the caller's last digit to the reply: the endpointer's wait, then the reply
             "ticket_wait_p50_ms": _percentile([t[3] for t in ticket], 50),
             "ticket_wait_p95_ms": _percentile([t[3] for t in ticket], 95),
-            "cpu_s_per_call_minute": (cpu1 - cpu0) / n / (wall / 60),
+            "cpu_s_per_call_minute": (cpu1 - cpu0) / (total * CALL_S / 60),
             "rss_mb_growth": (peak - rss0) / 2**20,  # over the idle server, at the peak
             "rss_mb_idle": rss0 / 2**20,
             "ready_s": ready_s,
@@ -141,7 +163,37 @@ def _percentile(values: list[float | None], q: float) -> float:
     return float(np.percentile(known, q)) if known else float("nan")
 
 
+def _levels(args: list[str]) -> tuple[list[int], list[int]]:
+    """At-once levels, then ``--spread`` levels; none given: every level of both."""
+    if not args:
+        return list(LEVELS), list(SPREAD_LEVELS)
+    at_once = args[: args.index("--spread")] if "--spread" in args else args
+    spread = args[args.index("--spread") + 1 :] if "--spread" in args else []
+    return [int(a) for a in at_once], [int(a) for a in spread]
+
+
+def _table(results: list[dict[str, float | int | bool]], first: str) -> None:
+    print(
+        f"| {first} | all answered and recorded | menu heard right | menu reply p95 "
+        "| ticket number (Whisper) reply p50 / p95 | caller's wait after the last digit p50 / p95 "
+        "| ticket numbers heard right "
+        "| CPU s per call-minute | RSS growth | RSS per call beyond the first |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['calls']} | {'yes' if r['all_answered_and_recorded'] else 'NO'} "
+            f"| {r['menu_heard_right']} / {r['menu_turns']} | {r['menu_latency_p95_ms']:.0f} ms "
+            f"| {_ms(r['ticket_latency_p50_ms'])} / {_ms(r['ticket_latency_p95_ms'])} ms "
+            f"| {_ms(r['ticket_wait_p50_ms'])} / {_ms(r['ticket_wait_p95_ms'])} ms "
+            f"| {r['ticket_heard_right']} / {r['ticket_turns']} "
+            f"| {r['cpu_s_per_call_minute']:.2f} | {r['rss_mb_growth']:.0f} MB "
+            f"| {_mb(r['rss_mb_per_extra_call'])} |"
+        )
+
+
 def main() -> None:
+    at_once, spread = _levels(sys.argv[1:])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         home = work / "home"
@@ -158,31 +210,22 @@ def main() -> None:
         )
         audio = work / "caller.ulaw"
         audio.write_bytes(ulaw_encode(loop))
-        levels = [int(a) for a in sys.argv[1:]] or list(LEVELS)
-        results = [run_level(n, home, work, audio) for n in levels]
+        run_level(WARM_UP, home, work, audio)  # not counted: fills the prompt cache
+        results = [run_level(n, home, work, audio) for n in at_once]
+        results += [run_level(n, home, work, audio, spread=True) for n in spread]
     per_extra_call(results)
     out = REPO / "bench" / "sip.json"
-    if levels == list(LEVELS):
+    everything = (at_once, spread) == (list(LEVELS), list(SPREAD_LEVELS))
+    if everything:
         out.write_text(json.dumps(results, indent=2))
-    print(
-        "| concurrent SIP calls | all answered and recorded | menu heard right | menu reply p95 "
-        "| ticket number (Whisper) reply p50 / p95 | caller's wait after the last digit p50 / p95 "
-        "| ticket numbers heard right "
-        "| CPU s per call-minute | RSS growth | RSS per call beyond the first |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in results:
-        print(
-            f"| {r['calls']} | {'yes' if r['all_answered_and_recorded'] else 'NO'} "
-            f"| {r['menu_heard_right']} / {r['menu_turns']} | {r['menu_latency_p95_ms']:.0f} ms "
-            f"| {_ms(r['ticket_latency_p50_ms'])} / {_ms(r['ticket_latency_p95_ms'])} ms "
-            f"| {_ms(r['ticket_wait_p50_ms'])} / {_ms(r['ticket_wait_p95_ms'])} ms "
-            f"| {r['ticket_heard_right']} / {r['ticket_turns']} "
-            f"| {r['cpu_s_per_call_minute']:.2f} | {r['rss_mb_growth']:.0f} MB "
-            f"| {_mb(r['rss_mb_per_extra_call'])} |"
-        )
+    if at_once:
+        print("All at once:\n")
+        _table([r for r in results if r["arrival"] == "at once"], "concurrent SIP calls")
+    if spread:
+        print("\nSpread (2N calls arriving evenly, N in progress at once):\n")
+        _table([r for r in results if r["arrival"] == "spread"], "calls in progress")
     print(f"\n`ivr serve` ready to answer in {results[-1]['ready_s']:.1f} s (prompt cache warm)")
-    if levels == list(LEVELS):
+    if everything:
         print(f"written to {out}")
 
 

@@ -374,8 +374,11 @@ def run_sipp(
     limit: int | None = None,
     timeout: float = 150.0,
     transport: str = "u1",
+    rate_period_ms: int = 1000,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a SIPp scenario to its end; ``transport`` is SIPp's ``-t`` (u1 UDP, t1 TCP)."""
+    """Run a SIPp scenario to its end; ``transport`` is SIPp's ``-t`` (u1 UDP, t1 TCP).
+
+    ``rate`` new calls every ``rate_period_ms``, at most ``limit`` at once."""
     name = uuid.uuid4().hex[:8]
     path = workdir / f"scenario-{name}.xml"
     path.write_text(scenario)
@@ -388,6 +391,8 @@ def run_sipp(
         str(calls),
         "-r",
         str(rate),
+        "-rp",
+        str(rate_period_ms),
         "-l",
         str(limit or calls),
         "-i",
