@@ -12,8 +12,8 @@ ticket number (Whisper alone). Two ways the calls come:
 
 For each: turn latency p50/p95 (from the call records) per kind of ask, the caller's whole
 wait after the ticket number (the endpointer's silence included), how many ticket numbers
-were heard right, CPU seconds of the server per call-minute, resident memory per extra
-call, and whether every call was answered and recorded. A first round of ten calls at once,
+were heard right, CPU seconds of the server per call-minute, memory (RSS and PSS) per
+extra call, and whether every call was answered and recorded. A first round of ten calls at once,
 not counted, fills the prompt cache with every prompt the calls reach. Writes
 bench/sip.json; prints tables for the README.
 
@@ -58,6 +58,15 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return ticks / 100.0, rss
 
 
+def pss(pid: int) -> int:
+    """Proportional set size in bytes: pages shared with other processes, or mapped more
+    than once (each PocketSphinx decoder maps its model's files), are counted by share."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def run_level(
     n: int, home: Path, work: Path, audio: Path, *, spread: bool = False
 ) -> dict[str, float | int | bool]:
@@ -71,6 +80,7 @@ def run_level(
         cpu0, rss0 = proc_stats(server.proc.pid)
         scenario = Scenario().invite().audio(audio).pause(CALL_S * 1000).bye()
         peak = rss0
+        pss0 = pss_peak = pss(server.proc.pid)
         result_holder: dict[str, object] = {}
 
         import threading
@@ -91,6 +101,7 @@ def run_level(
         thread.start()
         while thread.is_alive():
             peak = max(peak, proc_stats(server.proc.pid)[1])
+            pss_peak = max(pss_peak, pss(server.proc.pid))
             time.sleep(0.5)
         cpu1, _ = proc_stats(server.proc.pid)
         rows = server.wait_records(total, timeout=60)
@@ -131,6 +142,7 @@ def run_level(
             "cpu_s_per_call_minute": (cpu1 - cpu0) / (total * CALL_S / 60),
             "rss_mb_growth": (peak - rss0) / 2**20,  # over the idle server, at the peak
             "rss_mb_idle": rss0 / 2**20,
+            "pss_mb_growth": (pss_peak - pss0) / 2**20,
             "ready_s": ready_s,
         }
     finally:
@@ -141,12 +153,13 @@ def per_extra_call(results: list[dict[str, float | int | bool]]) -> None:
     """What each call beyond the first adds: the growth at N calls less the growth at one,
     over N - 1 (the first call also loads what the process keeps for every call: the
     grammar decoder's lexicon, the endpointer's model, prompts). NaN without a 1-call run."""
-    one = next((r["rss_mb_growth"] for r in results if r["calls"] == 1), float("nan"))
-    for r in results:
-        n = int(r["calls"])
-        r["rss_mb_per_extra_call"] = (
-            (float(r["rss_mb_growth"]) - float(one)) / (n - 1) if n > 1 else float("nan")
-        )
+    for kind in ("rss", "pss"):
+        one = next((r[f"{kind}_mb_growth"] for r in results if r["calls"] == 1), float("nan"))
+        for r in results:
+            n = int(r["calls"])
+            r[f"{kind}_mb_per_extra_call"] = (
+                (float(r[f"{kind}_mb_growth"]) - float(one)) / (n - 1) if n > 1 else float("nan")
+            )
 
 
 def _mb(value: float) -> str:
@@ -177,7 +190,7 @@ def _table(results: list[dict[str, float | int | bool]], first: str) -> None:
         f"| {first} | all answered and recorded | menu heard right | menu reply p95 "
         "| ticket number (Whisper) reply p50 / p95 | caller's wait after the last digit p50 / p95 "
         "| ticket numbers heard right "
-        "| CPU s per call-minute | RSS growth | RSS per call beyond the first |"
+        "| CPU s per call-minute | RSS / PSS growth | RSS / PSS per call beyond the first |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -187,8 +200,9 @@ def _table(results: list[dict[str, float | int | bool]], first: str) -> None:
             f"| {_ms(r['ticket_latency_p50_ms'])} / {_ms(r['ticket_latency_p95_ms'])} ms "
             f"| {_ms(r['ticket_wait_p50_ms'])} / {_ms(r['ticket_wait_p95_ms'])} ms "
             f"| {r['ticket_heard_right']} / {r['ticket_turns']} "
-            f"| {r['cpu_s_per_call_minute']:.2f} | {r['rss_mb_growth']:.0f} MB "
-            f"| {_mb(r['rss_mb_per_extra_call'])} |"
+            f"| {r['cpu_s_per_call_minute']:.2f} "
+            f"| {r['rss_mb_growth']:.0f} / {r['pss_mb_growth']:.0f} MB "
+            f"| {_mb(r['rss_mb_per_extra_call'])} / {_mb(r['pss_mb_per_extra_call'])} |"
         )
 
 
