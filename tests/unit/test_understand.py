@@ -233,3 +233,26 @@ def test_a_global_command_is_never_taken_by_spelling() -> None:
 
     phrases = {"i want to talk to a person": "@agent", "resend the code please": "resend"}
     assert nearest_by_spelling(["i", "want", "to", "talk", "to", "the", "person"], phrases) is None
+
+
+def test_an_unsure_command_counts_only_where_it_was_not_prompted_and_keeps_the_caller() -> None:
+    """Unsure Whisper copies words of its prompt: a command the prompt listed, or one that
+    takes the caller away (a person, the menu), needs a sure decode; "slower" written
+    unprompted (a Mandarin menu's prompt holds its answers alone) is the caller's."""
+    from ivr.speech.asr.whisper import COMMAND_CONFIDENCE, command_in_doubt, grammar_prompt
+
+    unsure, sure = COMMAND_CONFIDENCE - 0.01, COMMAND_CONFIDENCE
+    menu_zh = ZH.get("main_menu")
+    prompt_zh = grammar_prompt(menu_zh, "zh-CN")
+    assert prompt_zh is not None and "慢一点" not in prompt_zh
+    assert not command_in_doubt(menu_zh.interpret("慢点").value, unsure, menu_zh, prompt_zh)
+    assert not command_in_doubt("@normal_speed", unsure, menu_zh, prompt_zh)
+    assert command_in_doubt("@agent", unsure, menu_zh, prompt_zh)  # a person: always sure
+    assert command_in_doubt("@main_menu", unsure, menu_zh, prompt_zh)
+    assert not command_in_doubt("@agent", sure, menu_zh, prompt_zh)
+    menu_en = EN.get("main_menu")
+    prompt_en = grammar_prompt(menu_en, "en-US")
+    assert prompt_en is not None and "slower" in prompt_en  # English prompts list commands
+    assert command_in_doubt("@slower", unsure, menu_en, prompt_en)
+    assert not command_in_doubt("@slower", sure, menu_en, prompt_en)
+    assert not command_in_doubt("account_recovery", unsure, menu_en, prompt_en)

@@ -48,6 +48,8 @@ MAX_PROMPT_CHARS: Final = 600
 MIN_AUDIO_MS: Final = 100
 MAX_WORD_RUN: Final = 3  # "no, no, no" is a caller; a fourth "no" is Whisper looping
 COMMAND_CONFIDENCE: Final = 0.68  # a global command needs average log-probability over about -1
+# commands that take the caller away (to a person, to the menu): that bar always
+LEAVING_COMMANDS: Final = frozenset({COMMAND_PREFIX + "agent", COMMAND_PREFIX + "main_menu"})
 # the beam's next hypothesis may answer when the best does not (WhisperEngine._understood)
 ALTERNATIVE_MARGIN: Final = 0.8
 ALTERNATIVE_FLOOR: Final = -1.3
@@ -216,6 +218,27 @@ def grammar_prompt(grammar: Grammar | None, locale: str) -> str | None:
     return (text[:MAX_PROMPT_CHARS] + ("。" if chinese else ".")) if text else None
 
 
+def command_in_doubt(value: str, confidence: float, grammar: Grammar, prompt: str | None) -> bool:
+    """A global command Whisper wrote too unsure to act on.
+
+    Unsure, Whisper falls back on words of its prompt, and the English prompts list the
+    global commands: a command written there needs average log-probability over about -1
+    (the 30-call load test caught "agent", at -1.6, for "ticket status"). So does every
+    command that takes the caller away, a person or the menu, wherever it was written. A
+    command its prompt did not hold ("slower" asked of a Mandarin menu, whose prompt
+    holds the menu's answers alone) is Whisper's own reading of the audio: the ordinary
+    checks and bar apply, as for any answer.
+    """
+    if not value.startswith(COMMAND_PREFIX) or confidence >= COMMAND_CONFIDENCE:
+        return False
+    if value in LEAVING_COMMANDS or not prompt:
+        return value in LEAVING_COMMANDS
+    written = normalize(prompt).replace(" ", "")
+    return any(
+        phrase.replace(" ", "") in written for phrase, v in grammar.phrases.items() if v == value
+    )
+
+
 def collapse_repeats(text: str) -> str:
     """One word said once, written several times ("repeat, repeat", "no, no, no"): once.
 
@@ -348,10 +371,11 @@ class WhisperEngine(Engine):
             text, avg = self._extended(pcm, grammar, grammar.extension.example, text, avg)
         meant = grammar.interpret(text) if grammar is not None else None
         confidence = confidence_of(text, avg)
-        if meant is not None and meant.is_command and confidence < COMMAND_CONFIDENCE:
-            # unsure Whisper falls back on words of its prompt, and the global commands are
-            # in it: a person is only called for on a clear "agent" (the 30-call load test
-            # caught "agent" written, at avg log-probability -1.6, for "ticket status")
+        if (
+            meant is not None
+            and grammar is not None
+            and command_in_doubt(meant.value, confidence, grammar, prompt)
+        ):
             log.debug("whisper: unsure command dropped (avg log-probability %.2f)", avg)
             return Hypothesis("", 0.0, self.name)
         return Hypothesis(text, confidence, self.name)
