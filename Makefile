@@ -44,6 +44,7 @@ bench: setup
 	$(PY) bench/zh_digits.py
 	$(PY) bench/vad.py
 	$(PY) bench/feedback.py
+	$(PY) bench/grammar.py
 	$(PY) bench/sip.py
 	$(PY) bench/desk.py
 	$(PY) bench/voice.py

@@ -12,10 +12,11 @@ ticket number (Whisper alone). Two ways the calls come:
 
 For each: turn latency p50/p95 (from the call records) per kind of ask, the caller's whole
 wait after the ticket number (the endpointer's silence included), how many ticket numbers
-were heard right, CPU seconds of the server per call-minute, memory (RSS and PSS) per
-extra call, and whether every call was answered and recorded. A first round of ten calls at once,
-not counted, fills the prompt cache with every prompt the calls reach. Writes
-bench/sip.json; prints tables for the README.
+were heard right, CPU seconds per call-minute (of the serving process and its recognition
+processes), memory per extra call (RSS of the serving process; PSS of it and its
+recognition processes), and whether every call was answered and recorded. A first round
+of ten calls at once, not counted, fills the prompt cache with every prompt the calls
+reach. Writes bench/sip.json; prints tables for the README.
 
     python bench/sip.py                       # every level, written to bench/sip.json
     python bench/sip.py 1 10 --spread 20      # some levels, printed only
@@ -58,13 +59,37 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return ticks / 100.0, rss
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        pass  # a process that ended meanwhile
+    return found
+
+
+def cpu_tree(pid: int) -> float:
+    """CPU seconds of a process and its children (recognition workers, decoder hosts)."""
+    try:
+        own = proc_stats(pid)[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return own + sum(cpu_tree(child) for child in _children(pid))
+
+
 def pss(pid: int) -> int:
-    """Proportional set size in bytes: pages shared with other processes, or mapped more
-    than once (each PocketSphinx decoder maps its model's files), are counted by share."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    """Proportional set size in bytes of a process and its children (the recognition
+    workers and grammar decoder hosts): pages shared between processes, or mapped more
+    than once (each PocketSphinx decoder maps its model's files), counted by share."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        return 0  # a process that ended meanwhile
+    return total + sum(pss(child) for child in _children(pid))
 
 
 def run_level(
@@ -77,7 +102,8 @@ def run_level(
     ready_s = time.monotonic() - t0
     try:
         time.sleep(1.0)
-        cpu0, rss0 = proc_stats(server.proc.pid)
+        _, rss0 = proc_stats(server.proc.pid)
+        cpu0 = cpu_tree(server.proc.pid)
         scenario = Scenario().invite().audio(audio).pause(CALL_S * 1000).bye()
         peak = rss0
         pss0 = pss_peak = pss(server.proc.pid)
@@ -103,7 +129,7 @@ def run_level(
             peak = max(peak, proc_stats(server.proc.pid)[1])
             pss_peak = max(pss_peak, pss(server.proc.pid))
             time.sleep(0.5)
-        cpu1, _ = proc_stats(server.proc.pid)
+        cpu1 = cpu_tree(server.proc.pid)
         rows = server.wait_records(total, timeout=60)
         import sqlite3
 

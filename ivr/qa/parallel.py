@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ivr.config import Settings
 from ivr.qa.runner import CallReport, QaRunner
+from ivr.speech.asr.hosts import close_shared_hosts
 from ivr.speech.asr.pool import close_shared_pools
 
 
@@ -42,6 +43,7 @@ def _init_worker(settings: Settings, options: RunOptions) -> None:
     # worker processes end through multiprocessing's exit, which runs its finalizers, not
     # atexit, and then waits for its children: the recognition workers must be stopped first
     multiprocessing.util.Finalize(None, close_shared_pools, exitpriority=20)
+    multiprocessing.util.Finalize(None, close_shared_hosts, exitpriority=20)
     multiprocessing.util.Finalize(None, _worker.close, exitpriority=10)
 
 

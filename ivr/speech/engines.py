@@ -1,9 +1,9 @@
 """Which recognisers serve which locale, loaded once per process and shared.
 
 Per locale: a grammar decoder (Vosk when a Vosk model for the locale is installed,
-else PocketSphinx's bundled model for en-US) and, when a Whisper model that hears
-the locale is installed, Whisper in the recognition worker pool. The routes of
-``[asr]`` decide which one hears each kind of ask (``ivr.speech.asr.routed``).
+else PocketSphinx's bundled model for en-US, in its own host processes) and, when a
+Whisper model that hears the locale is installed, Whisper in the recognition worker pool.
+The routes of ``[asr]`` decide which one hears each kind of ask (``ivr.speech.asr.routed``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 from ivr.config import Recognition, Settings
 from ivr.errors import EngineError
 from ivr.speech.asr.base import Engine
-from ivr.speech.asr.pool import RecognitionPool, shared_pool
+from ivr.speech.asr.hosts import DecoderHosts
+from ivr.speech.asr.pool import RecognitionPool, default_workers, shared_pool
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Engines:
         self._engines: dict[str, Engine | None] = {}
         self._lock = threading.Lock()
         self._pool: RecognitionPool | None = None
+        self._hosts: list[DecoderHosts] = []  # the grammar decoder's processes, per locale
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Engines:
@@ -103,11 +105,18 @@ class Engines:
             from ivr.speech.asr.vosk import VoskEngine
 
             return VoskEngine(path, locale)
-        if locale == "en-US":
+        if locale != "en-US":
+            return None
+        if self.asr.workers == 0:
             from ivr.speech.asr.sphinx import SphinxEngine
 
             return SphinxEngine(locale, decoders=self.asr.grammar_decoders)
-        return None
+        from ivr.speech.asr.hosts import HostedSphinxEngine, shared_hosts
+
+        count = default_workers() if self.asr.workers < 0 else self.asr.workers
+        hosts = shared_hosts(locale, count, self.asr.grammar_decoders)
+        self._hosts.append(hosts)
+        return HostedSphinxEngine(locale, hosts)
 
     def for_locale(self, locale: str) -> Engine | None:
         with self._lock:
@@ -171,3 +180,5 @@ class Engines:
         """Stop the recognition workers (the next utterance starts new ones)."""
         if self._pool is not None:
             self._pool.close()
+        for hosts in self._hosts:
+            hosts.close()

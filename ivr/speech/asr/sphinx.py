@@ -384,6 +384,14 @@ class SphinxRecognizer(Recognizer):
             pair.grammar.process_raw(chunk)
             pair.phones.process_raw(chunk)
 
+    def ready(self) -> bool:
+        """A pair of decoders is hearing this utterance (one free now is taken)."""
+        if self._pair is None and not self._done:
+            pair = self._engine._try_take(self._wip)
+            if pair is not None:
+                self._begin(pair)
+        return self._pair is not None
+
     def accept(self, frame: np.ndarray) -> None:
         if self._done:
             raise EngineError("recogniser already finished")

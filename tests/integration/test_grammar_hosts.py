@@ -1,0 +1,124 @@
+"""The grammar decoder in host processes: the same answers as in the calls' process, a host
+killed mid-utterance replaced without the caller losing the answer, bounded decoders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ivr.qa.synth import caller_speech
+from ivr.speech.asr.base import Engine, Hypothesis
+from ivr.speech.asr.hosts import DecoderHosts, HostedSphinxEngine
+from ivr.speech.asr.sphinx import SphinxEngine
+from ivr.speech.audio import split_frames, telephone
+from ivr.speech.grammar import Grammar, GrammarBook
+
+REPO = Path(__file__).resolve().parents[2]
+BOOK = GrammarBook(REPO / "grammars", "en-US")
+
+
+@pytest.fixture(scope="module")
+def hosts() -> Iterator[DecoderHosts]:
+    hosts = DecoderHosts("en-US", 2, 8)
+    yield hosts
+    hosts.close()
+
+
+def _frames(text: str) -> list[np.ndarray]:
+    return split_frames(telephone(caller_speech(text)).samples, 8000)
+
+
+def _hear(
+    engine: Engine, grammar: Grammar, frames: list[np.ndarray], context: dict[str, object]
+) -> tuple[Hypothesis, list[str]]:
+    rec = engine.recognizer(grammar, 8000, context)
+    partials = []
+    for i, frame in enumerate(frames):
+        rec.accept(frame)
+        if i % 5 == 0:
+            partials.append(rec.partial())
+    return rec.finish(), partials
+
+
+def test_a_hosted_grammar_decoder_hears_as_the_one_in_the_calls_process(
+    hosts: DecoderHosts,
+) -> None:
+    """Same words, confidence and partial results, and the call's cepstral mean carried on
+    from one answer to the next, through the pipe."""
+    hosted, local = HostedSphinxEngine("en-US", hosts), SphinxEngine()
+    assert hosted.unknown_words({"ticket", "qwxz"}) == ["qwxz"]
+    contexts: tuple[dict[str, object], dict[str, object]] = ({}, {})
+    for name, text in [("main_menu", "account recovery"), ("yes_no", "yes"), ("yes_no", "no")]:
+        grammar, frames = BOOK.get(name), _frames(text)
+        there = _hear(hosted, grammar, frames, contexts[0])
+        here = _hear(local, grammar, frames, contexts[1])
+        assert there == (Hypothesis(here[0].text, here[0].confidence, "pocketsphinx"), here[1])
+        assert grammar.interpret(there[0].text) is not None
+        assert contexts[0]["sphinx_cmn"] == contexts[1]["sphinx_cmn"]
+
+
+def test_a_grammar_host_killed_mid_utterance_is_replaced_and_the_utterance_heard(
+    hosts: DecoderHosts,
+) -> None:
+    engine = HostedSphinxEngine("en-US", hosts)
+    grammar, frames = BOOK.get("main_menu"), _frames("account recovery")
+    expected = _hear(SphinxEngine(), grammar, frames, {})[0].text
+    before = hosts.replaced
+    rec = engine.recognizer(grammar, 8000, {})
+    for frame in frames[: len(frames) // 2]:
+        rec.accept(frame)
+    host = rec._host  # type: ignore[attr-defined]
+    assert host is not None
+    os.kill(host.proc.pid, signal.SIGKILL)
+    host.proc.join(10)
+    for frame in frames[len(frames) // 2 :]:
+        rec.accept(frame)
+    heard = rec.finish()
+    assert heard.text == expected
+    assert grammar.interpret(heard.text).value == "account_recovery"
+    assert hosts.replaced == before + 1
+    assert host.proc.pid not in hosts.pids() and len(hosts.pids()) == 2
+
+
+def test_a_finish_beyond_the_hosts_decoders_waits_for_one_to_come_free() -> None:
+    """One host with one pair of decoders, two callers at once: the second caller's answer
+    waits in the host, without stopping it, until the first one's finish frees the pair."""
+    hosts = DecoderHosts("en-US", 1, 1)
+    try:
+        engine = HostedSphinxEngine("en-US", hosts)
+        menu = BOOK.get("main_menu")
+        first = engine.recognizer(menu, 8000, {})
+        second = engine.recognizer(menu, 8000, {})
+        for frame in _frames("account recovery"):
+            first.accept(frame)
+        for frame in _frames("feedback"):
+            second.accept(frame)
+        assert second.partial() == ""  # no pair yet: nothing heard
+        results: dict[str, Hypothesis] = {}
+        waiter = threading.Thread(target=lambda: results.update(second=second.finish()))
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive()  # waiting for the pair the first caller holds
+        results["first"] = first.finish()
+        waiter.join(30)
+        assert menu.interpret(results["first"].text).value == "account_recovery"
+        assert menu.interpret(results["second"].text).value == "feedback"
+    finally:
+        hosts.close()
+
+
+def test_recognition_in_the_calls_process_when_asked(tmp_path: Path) -> None:
+    from ivr.config import Recognition
+    from ivr.speech.engines import Engines
+
+    local = Engines(tmp_path, asr=Recognition(whisper=False, workers=0)).for_locale("en-US")
+    assert isinstance(local, SphinxEngine)
+    hosted = Engines(tmp_path, asr=Recognition(whisper=False)).for_locale("en-US")
+    assert isinstance(hosted, HostedSphinxEngine)
