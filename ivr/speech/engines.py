@@ -15,7 +15,6 @@ from pathlib import Path
 from ivr.config import Recognition, Settings
 from ivr.errors import EngineError
 from ivr.speech.asr.base import Engine
-from ivr.speech.asr.hosts import DecoderHosts
 from ivr.speech.asr.pool import RecognitionPool, default_workers, shared_pool
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,6 @@ class Engines:
         self._engines: dict[str, Engine | None] = {}
         self._lock = threading.Lock()
         self._pool: RecognitionPool | None = None
-        self._hosts: list[DecoderHosts] = []  # the grammar decoder's processes, per locale
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Engines:
@@ -114,9 +112,7 @@ class Engines:
         from ivr.speech.asr.hosts import HostedSphinxEngine, shared_hosts
 
         count = default_workers() if self.asr.workers < 0 else self.asr.workers
-        hosts = shared_hosts(locale, count, self.asr.grammar_decoders)
-        self._hosts.append(hosts)
-        return HostedSphinxEngine(locale, hosts)
+        return HostedSphinxEngine(locale, shared_hosts(locale, count, self.asr.grammar_decoders))
 
     def for_locale(self, locale: str) -> Engine | None:
         with self._lock:
@@ -177,8 +173,7 @@ class Engines:
         return engine
 
     def close(self) -> None:
-        """Stop the recognition workers (the next utterance starts new ones)."""
+        """Stop the recognition workers (the next utterance starts new ones). The grammar
+        decoder's hosts are the process's, stopped at its exit."""
         if self._pool is not None:
             self._pool.close()
-        for hosts in self._hosts:
-            hosts.close()

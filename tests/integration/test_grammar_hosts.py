@@ -107,9 +107,34 @@ def test_a_finish_beyond_the_hosts_decoders_waits_for_one_to_come_free() -> None
         time.sleep(0.5)
         assert waiter.is_alive()  # waiting for the pair the first caller holds
         results["first"] = first.finish()
-        waiter.join(30)
+        waiter.join(60)
+        assert not waiter.is_alive()
         assert menu.interpret(results["first"].text).value == "account_recovery"
         assert menu.interpret(results["second"].text).value == "feedback"
+    finally:
+        hosts.close()
+
+
+def test_one_utterance_gone_wrong_in_a_host_leaves_the_others_heard() -> None:
+    """Audio the decoder cannot take (here, half a sample) is that utterance's error: the
+    host goes on hearing every other utterance, and is not replaced."""
+    from ivr.errors import EngineError
+
+    hosts = DecoderHosts("en-US", 1, 8)
+    try:
+        engine = HostedSphinxEngine("en-US", hosts)
+        menu = BOOK.get("main_menu")
+        broken = engine.recognizer(menu, 8000, {})
+        good = engine.recognizer(menu, 8000, {})
+        frames = _frames("account recovery")
+        broken.accept(frames[0])
+        broken._host.send(("audio", broken._sid, b"\x00"))  # type: ignore[attr-defined]
+        for frame in frames:
+            good.accept(frame)
+        with pytest.raises(EngineError):
+            broken.finish()
+        assert menu.interpret(good.finish().text).value == "account_recovery"
+        assert hosts.replaced == 0
     finally:
         hosts.close()
 

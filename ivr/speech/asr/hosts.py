@@ -23,6 +23,7 @@ import itertools
 import logging
 import multiprocessing
 import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from multiprocessing.connection import Connection
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 RETRIES: Final = 2
 REPLY_TIMEOUT_SEC: Final = 120.0
+WAIT_FOR_DECODER_SEC: Final = 30.0  # a finish waits this long in its host for a pair
 _requests = itertools.count(1)
 _streams = itertools.count(1)
 
@@ -47,77 +49,128 @@ class HostDied(Exception):
 
 
 # --- in the host process ----------------------------------------------------------------------
-def serve(conn: Connection, locale: str, decoders: int) -> None:
-    """A host's loop: one SphinxEngine, the utterances streamed to it, until the pipe closes.
+class _Hosting:
+    """What a host process holds: one SphinxEngine and the utterances streamed to it.
 
     A finish that finds every pair of decoders hearing someone else waits here, without
-    blocking the loop, until a finish or a close frees one.
+    stopping the loop, until a pair comes free or ``WAIT_FOR_DECODER_SEC`` passes. Whatever
+    goes wrong with one utterance is that utterance's error, answered to its asker; the
+    loop, and every other utterance of the host, goes on.
     """
-    from ivr.speech.asr.sphinx import SphinxEngine, SphinxRecognizer
 
-    engine = SphinxEngine(locale, decoders)
-    streams: dict[int, SphinxRecognizer] = {}
-    contexts: dict[int, dict[str, Any]] = {}
-    failed: dict[int, str] = {}
-    waiting: list[tuple[int, int]] = []  # (stream, request) of finishes waiting for a pair
+    def __init__(self, conn: Connection, locale: str, decoders: int) -> None:
+        from ivr.speech.asr.sphinx import SphinxEngine, SphinxRecognizer
 
-    def finish(sid: int, req: int) -> bool:
-        rec = streams[sid]
-        try:
-            if not rec.ready():
-                return False
-            del streams[sid]
-            hyp = rec.finish()
-            conn.send((req, True, (hyp.text, hyp.confidence, contexts[sid].get("sphinx_cmn"))))
-        except EngineError as exc:
-            streams.pop(sid, None)
-            conn.send((req, False, str(exc)))
-        contexts.pop(sid, None)
-        return True
+        self.conn = conn
+        self.engine = SphinxEngine(locale, decoders)
+        self.recognizer = SphinxRecognizer
+        self.streams: dict[int, SphinxRecognizer] = {}
+        self.contexts: dict[int, dict[str, Any]] = {}
+        self.failed: dict[int, str] = {}
+        self.waiting: list[tuple[int, int, float]] = []  # (stream, request, deadline)
 
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
+    def run(self) -> None:
+        while True:
+            timeout = (
+                max(0.0, min(w[2] for w in self.waiting) - time.monotonic())
+                if self.waiting
+                else None
+            )
+            try:
+                if self.conn.poll(timeout):
+                    self.handle(self.conn.recv())
+            except (EOFError, OSError):
+                return  # the calls' process closed the pipe (or ended)
+            except Exception:  # a bad message is lost, not the host
+                log.exception("grammar host: a message could not be read")
+            if self.waiting:  # a pair may have come free, or a wait run out
+                self.waiting = [w for w in self.waiting if not self.finish(*w)]
+
+    def handle(self, msg: tuple[Any, ...]) -> None:
         op = msg[0]
         if op == "audio":
-            _, sid, data = msg
-            if sid in streams:
-                try:
-                    streams[sid].accept(np.frombuffer(data, np.int16))
-                except EngineError as exc:
-                    streams.pop(sid).close()
-                    failed[sid] = str(exc)
+            self.audio(msg[1], msg[2])
         elif op == "open":
-            _, sid, grammar, rate, cmn = msg
-            contexts[sid] = {} if cmn is None else {"sphinx_cmn": cmn}
-            try:
-                streams[sid] = SphinxRecognizer(engine, grammar, rate, contexts[sid])
-            except EngineError as exc:
-                failed[sid] = str(exc)
+            self.open(*msg[1:])
         elif op == "close":
-            _, sid = msg
-            waiting = [w for w in waiting if w[0] != sid]
-            contexts.pop(sid, None)
-            failed.pop(sid, None)
-            if sid in streams:
-                streams.pop(sid).close()
-        elif op in ("partial", "finish"):
-            _, req, sid = msg
-            if sid in failed:
-                conn.send((req, False, failed.pop(sid)))
-            elif sid not in streams:
-                conn.send((req, False, "no such utterance"))
-            elif op == "partial":
-                conn.send((req, True, streams[sid].partial()))
-            elif not finish(sid, req):
-                waiting.append((sid, req))
+            self.drop(msg[1])
+        elif op == "partial":
+            req, sid = msg[1], msg[2]
+            if sid in self.failed or sid not in self.streams:
+                self.answer(req, False, self.failed.get(sid, "no such utterance"))
+                return
+            try:
+                self.answer(req, True, self.streams[sid].partial())
+            except Exception as exc:  # the utterance's error, not the host's
+                self.fail(sid, exc)
+                self.answer(req, False, self.failed[sid])
+        elif op == "finish":
+            req, sid = msg[1], msg[2]
+            if not self.finish(sid, req, time.monotonic() + WAIT_FOR_DECODER_SEC):
+                self.waiting.append((sid, req, time.monotonic() + WAIT_FOR_DECODER_SEC))
         elif op == "unknown_words":
-            _, req, words = msg
-            conn.send((req, True, engine.unknown_words(set(words))))
-        if op in ("finish", "close") and waiting:  # a pair may have come free
-            waiting = [w for w in waiting if w[0] in streams and not finish(*w)]
+            self.answer(msg[1], True, self.engine.unknown_words(set(msg[2])))
+
+    def answer(self, req: int, ok: bool, value: Any) -> None:
+        self.conn.send((req, ok, value))
+
+    def open(self, sid: int, grammar: Grammar, rate: int, cmn: Any) -> None:
+        self.contexts[sid] = {} if cmn is None else {"sphinx_cmn": cmn}
+        try:
+            self.streams[sid] = self.recognizer(self.engine, grammar, rate, self.contexts[sid])
+        except Exception as exc:  # the utterance's error, not the host's
+            self.failed[sid] = str(exc)
+
+    def audio(self, sid: int, data: bytes) -> None:
+        if sid in self.streams:
+            try:
+                self.streams[sid].accept(np.frombuffer(data, np.int16))
+            except Exception as exc:  # the utterance's error, not the host's
+                self.fail(sid, exc)
+
+    def fail(self, sid: int, exc: Exception) -> None:
+        """The utterance cannot go on: its decoders go back, its error waits for its asker."""
+        rec = self.streams.pop(sid, None)
+        if rec is not None:
+            with contextlib.suppress(Exception):
+                rec.close()
+        self.failed[sid] = str(exc) or type(exc).__name__
+
+    def drop(self, sid: int) -> None:
+        self.waiting = [w for w in self.waiting if w[0] != sid]
+        self.contexts.pop(sid, None)
+        self.failed.pop(sid, None)
+        rec = self.streams.pop(sid, None)
+        if rec is not None:
+            with contextlib.suppress(Exception):
+                rec.close()
+
+    def finish(self, sid: int, req: int, deadline: float) -> bool:
+        """Answer the utterance's finish, or False if it must wait for a pair of decoders."""
+        if sid in self.failed or sid not in self.streams:
+            self.answer(req, False, self.failed.pop(sid, "no such utterance"))
+            self.contexts.pop(sid, None)
+            return True
+        rec = self.streams[sid]
+        try:
+            if not rec.ready():
+                if time.monotonic() < deadline:
+                    return False
+                raise EngineError(f"no grammar decoder came free in {WAIT_FOR_DECODER_SEC:.0f} s")
+            del self.streams[sid]
+            hyp = rec.finish()
+            cmn = self.contexts[sid].get("sphinx_cmn")
+            self.answer(req, True, (hyp.text, hyp.confidence, cmn))
+        except Exception as exc:  # the utterance's error, not the host's
+            self.fail(sid, exc)
+            self.answer(req, False, self.failed.pop(sid))
+        self.contexts.pop(sid, None)
+        return True
+
+
+def serve(conn: Connection, locale: str, decoders: int) -> None:
+    """A host process's loop, until the pipe closes."""
+    _Hosting(conn, locale, decoders).run()
 
 
 # --- in the calls' process --------------------------------------------------------------------
@@ -160,22 +213,29 @@ class _Host:
         try:
             ok, value = answer.result(timeout=REPLY_TIMEOUT_SEC)
         except FutureTimeout as exc:
+            with self._lock:
+                self._pending.pop(req, None)
             raise EngineError(f"the grammar decoder took over {REPLY_TIMEOUT_SEC:.0f} s") from exc
         if not ok:
             raise EngineError(str(value))
         return value
 
     def _read(self) -> None:
-        while True:
-            try:
-                req, ok, value = self.conn.recv()
-            except (EOFError, OSError):
-                break
-            with self._lock:
-                answer = self._pending.pop(req, None)
-            if answer is not None:
-                answer.set_result((ok, value))
-        self._died()
+        try:
+            while True:
+                try:
+                    req, ok, value = self.conn.recv()
+                except (EOFError, OSError):
+                    return
+                except Exception:  # an answer that cannot be read: its asker times out
+                    log.exception("grammar host: an answer could not be read")
+                    continue
+                with self._lock:
+                    answer = self._pending.pop(req, None)
+                if answer is not None:
+                    answer.set_result((ok, value))
+        finally:
+            self._died()
 
     def _died(self) -> None:
         with self._lock:
@@ -187,8 +247,11 @@ class _Host:
             answer.set_exception(HostDied())
 
     def close(self) -> None:
-        self.alive = False
-        self.conn.close()  # the host's loop ends at the end of its pipe
+        self._died()  # whoever waits for an answer hears at once that none will come
+        with contextlib.suppress(OSError):
+            self.conn.close()  # the host's loop ends at the end of its pipe
+
+    def join(self) -> None:
         self.proc.join(5)
         if self.proc.is_alive():
             self.proc.kill()
@@ -203,22 +266,33 @@ class DecoderHosts:
         self.count = max(1, count)
         self.decoders = decoders
         self.replaced = 0  # how many times a dead host was replaced
+        self.closed = False
         self._lock = threading.Lock()
         self._hosts: list[_Host] = []
 
     def take(self) -> _Host:
         """The live host hearing the fewest utterances (dead ones replaced first)."""
-        with self._lock:
-            for i, host in enumerate(self._hosts):
-                if not host.alive:
-                    log.warning("a grammar decoder process died; starting a new one")
-                    self.replaced += 1
-                    self._hosts[i] = _Host(self.locale, self.decoders)
-            while len(self._hosts) < self.count:
-                self._hosts.append(_Host(self.locale, self.decoders))
-            host = min(self._hosts, key=lambda h: h.streams)
-            host.streams += 1
-            return host
+        dead: list[_Host] = []
+        try:
+            with self._lock:
+                if self.closed:
+                    raise EngineError("the grammar decoder processes were stopped")
+                for i, host in enumerate(self._hosts):
+                    if not host.alive:
+                        log.warning("a grammar decoder process died; starting a new one")
+                        self.replaced += 1
+                        dead.append(host)
+                        self._hosts[i] = _Host(self.locale, self.decoders)
+                while len(self._hosts) < self.count:
+                    self._hosts.append(_Host(self.locale, self.decoders))
+                host = min(self._hosts, key=lambda h: h.streams)
+                host.streams += 1
+                return host
+        except (OSError, RuntimeError) as exc:
+            raise EngineError(f"a grammar decoder process could not start: {exc}") from exc
+        finally:
+            for old in dead:  # a host marked dead may still run: it ends with its pipe
+                old.close()
 
     def give(self, host: _Host) -> None:
         with self._lock:
@@ -252,10 +326,14 @@ class DecoderHosts:
             return [h.proc.pid for h in self._hosts if h.alive and h.proc.pid is not None]
 
     def close(self) -> None:
+        """Stop every host (for good: an utterance begun after this is an EngineError)."""
         with self._lock:
+            self.closed = True
             hosts, self._hosts = self._hosts, []
         for host in hosts:
             host.close()
+        for host in hosts:
+            host.join()
 
 
 _shared: dict[tuple[str, int, int], DecoderHosts] = {}
@@ -343,9 +421,19 @@ class HostedRecognizer(Recognizer):
             except HostDied:
                 self._hosts.give(host)
                 continue
+            except BaseException:
+                self._hosts.give(host)
+                raise
             self._host = host
             return
         raise EngineError("grammar decoder processes keep dying")
+
+    def _live(self) -> _Host:
+        """The host hearing this utterance (another, if the last one was lost)."""
+        if self._host is None:
+            self._open()
+        assert self._host is not None
+        return self._host
 
     def _again(self) -> None:
         """The host died: another hears the utterance from its first frame."""
@@ -359,7 +447,9 @@ class HostedRecognizer(Recognizer):
             raise EngineError("recogniser already finished")
         data = frame.astype(np.int16, copy=False).tobytes()
         self._frames.append(data)
-        assert self._host is not None
+        if self._host is None:
+            self._open()  # sends every frame, this one included
+            return
         try:
             self._host.send(("audio", self._sid, data))
         except HostDied:
@@ -367,9 +457,8 @@ class HostedRecognizer(Recognizer):
 
     def _ask(self, op: str) -> Any:
         for _ in range(RETRIES + 1):
-            assert self._host is not None
             try:
-                return self._host.ask(op, self._sid)
+                return self._live().ask(op, self._sid)
             except HostDied:
                 self._again()
         raise EngineError("grammar decoder processes keep dying")
@@ -382,8 +471,10 @@ class HostedRecognizer(Recognizer):
             raise EngineError("recogniser already finished")
         try:
             text, confidence, cmn = self._ask("finish")
-        finally:
-            self._release()
+        except BaseException:
+            self.close()  # the host forgets the utterance, if it still holds it
+            raise
+        self._release()
         if cmn is not None:
             self._context["sphinx_cmn"] = cmn
         return Hypothesis(text, confidence, HostedSphinxEngine.name)
