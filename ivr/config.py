@@ -86,6 +86,7 @@ class Recognition:
 
     whisper: bool = True  # use Whisper wherever an installed model serves the locale
     workers: int = -1  # recognition worker processes; -1: one per core; 0: in the call's process
+    grammar_hosts: int = -1  # PocketSphinx host processes; -1: as many as workers; 0: in-process
     grammar_decoders: int = 8  # grammar decoders (pairs) per process that hear callers at once
     threads_per_worker: int = 1
     beam_size: int = 5

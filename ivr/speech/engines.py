@@ -79,7 +79,10 @@ class Engines:
         if path is not None:
             return f"vosk ({path})"
         if locale == "en-US":
-            return "pocketsphinx (bundled en-US model)"
+            hosts = self.grammar_hosts()
+            if hosts == 0:
+                return "pocketsphinx (bundled en-US model)"
+            return f"pocketsphinx (bundled en-US model, in {hosts} host processes)"
         return None
 
     def describe(self, locale: str) -> str:
@@ -105,14 +108,20 @@ class Engines:
             return VoskEngine(path, locale)
         if locale != "en-US":
             return None
-        if self.asr.workers == 0:
+        count = self.grammar_hosts()
+        if count == 0:
             from ivr.speech.asr.sphinx import SphinxEngine
 
             return SphinxEngine(locale, decoders=self.asr.grammar_decoders)
         from ivr.speech.asr.hosts import HostedSphinxEngine, shared_hosts
 
-        count = default_workers() if self.asr.workers < 0 else self.asr.workers
         return HostedSphinxEngine(locale, shared_hosts(locale, count, self.asr.grammar_decoders))
+
+    def grammar_hosts(self) -> int:
+        """How many processes host PocketSphinx (0: it decodes in the calls' process)."""
+        if self.asr.grammar_hosts >= 0:
+            return self.asr.grammar_hosts
+        return default_workers() if self.asr.workers < 0 else self.asr.workers
 
     def for_locale(self, locale: str) -> Engine | None:
         with self._lock:

@@ -147,3 +147,6 @@ def test_recognition_in_the_calls_process_when_asked(tmp_path: Path) -> None:
     assert isinstance(local, SphinxEngine)
     hosted = Engines(tmp_path, asr=Recognition(whisper=False)).for_locale("en-US")
     assert isinstance(hosted, HostedSphinxEngine)
+    alone = Engines(tmp_path, asr=Recognition(whisper=False, grammar_hosts=0))
+    assert isinstance(alone.for_locale("en-US"), SphinxEngine)
+    assert alone.describe("en-US") == "pocketsphinx (bundled en-US model) for every ask"
