@@ -150,3 +150,21 @@ def test_recognition_in_the_calls_process_when_asked(tmp_path: Path) -> None:
     alone = Engines(tmp_path, asr=Recognition(whisper=False, grammar_hosts=0))
     assert isinstance(alone.for_locale("en-US"), SphinxEngine)
     assert alone.describe("en-US") == "pocketsphinx (bundled en-US model) for every ask"
+
+
+def test_closed_hosts_end_by_themselves() -> None:
+    """Closing the hosts (a process's exit) ends their loops: they exit, not wait to be killed
+    (each `ivr` command and server stop used to wait 5 s per host)."""
+    hosts = DecoderHosts("en-US", 2, 1)
+    engine = HostedSphinxEngine("en-US", hosts)
+    engine.warm()
+    rec = engine.recognizer(BOOK.get("yes_no"), 8000, {})
+    for frame in _frames("yes"):
+        rec.accept(frame)
+    procs = [h.proc for h in hosts._hosts]  # type: ignore[attr-defined]
+    hosts.close()
+    assert [p.exitcode for p in procs] == [0, 0]
+    from ivr.errors import EngineError
+
+    with pytest.raises(EngineError):
+        rec.finish()  # its host is gone, and no new one starts after close

@@ -78,7 +78,10 @@ class _Hosting:
             )
             try:
                 if self.conn.poll(timeout):
-                    self.handle(self.conn.recv())
+                    msg = self.conn.recv()
+                    if msg[0] == "stop":
+                        return
+                    self.handle(msg)
             except (EOFError, OSError):
                 return  # the calls' process closed the pipe (or ended)
             except Exception:  # a bad message is lost, not the host
@@ -228,6 +231,8 @@ class _Host:
                 except (EOFError, OSError):
                     return
                 except Exception:  # an answer that cannot be read: its asker times out
+                    if not self.alive or self.conn.closed:
+                        return  # closed while reading
                     log.exception("grammar host: an answer could not be read")
                     continue
                 with self._lock:
@@ -247,9 +252,13 @@ class _Host:
             answer.set_exception(HostDied())
 
     def close(self) -> None:
+        with self._send, contextlib.suppress(OSError, ValueError):
+            # the host ends its loop (closing our end alone is not seen by the host while
+            # our reader thread is blocked reading it)
+            self.conn.send(("stop",))
         self._died()  # whoever waits for an answer hears at once that none will come
         with contextlib.suppress(OSError):
-            self.conn.close()  # the host's loop ends at the end of its pipe
+            self.conn.close()
 
     def join(self) -> None:
         self.proc.join(5)
