@@ -109,8 +109,9 @@ class _Hosting:
                 self.answer(req, False, self.failed[sid])
         elif op == "finish":
             req, sid = msg[1], msg[2]
-            if not self.finish(sid, req, time.monotonic() + WAIT_FOR_DECODER_SEC):
-                self.waiting.append((sid, req, time.monotonic() + WAIT_FOR_DECODER_SEC))
+            deadline = time.monotonic() + WAIT_FOR_DECODER_SEC
+            if not self.finish(sid, req, deadline):
+                self.waiting.append((sid, req, deadline))
         elif op == "unknown_words":
             self.answer(msg[1], True, self.engine.unknown_words(set(msg[2])))
 
@@ -292,8 +293,7 @@ class DecoderHosts:
                         self.replaced += 1
                         dead.append(host)
                         self._hosts[i] = _Host(self.locale, self.decoders)
-                while len(self._hosts) < self.count:
-                    self._hosts.append(_Host(self.locale, self.decoders))
+                self._fill()
                 host = min(self._hosts, key=lambda h: h.streams)
                 host.streams += 1
                 return host
@@ -302,6 +302,11 @@ class DecoderHosts:
         finally:
             for old in dead:  # a host marked dead may still run: it ends with its pipe
                 old.close()
+
+    def _fill(self) -> None:
+        """Under the lock: start hosts up to ``count``."""
+        while len(self._hosts) < self.count:
+            self._hosts.append(_Host(self.locale, self.decoders))
 
     def give(self, host: _Host) -> None:
         with self._lock:
@@ -321,8 +326,7 @@ class DecoderHosts:
     def warm(self) -> None:
         """Start every host and wait until each has loaded its engine."""
         with self._lock:
-            while len(self._hosts) < self.count:
-                self._hosts.append(_Host(self.locale, self.decoders))
+            self._fill()
             hosts = list(self._hosts)
         for host in hosts:
             try:
