@@ -9,6 +9,8 @@ from typing import Any
 
 from ivr.cli.common import DEMO_CALLS, settings_for, show_live
 
+DEMO_DB = "demo.sqlite3"  # in the home, beside the service's own store
+
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ivr.qa.runner import QaRunner
@@ -22,7 +24,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 2
     call = load_call(demo)
     print(f"ivr demo: {call.name} ({settings.locale})", flush=True)
-    runner = QaRunner(settings, sample_rate=args.rate, db_file=settings.db_path)
+    # a store of its own, new each run: the demo's recovery attempts must not count against
+    # the home's limits (run often, they would hold the demo caller), nor its calls reach a desk
+    db = settings.home / DEMO_DB
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    runner = QaRunner(settings, sample_rate=args.rate, db_file=db)
 
     from ivr.channels.scripted import ScriptedChannel
 
@@ -34,6 +41,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     write_wav(out, channel.stereo(), channel.sample_rate)
     print(f"outcome: {report.outcome}  (states: {' -> '.join(report.states)})")
     print(f"conversation written to {out} (stereo: caller left, IVR right)")
+    print(f"call record: ivr calls show {report.call_id} --db {db}")
     if not report.passed:
         print(f"demo call did not go as scripted: {report.error}", file=sys.stderr)
         return 1

@@ -42,11 +42,28 @@ def test_demo_plays_a_whole_call(home: Path, tmp_path: Path) -> None:
         data = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, 2)
     caller, ivr_side = np.abs(data[:, 0]).mean(), np.abs(data[:, 1]).mean()
     assert caller > 50 and ivr_side > 50  # both sides really speak
-    listing = ivr(home, "calls", "list", "--json")  # the demo call is in the home database
+    demo_db = home / "demo.sqlite3"  # the demo's own store, beside the service's
+    assert f"--db {demo_db}" in run.stdout
+    listing = ivr(home, "calls", "list", "--json", "--db", str(demo_db))
     calls = json.loads(listing.stdout)
     assert calls[0]["outcome"] == "resolved" and calls[0]["caller"] == "*******8000"
+    assert not (home / "ivr.sqlite3").exists()  # nothing simulated in the service's store
     broken = ivr(home, "calls", "list", "--db", str(tmp_path))  # a folder, not a database
     assert broken.returncode == 2 and "database" in broken.stderr
+
+
+def test_demo_runs_again_and_again(tmp_path: Path) -> None:
+    """Each demo is a new store: its recovery attempts never add up to the home's limits."""
+    home = tmp_path / "home"
+    home.mkdir()
+    limits = "[recovery]\nattempts_per_caller = 1\nattempts_per_account = 1\n"
+    (home / "ivr.toml").write_text(limits)
+    for _ in range(2):  # a second attempt within the window would be held in a shared store
+        run = ivr(home, "demo", "--out", str(tmp_path / "demo.wav"))
+        assert run.returncode == 0, run.stderr
+        assert "outcome: resolved" in run.stdout and "security_hold" not in run.stdout
+    listing = ivr(home, "calls", "list", "--json", "--db", str(home / "demo.sqlite3"))
+    assert len(json.loads(listing.stdout)) == 1  # the last demo's call alone
 
 
 def test_calls_list_and_show(home: Path, tmp_path: Path) -> None:
