@@ -8,6 +8,11 @@ phrases and keys, and may declare a digit string with length rules::
       "no": ["no", "nope", "wrong"]
     keys: {"1": "yes", "2": "no"}
     digits: {min: 7, max: 15}        # optional; ``usual``: the shapes it usually has
+    heard_as: {"no": ["now"]}        # optional: what a transcriber writes for a value
+
+``heard_as`` holds whole answers a transcriber writes for a value when it mishears it (a
+"no" written "Now."): never offered to a caller, never shown to a transcriber, never in a
+grammar decoder's grammar; they count only as the whole of what was heard.
 
 It compiles to a JSGF grammar (PocketSphinx) and a phrase list (Vosk), and
 interprets what either engine heard back into a value. ``_digits.yaml`` holds
@@ -119,6 +124,7 @@ class Grammar:
     numbers: NumberWords = field(default_factory=NumberWords)  # for free-text recognisers
     inventions: tuple[str, ...] = ()  # what a transcriber writes where nobody spoke
     extension: Extension | None = None  # more answers (corrections at a read-back)
+    heard_as: dict[str, str] = field(default_factory=dict)  # a mishearing, whole: its value
 
     @property
     def says_digits(self) -> bool:
@@ -184,6 +190,8 @@ class Grammar:
             return None
         if norm in self.phrases:
             return Interpretation(self.phrases[norm])
+        if norm in self.heard_as:
+            return Interpretation(self.heard_as[norm])
         if self.extension is not None:
             extended = self.extension.interpret(self, norm)
             if extended is not None:
@@ -236,6 +244,7 @@ class _Source:
     values: dict[str, list[str]]
     keys: dict[str, str]
     digits: DigitRule | None
+    heard_as: dict[str, str] = field(default_factory=dict)
 
 
 def _read_yaml(path: Path) -> Any:
@@ -251,10 +260,12 @@ def _parse_source(path: Path) -> _Source:
     data = _read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at top level, got {type(data).__name__}")
-    unknown = set(data) - {"values", "keys", "digits", "description"}
+    unknown = set(data) - {"values", "keys", "digits", "heard_as", "description"}
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (expected values, keys, digits)")
-    for section in ("values", "keys", "digits"):
+        raise ConfigError(
+            f"{path}: unknown keys {sorted(unknown)} (expected values, keys, digits, heard_as)"
+        )
+    for section in ("values", "keys", "digits", "heard_as"):
         if data.get(section) is not None and not isinstance(data[section], dict):
             raise ConfigError(
                 f"{path}: {section}: expected a mapping, got {type(data[section]).__name__}"
@@ -264,6 +275,18 @@ def _parse_source(path: Path) -> _Source:
         if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
             raise ConfigError(f"{path}: value {value!r}: expected a list of phrases")
         values[str(value)] = [normalize(p) for p in phrases if normalize(p)]
+    heard_as: dict[str, str] = {}
+    for value, texts in (data.get("heard_as") or {}).items():
+        if str(value) not in values:
+            raise ConfigError(f"{path}: heard_as: {value!r} is none of the values")
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise ConfigError(f"{path}: heard_as: {value!r}: expected a list of texts")
+        for text in filter(None, map(normalize, texts)):
+            if heard_as.get(text, str(value)) != str(value) or text in _phrases(values):
+                raise ConfigError(
+                    f"{path}: heard_as: {text!r} is a phrase already, or means another value"
+                )
+            heard_as[text] = str(value)
     keys = {str(k): str(v) for k, v in (data.get("keys") or {}).items()}
     for key in keys:
         if key not in "0123456789*#" or len(key) != 1:
@@ -283,7 +306,11 @@ def _parse_source(path: Path) -> _Source:
                 digits = DigitRule(low, high, tuple(usual))
         except (TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise ConfigError(f"{path}: digits: {exc}") from exc
-    return _Source(values, keys, digits)
+    return _Source(values, keys, digits, heard_as)
+
+
+def _phrases(values: dict[str, list[str]]) -> set[str]:
+    return {p for plist in values.values() for p in plist}
 
 
 class GrammarBook:
@@ -336,7 +363,7 @@ class GrammarBook:
         else:
             source = _parse_source(self.dir / f"{name}.yaml")
             if digits is not None:
-                source = _Source(source.values, source.keys, digits)
+                source = _Source(source.values, source.keys, digits, source.heard_as)
         phrases: dict[str, str] = {}
         keys: dict[str, str] = {}
         if commands:
@@ -367,4 +394,5 @@ class GrammarBook:
             numbers=self.numbers,
             inventions=self.inventions,
             extension=extension,
+            heard_as={t: v for t, v in source.heard_as.items() if t not in phrases},
         )

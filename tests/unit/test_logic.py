@@ -18,6 +18,7 @@ from ivr.services.store import Store
 from ivr.speech.audio import alaw_decode, alaw_encode, resample, ulaw_decode, ulaw_encode
 from ivr.speech.grammar import COMMAND_PREFIX, DigitRule
 from ivr.speech.tts import Segment
+from tests.conftest import REPO
 
 
 def test_grammar_compiles_to_jsgf_and_vosk(grammars) -> None:  # type: ignore[no-untyped-def]
@@ -38,6 +39,37 @@ def test_grammar_compiles_to_jsgf_and_vosk(grammars) -> None:  # type: ignore[no
     yn = grammars.get("yes_no")
     assert yn.key("1") == "yes" and yn.key("0") == COMMAND_PREFIX + "agent"
     assert yn.is_complete("yes") and not grammars.get("phone_number").is_complete("one two")
+
+
+def test_a_mishearing_counts_only_as_the_whole_answer(grammars) -> None:  # type: ignore[no-untyped-def]
+    from ivr.speech.asr.whisper import grammar_prompt
+
+    yn = grammars.get("yes_no")
+    assert yn.interpret("Now.").value == "no"  # a human "no" over the phone, as written
+    assert yn.interpret("not now") is None  # not a phrase, nor the whole mishearing
+    assert "now" not in yn.phrases and "now" not in yn.jsgf() and "now" not in yn.vosk_phrases()
+    assert "now" not in (grammar_prompt(yn, "en-US") or "")  # never shown to the transcriber
+
+
+@pytest.mark.parametrize(
+    ("heard_as", "message"),
+    [
+        ("heard_as: {maybe: [now]}", "none of the values"),
+        ("heard_as: {'no': [nope]}", "a phrase already"),
+        ("heard_as: {'no': now}", "expected a list"),
+    ],
+)
+def test_a_bad_mishearing_is_a_clear_error(tmp_path: Path, heard_as: str, message: str) -> None:
+    import shutil
+
+    from ivr.speech.grammar import GrammarBook
+
+    shutil.copytree(REPO / "grammars" / "en-US", tmp_path / "en-US")
+    (tmp_path / "en-US" / "ask.yaml").write_text(
+        "values:\n  'yes': ['yes']\n  'no': ['no', 'nope']\n" + heard_as + "\n"
+    )
+    with pytest.raises(ConfigError, match=message):
+        GrammarBook(tmp_path, "en-US").get("ask")
 
 
 def test_bad_grammar_file_is_a_clear_error(tmp_path: Path) -> None:

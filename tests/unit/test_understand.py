@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.speech.grammar import GrammarBook
+from ivr.speech.grammar import DigitRule, GrammarBook
 
 REPO = Path(__file__).resolve().parents[2]
 EN = GrammarBook(REPO / "grammars", "en-US")
@@ -256,3 +256,14 @@ def test_an_unsure_command_counts_only_where_it_was_not_prompted_and_keeps_the_c
     assert command_in_doubt("@slower", unsure, menu_en, prompt_en)
     assert not command_in_doubt("@slower", sure, menu_en, prompt_en)
     assert not command_in_doubt("account_recovery", unsure, menu_en, prompt_en)
+
+
+def test_a_mandarin_digit_ask_is_prompted_with_digits_written_together() -> None:
+    """Shown the digits as a comma list, Whisper base wrote a lone recorded digit as that
+    list again ("三" as 三 and 三) or not at all; as a number is written, it wrote the digit."""
+    from ivr.speech.asr.whisper import grammar_prompt
+
+    one = grammar_prompt(ZH.get("digits", digits=DigitRule(1, 1)), "zh-CN")
+    assert one == "零一二三四五六七八九。"
+    yes_no = grammar_prompt(ZH.get("yes_no"), "zh-CN")  # words stay a list (a space: worse)
+    assert yes_no is not None and yes_no.startswith("是，是的，")  # noqa: RUF001

@@ -214,6 +214,12 @@ def grammar_prompt(grammar: Grammar | None, locale: str) -> str | None:
         words += own if chinese else own + [p for p in grammar.phrases if p not in own]
     if chinese:
         words = ["".join(w.split()) for w in words]
+        if grammar.digits is not None:
+            # digits written together, as a number is: shown a comma list, Whisper base wrote
+            # a lone recorded digit as a list again (三 twice) or not at all, 5 of 10 right
+            # over the phone; written together, 7 of 10 (9 of 10 at 16 kHz). Words stay a
+            # comma list: apart by spaces, 是 came back as 是 是 是 and was dropped.
+            sep = ""
     text = sep.join(dict.fromkeys(words))
     return (text[:MAX_PROMPT_CHARS] + ("。" if chinese else ".")) if text else None
 
