@@ -92,6 +92,39 @@ def pss(pid: int) -> int:
     return total + sum(pss(child) for child in _children(pid))
 
 
+def _role(pid: int, root: int) -> str:
+    """Which of the server's processes ``pid`` is, by what it has mapped."""
+    if pid == root:
+        return "serving"
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return "other"
+    if "ctranslate2" in maps:
+        return "whisper workers"
+    return "grammar hosts" if "pocketsphinx" in maps else "other"
+
+
+def pss_by_role(root: int) -> dict[str, int]:
+    """PSS in bytes of the server and its children, summed per kind of process."""
+    out: dict[str, int] = {}
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            own = sum(
+                int(line.split()[1]) * 1024
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+                if line.startswith("Pss:")
+            )
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        role = _role(pid, root)
+        out[role] = out.get(role, 0) + own
+        todo += _children(pid)
+    return out
+
+
 def run_level(
     n: int, home: Path, work: Path, audio: Path, *, spread: bool = False
 ) -> dict[str, float | int | bool]:
@@ -107,6 +140,8 @@ def run_level(
         scenario = Scenario().invite().audio(audio).pause(CALL_S * 1000).bye()
         peak = rss0
         pss0 = pss_peak = pss(server.proc.pid)
+        roles0 = pss_by_role(server.proc.pid)
+        roles_peak = dict(roles0)
         result_holder: dict[str, object] = {}
 
         import threading
@@ -128,6 +163,8 @@ def run_level(
         while thread.is_alive():
             peak = max(peak, proc_stats(server.proc.pid)[1])
             pss_peak = max(pss_peak, pss(server.proc.pid))
+            for role, size in pss_by_role(server.proc.pid).items():
+                roles_peak[role] = max(roles_peak.get(role, 0), size)
             time.sleep(0.5)
         cpu1 = cpu_tree(server.proc.pid)
         rows = server.wait_records(total, timeout=60)
@@ -169,6 +206,10 @@ def run_level(
             "rss_mb_growth": (peak - rss0) / 2**20,  # over the idle server, at the peak
             "rss_mb_idle": rss0 / 2**20,
             "pss_mb_growth": (pss_peak - pss0) / 2**20,
+            # each kind of process at its own peak, over its idle size
+            "pss_mb_growth_by_process": {
+                role: (size - roles0.get(role, 0)) / 2**20 for role, size in roles_peak.items()
+            },
             "ready_s": ready_s,
         }
     finally:
@@ -264,6 +305,13 @@ def main() -> None:
     if spread:
         print("\nSpread (2N calls arriving evenly, N in progress at once):\n")
         _table([r for r in results if r["arrival"] == "spread"], "calls in progress")
+    print("\nPSS growth by process, each at its own peak:\n")
+    roles = sorted({k for r in results for k in r["pss_mb_growth_by_process"]})  # type: ignore[union-attr]
+    print("| calls | arrival | " + " | ".join(roles) + " |\n|---|---|" + "---|" * len(roles))
+    for r in results:
+        by = r["pss_mb_growth_by_process"]
+        cells = [f"{by.get(k, 0.0):.0f} MB" for k in roles]  # type: ignore[union-attr]
+        print(f"| {r['calls']} | {r['arrival']} | " + " | ".join(cells) + " |")
     print(f"\n`ivr serve` ready to answer in {results[-1]['ready_s']:.1f} s (prompt cache warm)")
     if everything:
         print(f"written to {out}")

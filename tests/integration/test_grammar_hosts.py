@@ -168,3 +168,6 @@ def test_closed_hosts_end_by_themselves() -> None:
 
     with pytest.raises(EngineError):
         rec.finish()  # its host is gone, and no new one starts after close
+    with pytest.raises(EngineError):
+        engine.warm()  # nor when warmed
+    assert hosts.pids() == []

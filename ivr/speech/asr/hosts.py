@@ -324,8 +324,10 @@ class DecoderHosts:
         raise EngineError("grammar decoder processes keep dying")
 
     def warm(self) -> None:
-        """Start every host and wait until each has loaded its engine."""
+        """Start every host and wait until each has loaded its engine (none once closed)."""
         with self._lock:
+            if self.closed:
+                raise EngineError("the grammar decoder processes were stopped")
             self._fill()
             hosts = list(self._hosts)
         for host in hosts:

@@ -56,6 +56,9 @@ ALTERNATIVE_FLOOR: Final = -1.3
 ALTERNATIVE_NO_SPEECH: Final = 0.5
 
 EDGE_SEC: Final = 0.3
+# a worker's first beam search, before calls come (``load``): a prompt as long as an ask's
+WARM_PROMPT: Final = "One five nine, two oh four seven, three eight six six."
+WARM_BEAM: Final = 5
 GUESS_THREADS: Final = 8  # early decodes only start on an idle worker: few at once
 # low dither, not digital silence, before and after the utterance: measured on single digits
 # cut tight, it turns about one miss in four into a hit
@@ -109,16 +112,52 @@ def _model(path: str, threads: int) -> Any:
 
 
 def load(path: str, threads: int) -> bool:
-    """Load a model into this process and run its encoder once (a worker warming up).
+    """Load a model into this process and decode once with a full beam (a worker warming up).
 
-    The first encode of a fresh model allocates its buffers and costs several times a
-    later one: done here, before calls come, the first caller's answer is not the slow one.
+    The first encode and the first beam search of a fresh model allocate their buffers and
+    cost several times a later one; a first beam search alone took about 100 MB more
+    (measured through SIP). Done here, before calls come, the first caller's answer is not
+    the slow one, and a worker's memory is what it holds when it starts.
     """
     from faster_whisper.audio import pad_or_trim
 
     model = _model(path, threads)
-    model.encode(pad_or_trim(model.feature_extractor(np.zeros(WHISPER_RATE, np.float32))))
+    features = pad_or_trim(model.feature_extractor(_EDGE)[:, :-1])
+    _generate(model, model.encode(features), "en", WARM_PROMPT, WARM_BEAM)
     return True
+
+
+def _generate(
+    model: Any, encoded: Any, language: str, prompt: str | None, beam_size: int
+) -> tuple[list[tuple[str, float]], float]:
+    """The beam's finished hypotheses, best first, each with its average log-probability
+    (per token, end of text counted, as faster-whisper reports it), and the no-speech
+    probability."""
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    tokenizer = Tokenizer(
+        model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
+    )
+    previous = tokenizer.encode(" " + prompt.strip()) if prompt else []
+    result = model.model.generate(
+        encoded,
+        [model.get_prompt(tokenizer, previous, without_timestamps=True)],
+        beam_size=beam_size,
+        num_hypotheses=beam_size,
+        length_penalty=1.0,
+        max_length=model.max_length,
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+    )[0]
+    hypotheses: list[tuple[str, float]] = []
+    for ids, score in zip(result.sequences_ids, result.scores, strict=True):
+        text = tokenizer.decode(ids).strip()
+        if text and text not in (t for t, _ in hypotheses):
+            hypotheses.append((text, score * len(ids) / (len(ids) + 1)))
+    return hypotheses, result.no_speech_prob
 
 
 def decode(
@@ -145,41 +184,17 @@ def decode(
         margin = int(EDGE_SEC * WHISPER_RATE)
         audio = audio[max(0, span[0] - margin) : span[1] + margin]
     from faster_whisper.audio import pad_or_trim
-    from faster_whisper.tokenizer import Tokenizer
-    from faster_whisper.transcribe import get_suppressed_tokens
 
     model = _model(path, threads)
     features = pad_or_trim(model.feature_extractor(audio)[:, :-1])
-    tokenizer = Tokenizer(
-        model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
-    )
-    previous = tokenizer.encode(" " + prompt.strip()) if prompt else []
-    result = model.model.generate(
-        model.encode(features),
-        [model.get_prompt(tokenizer, previous, without_timestamps=True)],
-        beam_size=beam_size,
-        num_hypotheses=beam_size,
-        length_penalty=1.0,
-        max_length=model.max_length,
-        return_scores=True,
-        return_no_speech_prob=True,
-        suppress_blank=True,
-        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
-    )[0]
-    hypotheses: list[tuple[str, float]] = []
-    for ids, score in zip(result.sequences_ids, result.scores, strict=True):
-        # the beam's score is the sum of log-probabilities over the length; per token, with
-        # the end of text counted, as faster-whisper reports it
-        text = tokenizer.decode(ids).strip()
-        if text and text not in (t for t, _ in hypotheses):
-            hypotheses.append((text, score * len(ids) / (len(ids) + 1)))
+    hypotheses, no_speech = _generate(model, model.encode(features), language, prompt, beam_size)
     if not hypotheses:
         return Decoded("", -10.0, 1.0, 0.0)
     text, avg = hypotheses[0]
     return Decoded(
         text=text,
         avg_logprob=avg,
-        no_speech_prob=result.no_speech_prob,
+        no_speech_prob=no_speech,
         compression_ratio=compression_ratio(text),
         alternatives=tuple(hypotheses[1:]),
     )
