@@ -183,6 +183,56 @@ def test_a_worker_killed_mid_utterance_is_replaced_and_the_utterance_heard(
         pool.close()
 
 
+_POOL_OWNER = """
+import sys, time
+from ivr.speech.asr.pool import RecognitionPool
+if __name__ == "__main__":
+    pool = RecognitionPool(2)
+    pool.warm(abs, 1)
+    print(*pool.worker_pids(), flush=True)
+    time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's parent in a container may never reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_workers_end_with_a_killed_server(tmp_path: Path) -> None:
+    """`kill -9` of the process that owns the pool (a crashed `ivr serve`): its workers do
+    not stay behind holding their models."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "owner.py"
+    script.write_text(_POOL_OWNER)
+    owner = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert owner.stdout is not None
+    workers = [int(p) for p in owner.stdout.readline().split()]
+    assert len(workers) == 2 and all(_running(p) for p in workers)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    owner.stdout.close()
+    deadline = time.monotonic() + 60  # a liveness bound, not a speed: they end at once
+    while any(_running(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in workers if _running(p)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)  # leave no orphan behind, even when failing
+    assert not left, "the workers outlived the process that started them"
+
+
 def test_the_first_caller_is_heard_like_the_hundredth(sphinx) -> None:  # type: ignore[no-untyped-def]
     """No cepstral mean learned from earlier calls changes how a new call is heard."""
     grammar = EN.get("yes_no")
