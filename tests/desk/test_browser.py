@@ -140,7 +140,10 @@ def test_a_change_while_the_case_page_loads_still_shows(
     assert CaseDesk(store).claim(case, people["alice"])
     page.wait_for_timeout(1000)  # the desk has told the streams open then (it polls each 0.1 s)
     held[0].continue_()
-    page.wait_for_selector("#holder >> text=alice")
+    # a stream held this long may have been dropped by the browser, which then reconnects
+    # from the page's event after its retry delay (3 s before the desk's first message):
+    # on a busy machine that, and the fragment's fetch, outlast the 5 s default
+    page.wait_for_selector("#holder >> text=alice", timeout=20_000)
     assert page.url.endswith(f"/cases/{case}")
 
 
