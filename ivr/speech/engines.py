@@ -25,12 +25,14 @@ class Engines:
         self,
         models_dir: Path,
         *,
+        grammars_dir: Path | None = None,
         bundled: bool = True,
         asr: Recognition | None = None,
         accept: float = 0.6,
         reject: float = 0.45,
     ) -> None:
         self.models_dir = models_dir
+        self.grammars_dir = grammars_dir
         self.bundled = bundled
         self.asr = asr or Recognition()
         self.accept = accept
@@ -43,6 +45,7 @@ class Engines:
     def from_settings(cls, settings: Settings) -> Engines:
         return cls(
             settings.models_dir,
+            grammars_dir=settings.grammars_dir,
             asr=settings.asr,
             accept=settings.confidence_accept,
             reject=settings.confidence_reject,
@@ -140,6 +143,7 @@ class Engines:
                     model_name=found[0],
                     threads=self.asr.threads_per_worker,
                     beam_size=self.asr.beam_size,
+                    warm_prompt=self._example_digits(locale),
                 )
             engine: Engine | None
             if grammar_engine is None and whisper_engine is None:
@@ -163,6 +167,14 @@ class Engines:
                 )
             self._engines[locale] = engine
             return engine
+
+    def _example_digits(self, locale: str) -> str | None:
+        """The locale's example digit string (``_numbers.yaml``), to warm Whisper with."""
+        if self.grammars_dir is None:
+            return None
+        from ivr.speech.understand import NumberWords
+
+        return NumberWords.load(self.grammars_dir / locale / "_numbers.yaml").example or None
 
     def warm(self, locales: list[str]) -> None:
         """Build each locale's engines and load its Whisper model into every worker.

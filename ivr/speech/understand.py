@@ -253,14 +253,17 @@ def phrase_matches(tokens: list[str], phrases: dict[str, str]) -> list[tuple[int
     """(start, end, value) of every phrase in the tokens, longer phrases hiding shorter ones.
 
     Chinese characters are compared by sound, so a homophone written by the recogniser
-    (吃别 for 识别) still matches.
+    (吃别 for 识别) still matches. A phrase of one syllable is found by sound only as the
+    whole answer: inside a sentence its syllable is too common (是 is shi, as are 市, 视 and
+    十: "广州市房地产" or "我的视频" is no "yes").
     """
     sounds = _sounds(tokens)
     found: list[tuple[int, int, str]] = []
     for phrase, value in phrases.items():
         words = phrase.split()
-        target = _sounds(words) if any(is_hanzi(w) for w in words) else words
-        hay = sounds if any(is_hanzi(w) for w in words) else tokens
+        by_sound = any(is_hanzi(w) for w in words) and (len(words) > 1 or len(tokens) == 1)
+        target = _sounds(words) if by_sound else words
+        hay = sounds if by_sound else tokens
         found += [(s, e, value) for s, e in _occurrences(hay, target)]
     found.sort(key=lambda m: (m[0], -(m[1] - m[0])))
     kept: list[tuple[int, int, str]] = []

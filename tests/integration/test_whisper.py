@@ -22,13 +22,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ivr.config import Settings
+from ivr.config import Recognition, Settings
 from ivr.dialog.corrections import load_forms
 from ivr.qa.conditions import Condition, degrade, not_speech
 from ivr.qa.synth import condition_speech
+from ivr.speech.asr import whisper
 from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.asr.whisper import WhisperEngine
 from ivr.speech.audio import Audio, read_audio, split_frames, telephone
+from ivr.speech.engines import Engines
 from ivr.speech.grammar import DigitRule, GrammarBook, normalize
 from ivr.speech.whisper_models import locate
 from tests.conftest import REPO, SHARED_SPEECH
@@ -181,6 +183,26 @@ def test_a_worker_killed_mid_utterance_is_replaced_and_the_utterance_heard(
         assert pool.worker_pids() and pid not in pool.worker_pids()
     finally:
         pool.close()
+
+
+def test_workers_warm_with_the_engines_beam_and_the_locales_example(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's first beam search is an ask's: the configured beam and the locale's example
+    digit string as prompt, so that the first caller's decode finds its buffers made."""
+    seen: list[tuple[str, str | None, int]] = []
+    real = whisper._generate
+
+    def spy(model: object, encoded: object, language: str, prompt: str | None, beam: int) -> object:
+        seen.append((language, prompt, beam))
+        return real(model, encoded, language, prompt, beam)
+
+    monkeypatch.setattr(whisper, "_generate", spy)
+    asr = Recognition(workers=0, grammar_hosts=0, beam_size=2)
+    engines = Engines(settings.models_dir, grammars_dir=REPO / "grammars", asr=asr)
+    engines.warm(["en-US"])
+    assert seen == [("en", EN.numbers.example, 2)]
+    assert EN.numbers.example  # the locale has one to warm with
 
 
 _POOL_OWNER = """

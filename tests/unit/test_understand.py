@@ -78,6 +78,12 @@ def test_menu_in_free_text(text: str, expected: str | None) -> None:
         ("对。", "yes"),
         ("人工", "@agent"),
         ("谢谢观看", None),
+        ("市。", "yes"),  # a one-syllable answer alone, written with another character
+        ("是的 我要", "yes"),
+        # a sentence with the syllable of a one-syllable answer in it is no answer (heard on
+        # a real recording: 广州市 has shi, as 是 has)
+        ("广州市房地产中介协会分析", None),
+        ("我的视频被限制了", None),
     ],
 )
 def test_mandarin_yes_no(text: str, expected: str | None) -> None:

@@ -56,9 +56,6 @@ ALTERNATIVE_FLOOR: Final = -1.3
 ALTERNATIVE_NO_SPEECH: Final = 0.5
 
 EDGE_SEC: Final = 0.3
-# a worker's first beam search, before calls come (``load``): a prompt as long as an ask's
-WARM_PROMPT: Final = "One five nine, two oh four seven, three eight six six."
-WARM_BEAM: Final = 5
 GUESS_THREADS: Final = 8  # early decodes only start on an idle worker: few at once
 # low dither, not digital silence, before and after the utterance: measured on single digits
 # cut tight, it turns about one miss in four into a hit
@@ -111,19 +108,20 @@ def _model(path: str, threads: int) -> Any:
         return _models[key]
 
 
-def load(path: str, threads: int) -> bool:
-    """Load a model into this process and decode once with a full beam (a worker warming up).
+def load(path: str, threads: int, language: str, prompt: str | None, beam_size: int) -> bool:
+    """Load a model into this process and decode once as an ask would (a worker warming up).
 
     The first encode and the first beam search of a fresh model allocate their buffers and
     cost several times a later one; a first beam search alone took about 100 MB more
-    (measured through SIP). Done here, before calls come, the first caller's answer is not
-    the slow one, and a worker's memory is what it holds when it starts.
+    (measured through SIP). Done here, with the engine's beam and a prompt as long as an
+    ask's, before calls come, the first caller's answer is not the slow one, and a worker's
+    memory is what it holds when it starts.
     """
     from faster_whisper.audio import pad_or_trim
 
     model = _model(path, threads)
     features = pad_or_trim(model.feature_extractor(_EDGE)[:, :-1])
-    _generate(model, model.encode(features), "en", WARM_PROMPT, WARM_BEAM)
+    _generate(model, model.encode(features), language, prompt, beam_size)
     return True
 
 
@@ -331,7 +329,10 @@ class WhisperEngine(Engine):
         model_name: str = "whisper",
         threads: int = 1,
         beam_size: int = 5,
+        warm_prompt: str | None = None,
     ) -> None:
+        """``warm_prompt``: what a worker's first decode is steered with (``load``), the
+        locale's example digit string; without one it decodes unprompted."""
         self.path = str(path)
         self.locale = locale
         self.language = locale.split("-", 1)[0].lower()
@@ -339,11 +340,14 @@ class WhisperEngine(Engine):
         self.pool = pool
         self.threads = threads
         self.beam_size = beam_size
+        self.warm_prompt = warm_prompt
         self._guess_lock = threading.Lock()
         self._guess_threads: concurrent.futures.ThreadPoolExecutor | None = None
 
     def warm(self) -> None:
-        self.pool.warm(load, self.path, self.threads)
+        self.pool.warm(
+            load, self.path, self.threads, self.language, self.warm_prompt, self.beam_size
+        )
 
     def guesses(self) -> concurrent.futures.ThreadPoolExecutor:
         """Threads that wait on the workers for decodes begun before a turn ended."""
