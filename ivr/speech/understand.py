@@ -34,6 +34,9 @@ _FIGURES: Final = re.compile(r"\d")
 _HANZI_CHAR: Final = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # words that carry no answer of their own around a command ("I want to talk to an agent")
 MAX_COMMAND_EXTRA_WORDS: Final = 5
+# a Mandarin answer inside a longer text: its phrases must make this share of the characters
+# ("我想查一下工单状态" is one; 要 in "明天我要去医院看病" is none)
+MIN_MANDARIN_SHARE: Final = 1 / 3
 MAX_SOUND_DISTANCE: Final = 0.34  # share of pinyin letters that may differ (Mandarin)
 MIN_SOUND_MARGIN: Final = 0.15  # how much nearer than any other value the nearest must be
 MIN_SPELLING_WORDS: Final = 3  # English phrases matched by spelling distance
@@ -303,10 +306,12 @@ def understand(grammar: Grammar, text: str) -> Interpretation | None:
     if len(values) != 1:
         return None
     value = values.pop()
-    if value.startswith(COMMAND_PREFIX):
-        covered = sum(e - s for s, e, _ in matches)
-        if len(tokens) - covered > MAX_COMMAND_EXTRA_WORDS:
-            return None  # a command buried in a longer sentence is no clear request
+    covered = sum(e - s for s, e, _ in matches)
+    if value.startswith(COMMAND_PREFIX) and len(tokens) - covered > MAX_COMMAND_EXTRA_WORDS:
+        return None  # a command buried in a longer sentence is no clear request
+    hanzi = sum(is_hanzi(t) for t in tokens)
+    if hanzi and covered < MIN_MANDARIN_SHARE * hanzi:
+        return None  # a sentence with a short answer's characters in it, said of something else
     return Interpretation(value)
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.speech.grammar import DigitRule, GrammarBook
+from ivr.speech.asr.choices import Weighed, choices_for, choose, needs_weighing
+from ivr.speech.grammar import DigitRule, Grammar, GrammarBook, normalize
 
 REPO = Path(__file__).resolve().parents[2]
 EN = GrammarBook(REPO / "grammars", "en-US")
@@ -273,3 +274,71 @@ def test_a_mandarin_digit_ask_is_prompted_with_digits_written_together() -> None
     assert one == "零一二三四五六七八九。"
     yes_no = grammar_prompt(ZH.get("yes_no"), "zh-CN")  # words stay a list (a space: worse)
     assert yes_no is not None and yes_no.startswith("是，是的，")  # noqa: RUF001
+
+
+def test_a_mandarin_answer_must_be_most_of_what_was_said() -> None:
+    assert value(ZH, "yes_no", "明天我要去医院看病") is None  # 要 is an answer alone
+    assert value(ZH, "callback_window", "明天 我要去医院看病") is None
+    assert value(ZH, "main_menu", "我想问一下我的工单状态") == "ticket_status"
+    assert value(ZH, "yes_no", "嗯 是的") == "yes"
+
+
+# --- a Mandarin phrase chosen by its fit (ivr.speech.asr.choices) -------------------------------
+TWELVE = Grammar(
+    "twelve",
+    "zh-CN",
+    {normalize(w): w for w in ("北京", "背景", "上海", "语言", "语音")},
+    inventions=ZH.get("yes_no").inventions,
+)
+
+
+def weighed(voiced_sec: float = 0.8, **fits: float) -> Weighed:
+    """Every phrase of TWELVE weighed at -8 (a poor fit), those named at their fit."""
+    return Weighed(
+        tuple((p, fits.get("".join(p.split()), -8.0)) for p in TWELVE.phrases), voiced_sec
+    )
+
+
+def test_an_answer_whose_syllables_another_has_is_chosen_by_fit() -> None:
+    fits = {"背景": -1.0, "北京": -2.0}
+    assert choose(weighed(**fits), TWELVE, "北京") == normalize("背景")
+    assert choose(weighed(**fits), TWELVE, "上海") is None  # no other answer sounds so
+    assert choose(weighed(**{"北京": -1.0}), TWELVE, "北京") == normalize("北京")
+
+
+def test_where_the_free_text_has_no_answer_the_best_fit_is_taken_only_when_it_can_be() -> None:
+    assert choose(weighed(语音=-2.0), TWELVE, "") == normalize("语音")
+    assert choose(weighed(语音=-2.0), TWELVE, "肯置") == normalize("语音")  # no answer's sound
+    assert choose(weighed(语音=-6.0), TWELVE, "") is None  # fits too poorly
+    assert choose(weighed(3.0, 语音=-2.0), TWELVE, "") is None  # a voice too long for it
+    assert choose(weighed(语音=-2.0), TWELVE, "今天今天好") is None  # more said than it
+    assert choose(weighed(语音=-2.0), TWELVE, "嗯") is None  # a filler
+    assert choose(weighed(语音=-2.0), TWELVE, "you") is None  # another language
+
+
+def test_a_command_is_never_chosen_by_fit() -> None:
+    menu = ZH.get("main_menu")
+    agent = next(p for p, v in menu.phrases.items() if v == "@agent")
+    fits = Weighed(tuple((p, -1.0 if p == agent else -3.0) for p in menu.phrases), 0.8)
+    assert choose(fits, menu, "") is None
+
+
+def test_weighing_is_needed_unless_the_free_text_is_one_phrase_as_written() -> None:
+    phrases = tuple(TWELVE.phrases)
+    assert not needs_weighing("上海。", phrases)
+    assert needs_weighing("北京", phrases)  # 背景 has its syllables
+    assert needs_weighing("商海", phrases)
+    assert needs_weighing("", phrases)
+
+
+def test_only_mandarin_asks_for_a_few_phrases_are_weighed() -> None:
+    yes_no = ZH.get("yes_no")
+    weighed = choices_for(yes_no, "zh-CN")
+    answers = [p for p, v in yes_no.phrases.items() if not v.startswith("@")]
+    assert weighed[: len(answers)] == tuple(answers)
+    assert {yes_no.phrases[p] for p in weighed[len(answers) :]} == {
+        v for v in yes_no.phrases.values() if v.startswith("@")
+    }  # one phrase for each command
+    assert choices_for(EN.get("yes_no"), "en-US") == ()
+    assert choices_for(ZH.get("phone_number"), "zh-CN") == ()
+    assert choices_for(None, "zh-CN") == ()

@@ -32,6 +32,7 @@ import numpy as np
 
 from ivr.errors import EngineError
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer, shown
+from ivr.speech.asr.choices import Weighed, choices_for, choose, needs_weighing, weigh
 from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.audio import resample
 from ivr.speech.grammar import COMMAND_PREFIX, Grammar, normalize
@@ -56,6 +57,7 @@ ALTERNATIVE_FLOOR: Final = -1.3
 ALTERNATIVE_NO_SPEECH: Final = 0.5
 
 EDGE_SEC: Final = 0.3
+CHOSEN_CONFIDENCE: Final = 0.75  # a phrase chosen by its fit: accepted, and read back as usual
 GUESS_THREADS: Final = 8  # early decodes only start on an idle worker: few at once
 # low dither, not digital silence, before and after the utterance: measured on single digits
 # cut tight, it turns about one miss in four into a hit
@@ -74,6 +76,7 @@ class Decoded:
     no_speech_prob: float
     compression_ratio: float
     alternatives: tuple[tuple[str, float], ...] = ()  # (text, average log-probability)
+    weighed: Weighed | None = None  # the ask's phrases laid over the audio (choices.py)
 
     @property
     def invented(self) -> bool:
@@ -166,11 +169,13 @@ def decode(
     prompt: str | None,
     beam_size: int,
     to_voice: bool = False,
+    choices: tuple[str, ...] = (),
 ) -> Decoded:
     """One utterance (at most 30 s), 16 kHz float32 mono, decoded at temperature 0.
 
     The beam's other finished hypotheses come back as ``alternatives``: when the best one
     is no answer to the ask, the next one that is may be (``WhisperEngine.transcribe``).
+    Each of ``choices`` (an ask's phrases) comes back weighed against the same encoding.
     """
     span = voiced_span(audio)
     if span is None:
@@ -180,14 +185,20 @@ def decode(
         # number (the endpointer waits 1.5 s after a digit) made Whisper write a digit more
         # ("... eight zero zero zero zero"); on phrases, cutting changed words both ways.
         margin = int(EDGE_SEC * WHISPER_RATE)
-        audio = audio[max(0, span[0] - margin) : span[1] + margin]
+        start = max(0, span[0] - margin)
+        audio = audio[start : span[1] + margin]
+        span = (span[0] - start, span[1] - start)
     from faster_whisper.audio import pad_or_trim
 
     model = _model(path, threads)
     features = pad_or_trim(model.feature_extractor(audio)[:, :-1])
-    hypotheses, no_speech = _generate(model, model.encode(features), language, prompt, beam_size)
+    encoded = model.encode(features)
+    hypotheses, no_speech = _generate(model, encoded, language, prompt, beam_size)
+    weighed = None
+    if choices and needs_weighing(hypotheses[0][0] if hypotheses else "", choices):
+        weighed = weigh(model, encoded, language, choices, span)
     if not hypotheses:
-        return Decoded("", -10.0, 1.0, 0.0)
+        return Decoded("", -10.0, 1.0, 0.0, weighed=weighed)
     text, avg = hypotheses[0]
     return Decoded(
         text=text,
@@ -195,6 +206,7 @@ def decode(
         no_speech_prob=no_speech,
         compression_ratio=compression_ratio(text),
         alternatives=tuple(hypotheses[1:]),
+        weighed=weighed,
     )
 
 
@@ -374,8 +386,17 @@ class WhisperEngine(Engine):
         pcm = np.concatenate([_EDGE, pcm, _EDGE])  # a word cut tight (barge-in) still has edges
         prompt = grammar_prompt(grammar, self.locale)
         digits = grammar is not None and grammar.digits is not None
+        choices = choices_for(grammar, self.locale)
         result: Decoded = self.pool.run(
-            decode, self.path, self.threads, pcm, self.language, prompt, self.beam_size, digits
+            decode,
+            self.path,
+            self.threads,
+            pcm,
+            self.language,
+            prompt,
+            self.beam_size,
+            digits,
+            choices,
         )
         example = grammar is not None and bool(prompt) and prompt == grammar.numbers.example
         numbers = grammar is not None and grammar.says_digits
@@ -390,8 +411,11 @@ class WhisperEngine(Engine):
             )
         ):
             log.debug("whisper: dropped a decode (%s)", shown(result.text, grammar))
-            return Hypothesis("", 0.0, self.name)
+            return self._chosen(result, grammar, "") or Hypothesis("", 0.0, self.name)
         text, avg = self._understood(result, prompt, grammar)
+        chosen = self._chosen(result, grammar, text)
+        if chosen is not None:
+            return chosen
         if grammar is not None and grammar.extension is not None and grammar.extension.example:
             text, avg = self._extended(pcm, grammar, grammar.extension.example, text, avg)
         meant = grammar.interpret(text) if grammar is not None else None
@@ -404,6 +428,16 @@ class WhisperEngine(Engine):
             log.debug("whisper: unsure command dropped (avg log-probability %.2f)", avg)
             return Hypothesis("", 0.0, self.name)
         return Hypothesis(text, confidence, self.name)
+
+    def _chosen(self, result: Decoded, grammar: Grammar | None, text: str) -> Hypothesis | None:
+        """The ask's phrase the audio fits best, where the free text cannot answer (choices.py)."""
+        if result.weighed is None or grammar is None:
+            return None
+        phrase = choose(result.weighed, grammar, text)
+        if phrase is None:
+            return None
+        log.debug("whisper: chose a phrase by its fit (%s)", shown(phrase, grammar))
+        return Hypothesis(phrase, CHOSEN_CONFIDENCE, self.name)
 
     def _extended(
         self, pcm: np.ndarray, grammar: Grammar, example: str, text: str, avg: float
