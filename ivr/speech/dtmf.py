@@ -91,3 +91,11 @@ def tone(key: str, rate: int, ms: int = 100, level: float = 6000.0) -> np.ndarra
             wave = np.sin(2 * np.pi * LOW[row] * t) + np.sin(2 * np.pi * HIGH[col] * t)
             return (wave * level / 2).astype(np.int16)
     raise ValueError(f"no keypad tone for {key!r}")
+
+
+def keys_in(samples: np.ndarray, rate: int) -> str:
+    """The keypad tones in a whole recording (int16 at ``rate``), in order."""
+    detector = ToneDetector(rate)
+    frame = rate // 50  # 20 ms, as a call's frames come
+    found = (detector.push(samples[i : i + frame]) for i in range(0, len(samples), frame))
+    return "".join(key for key in found if key is not None)

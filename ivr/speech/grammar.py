@@ -200,7 +200,7 @@ class Grammar:
             digits = self.digits_of(norm)
             if digits is not None and self.digits.accepts(digits):
                 return Interpretation(value=digits, digits=digits)
-        return understand(self, norm)
+        return understand(self, text)  # as written: its word breaks count
 
     def unusual(self, meant: Interpretation | None) -> bool:
         """Whether ``meant`` gives a number of a shape such numbers seldom have."""

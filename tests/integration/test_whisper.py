@@ -31,7 +31,7 @@ from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.asr.whisper import WhisperEngine
 from ivr.speech.audio import Audio, read_audio, split_frames, telephone
 from ivr.speech.engines import Engines
-from ivr.speech.grammar import DigitRule, GrammarBook, normalize
+from ivr.speech.grammar import DigitRule, Grammar, GrammarBook, normalize
 from ivr.speech.whisper_models import locate
 from tests.conftest import REPO, SHARED_SPEECH
 
@@ -109,6 +109,21 @@ def test_yes_no_over_the_phone(engines, read_back: bool) -> None:  # type: ignor
 RATE = 16000
 
 
+def taken_as_answers(  # type: ignore[no-untyped-def]
+    engine, signals: dict[str, Audio], asks: dict[str, Grammar]
+) -> list[tuple[str, str, str | None, str]]:
+    """Each signal heard at each ask, two at a time: (signal, ask, value, text) of those
+    taken as an answer."""
+    jobs = [(s, a) for s in signals for a in asks]
+
+    def one(job: tuple[str, str]) -> tuple[str, str, str | None, str]:
+        value, text = hear(engine, asks[job[1]], signals[job[0]])
+        return job[0], job[1], value, text
+
+    with ThreadPoolExecutor(2) as ex:
+        return [r for r in ex.map(one, jobs) if r[2] is not None]
+
+
 UNRELATED = [
     "the weather has been very cold this week",
     "my grandson bought me a new television for my birthday",
@@ -128,15 +143,7 @@ def test_nothing_that_is_not_an_answer_becomes_one(engines, condition: str) -> N
         "phone_number": EN.get("phone_number"),
         "read_back": READ_BACK,
     }
-    jobs = [(s, a) for s in signals for a in asks]
-
-    def one(job: tuple[str, str]) -> tuple[str, str, str | None, str]:
-        value, text = hear(engine, asks[job[1]], signals[job[0]])
-        return job[0], job[1], value, text
-
-    with ThreadPoolExecutor(2) as ex:
-        results = list(ex.map(one, jobs))
-    accepted = [r for r in results if r[2] is not None]
+    accepted = taken_as_answers(engine, signals, asks)
     assert not accepted, f"taken as answers ({condition}): {accepted}"
 
 

@@ -78,15 +78,8 @@ def test_in_band_keypad_tones() -> None:
     import numpy as np
 
     from ivr.qa.synth import caller_speech
-    from ivr.speech.dtmf import ToneDetector, tone
-
-    def detect(signal: np.ndarray, rate: int) -> str:
-        detector, found = ToneDetector(rate), ""
-        n = rate // 50
-        for i in range(0, len(signal) - n + 1, n):
-            key = detector.push(signal[i : i + n])
-            found += key or ""
-        return found
+    from ivr.speech.dtmf import keys_in as detect
+    from ivr.speech.dtmf import tone
 
     for rate in (8000, 16000):
         gap = np.zeros(rate // 10, np.int16)

@@ -32,11 +32,19 @@ import numpy as np
 
 from ivr.errors import EngineError
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer, shown
-from ivr.speech.asr.choices import Weighed, choices_for, choose, needs_weighing, weigh
+from ivr.speech.asr.choices import (
+    Weighed,
+    choices_for,
+    choose,
+    needs_weighing,
+    outlasts,
+    weigh,
+)
 from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.audio import resample
+from ivr.speech.dtmf import keys_in
 from ivr.speech.grammar import COMMAND_PREFIX, Grammar, normalize
-from ivr.speech.understand import bare_answer, is_hanzi
+from ivr.speech.understand import bare_answer, is_hanzi, syllables
 from ivr.speech.vad import voiced_span
 
 log = logging.getLogger(__name__)
@@ -55,6 +63,9 @@ LEAVING_COMMANDS: Final = frozenset({COMMAND_PREFIX + "agent", COMMAND_PREFIX + 
 ALTERNATIVE_MARGIN: Final = 0.8
 ALTERNATIVE_FLOOR: Final = -1.3
 ALTERNATIVE_NO_SPEECH: Final = 0.5
+# ... and writes about the syllables the best one wrote: Mandarin writes one character a
+# syllable, and a next guess shorter by more (好 for 今天 去 很好) is another utterance
+ALTERNATIVE_DROPPED_SYLLABLES: Final = 1
 
 EDGE_SEC: Final = 0.3
 CHOSEN_CONFIDENCE: Final = 0.75  # a phrase chosen by its fit: accepted, and read back as usual
@@ -77,6 +88,7 @@ class Decoded:
     compression_ratio: float
     alternatives: tuple[tuple[str, float], ...] = ()  # (text, average log-probability)
     weighed: Weighed | None = None  # the ask's phrases laid over the audio (choices.py)
+    voiced_sec: float = 0.0  # how long the voice lasted, as Silero VAD found it
 
     @property
     def invented(self) -> bool:
@@ -180,6 +192,7 @@ def decode(
     span = voiced_span(audio)
     if span is None:
         return Decoded("", -10.0, 1.0, 0.0)
+    voiced_sec = (span[1] - span[0]) / WHISPER_RATE
     if to_voice:
         # a digit string: the voice and 0.3 s around it. Over a second of silence around a
         # number (the endpointer waits 1.5 s after a digit) made Whisper write a digit more
@@ -196,9 +209,9 @@ def decode(
     hypotheses, no_speech = _generate(model, encoded, language, prompt, beam_size)
     weighed = None
     if choices and needs_weighing(hypotheses[0][0] if hypotheses else "", choices):
-        weighed = weigh(model, encoded, language, choices, span)
+        weighed = weigh(model, encoded, language, choices, span[1])
     if not hypotheses:
-        return Decoded("", -10.0, 1.0, 0.0, weighed=weighed)
+        return Decoded("", -10.0, 1.0, 0.0, weighed=weighed, voiced_sec=voiced_sec)
     text, avg = hypotheses[0]
     return Decoded(
         text=text,
@@ -207,6 +220,7 @@ def decode(
         compression_ratio=compression_ratio(text),
         alternatives=tuple(hypotheses[1:]),
         weighed=weighed,
+        voiced_sec=voiced_sec,
     )
 
 
@@ -382,6 +396,9 @@ class WhisperEngine(Engine):
         """Decode int16 audio at ``rate``; an invented or empty decode comes back empty."""
         if len(audio) * 1000 < MIN_AUDIO_MS * rate:
             return Hypothesis("", 0.0, self.name)
+        if keys_in(audio, rate):  # keys, which the channel takes: Whisper writes words for them
+            log.debug("whisper: keypad tones, no words")
+            return Hypothesis("", 0.0, self.name)
         pcm = resample(audio.astype(np.int16), rate, WHISPER_RATE).astype(np.float32) / 32768.0
         pcm = np.concatenate([_EDGE, pcm, _EDGE])  # a word cut tight (barge-in) still has edges
         prompt = grammar_prompt(grammar, self.locale)
@@ -412,10 +429,20 @@ class WhisperEngine(Engine):
         ):
             log.debug("whisper: dropped a decode (%s)", shown(result.text, grammar))
             return self._chosen(result, grammar, "") or Hypothesis("", 0.0, self.name)
-        text, avg = self._understood(result, prompt, grammar)
+        # at a Mandarin phrase ask the fit tells near readings apart (choices.py); the beam's
+        # next guess there answered 24 recorded words that were no answer, and none that was
+        text, avg = self._understood(result, prompt, grammar, beam=not choices)
         chosen = self._chosen(result, grammar, text)
         if chosen is not None:
             return chosen
+        if (
+            choices
+            and grammar is not None
+            and grammar.interpret(text) is not None
+            and outlasts(grammar, text, result.voiced_sec)
+        ):
+            log.debug("whisper: an answer too short for the voice (%s)", shown(text, grammar))
+            return Hypothesis("", 0.0, self.name)
         if grammar is not None and grammar.extension is not None and grammar.extension.example:
             text, avg = self._extended(pcm, grammar, grammar.extension.example, text, avg)
         meant = grammar.interpret(text) if grammar is not None else None
@@ -433,7 +460,7 @@ class WhisperEngine(Engine):
         """The ask's phrase the audio fits best, where the free text cannot answer (choices.py)."""
         if result.weighed is None or grammar is None:
             return None
-        phrase = choose(result.weighed, grammar, text)
+        phrase = choose(result.weighed, grammar, text, result.voiced_sec)
         if phrase is None:
             return None
         log.debug("whisper: chose a phrase by its fit (%s)", shown(phrase, grammar))
@@ -481,9 +508,9 @@ class WhisperEngine(Engine):
 
     @staticmethod
     def _understood(
-        result: Decoded, prompt: str | None, grammar: Grammar | None
+        result: Decoded, prompt: str | None, grammar: Grammar | None, *, beam: bool = True
     ) -> tuple[str, float]:
-        """The best hypothesis, or the beam's next one that answers the ask.
+        """The best hypothesis, or (``beam``) the beam's next one that answers the ask.
 
         Whisper's best guess at one short word is often a near-sounding word ("Bye" for
         "five", "Nice" for "nine", "New" for "zero"), with the answer a little lower in the
@@ -491,7 +518,9 @@ class WhisperEngine(Engine):
         the usual shape (the grammar's ``usual``). The next hypothesis that maps onto the
         grammar is taken when it is nearly as likely as the best (``ALTERNATIVE_MARGIN``),
         likely enough on its own (``ALTERNATIVE_FLOOR``), the model was sure somebody spoke,
-        and it is no global command: a person is never called for on a second guess.
+        it drops no more than a syllable of the best one's Mandarin
+        (``ALTERNATIVE_DROPPED_SYLLABLES``), and it is no global command: a person is never
+        called for on a second guess.
         """
         digits = grammar is not None and grammar.says_digits
         best = result.text if digits else collapse_repeats(result.text)
@@ -503,15 +532,18 @@ class WhisperEngine(Engine):
         unusual = grammar.unusual(heard)
         if heard is not None and not unusual:
             return best, result.avg_logprob
-        if result.no_speech_prob >= ALTERNATIVE_NO_SPEECH:
+        if not beam or result.no_speech_prob >= ALTERNATIVE_NO_SPEECH:
             return best, result.avg_logprob
         floor = max(result.avg_logprob - ALTERNATIVE_MARGIN, ALTERNATIVE_FLOOR)
+        written = syllables(best)
         for text, avg in result.alternatives:
             if avg < floor:
                 break  # the beam comes back best first
             if not digits and loops(text):
                 continue
             said = text if digits else collapse_repeats(text)
+            if syllables(said) < written - ALTERNATIVE_DROPPED_SYLLABLES:
+                continue
             meant = bare_answer(grammar, said)
             if (
                 meant is None
