@@ -326,12 +326,10 @@ def understand(grammar: Grammar, text: str) -> Interpretation | None:
             return Interpretation(digits, digits) if grammar.digits.accepts(digits) else None
     # a one-character answer counts where it was written as a word of its own (是 after 嗯
     # and a comma), not as a character of a longer word (行 in 银行, "bank": there it is hang)
-    inside = _inside_words(text)
-    matches = [
-        (s, e, v)
-        for s, e, v in phrase_matches(tokens, grammar.phrases)
-        if e - s > 1 or s not in inside
-    ]
+    matches = phrase_matches(tokens, grammar.phrases)
+    if any(e - s == 1 for s, e, _ in matches):
+        inside = _inside_words(text)
+        matches = [(s, e, v) for s, e, v in matches if e - s > 1 or s not in inside]
     values = {v for _, _, v in matches}
     if not values:
         near = nearest_by_spelling(tokens, grammar.phrases)

@@ -163,9 +163,9 @@ def choose(weighed: Weighed, grammar: Grammar, text: str, voiced_sec: float) -> 
     value, (score, phrase) = ranked[0]
     if value.startswith(COMMAND_PREFIX) or score < MIN_FIT:
         return None
-    syllables = len(phrase.split())
-    if len(said.split()) > syllables + 1:
+    answer_syllables = len(phrase.split())
+    if len(said.split()) > answer_syllables + 1:
         return None  # the free text says more than the answer would: something else was said
-    if voiced_sec > syllables * MAX_SECONDS_PER_SYLLABLE + EXTRA_SECONDS:
+    if voiced_sec > answer_syllables * MAX_SECONDS_PER_SYLLABLE + EXTRA_SECONDS:
         return None  # the voice lasted longer than the answer would
     return phrase
