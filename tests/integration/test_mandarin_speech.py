@@ -22,6 +22,7 @@ from ivr.qa.synth import condition_speech
 from ivr.speech.audio import read_audio, split_frames, telephone
 from ivr.speech.grammar import Grammar, GrammarBook, normalize
 from ivr.speech.tts import Synthesizer
+from ivr.speech.understand import is_hanzi, pinyin
 from ivr.speech.voices import voice_for
 from tests.conftest import REPO, SHARED_SPEECH
 from tests.integration.test_whisper import hear, taken_as_answers
@@ -144,27 +145,51 @@ def test_recorded_words_that_answer_nothing_are_seldom_taken_as_answers(engines)
 # A voice that reads pinyin as English speaks each syllable's tone as a number ("ling two, yi
 # one"); a listener writes those down as English number words or digits.
 TONE_NUMBERS = re.compile(r"(?<![a-z])(one|two|three|four|five)(?![a-z])|[0-9]", re.IGNORECASE)
-LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
+
+
+def _sounds(text: str) -> list[str]:
+    """The toneless syllables of the Chinese characters in ``text`` (還 and 还 alike)."""
+    return [pinyin(t) for t in normalize(text).split() if is_hanzi(t)]
+
+
+def _in_order(said: list[str], heard: list[str]) -> int:
+    """How many of ``said``'s syllables ``heard`` has, in order (longest common subsequence)."""
+    prev = [0] * (len(heard) + 1)
+    for s in said:
+        cur = [0]
+        for j, h in enumerate(heard, 1):
+            cur.append(prev[j - 1] + 1 if s == h else max(prev[j], cur[-1]))
+        prev = cur
+    return prev[-1]
 
 
 def test_mandarin_prompts_are_heard_as_mandarin(engines, settings: Settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A listener (Whisper base) hears the IVR's Mandarin prompts as Chinese, without the
-    English tone numbers ("ling two, yi one") that a "latin as English" voice speaks."""
+    English tone numbers ("ling two, yi one") that a "latin as English" voice speaks.
+
+    The listener writes espeak-ng's Mandarin loosely (感谢您致电 as 看見您知見) and not the
+    same on every machine (a stray English phrase after a prompt on a loaded one), so the
+    prompts are judged together by the syllables heard in order: about 0.55 of them with
+    the Mandarin voice, none with the "latin as English" one (its prompts heard as looping
+    digits, which the recogniser drops, or as bare tone numbers)."""
     whisper = engines.require("zh-CN")
     book = PromptBook(REPO / "prompts", "zh-CN")
     synth = Synthesizer(tmp_path / "cache")
-    heard = {}
-    for pid in ("main_menu", "goodbye", "anything_else"):
-        speech = book.speech(pid, params={"brand": settings.brand_for("zh-CN")}, voice=Voice())
+    params = {"brand": settings.brand_for("zh-CN")}
+    heard, said, found = {}, 0, 0
+    for pid in ("goodbye", "anything_else", "slower_ack", "apology"):
+        speech = book.speech(pid, params=params, voice=Voice())
         audio = synth.render(speech, voice=voice_for(Voice(), "zh-CN"), sample_rate=16000)
         rec = whisper.recognizer(None, 16000, {})
         for frame in split_frames(audio.samples, 16000):
             rec.accept(frame)
         heard[pid] = rec.finish().text
-    assert any(re.search(r"[\u4e00-\u9fff]", text) for text in heard.values()), heard
+        sounds = _sounds(book.text(pid).format(**params))
+        said += len(sounds)
+        found += _in_order(sounds, _sounds(heard[pid]))
+    assert found >= 0.3 * said, (f"{found} of {said} syllables heard", heard)
     for pid, text in heard.items():
         # A voice reading pinyin as English speaks a tone number after every syllable (dozens
         # a prompt); the listener's own slip is one (on a loaded CI machine it once wrote
-        # "只剖4天" for 直播, no digit in the prompt). The same holds for Latin words.
+        # "只剖4天" for 直播, no digit in the prompt).
         assert len(list(TONE_NUMBERS.finditer(text))) <= 1, (pid, text)
-        assert len(LATIN_WORD.findall(text)) <= 1, (pid, text)
