@@ -123,6 +123,11 @@ def _distance(a: str, b: str) -> int:
     return prev[-1]
 
 
+def spelling_distance(a: str, b: str) -> float:
+    """The share of letters to change to spell ``b`` from ``a``: 0 the same, 1 nothing alike."""
+    return _distance(a, b) / max(len(a), len(b), 1)
+
+
 def nearest_by_sound(tokens: list[str], phrases: dict[str, str]) -> str | None:
     """The value of the one Mandarin phrase that sounds nearly like the whole answer.
 
@@ -141,7 +146,7 @@ def nearest_by_sound(tokens: list[str], phrases: dict[str, str]) -> str | None:
         if not all(is_hanzi(w) for w in words) or abs(len(words) - len(heard)) > 1:
             continue
         target = "".join(pinyin(w) for w in words)
-        scored.append((_distance(spelt, target) / max(len(target), len(spelt)), value))
+        scored.append((spelling_distance(spelt, target), value))
     scored.sort()
     if not scored or scored[0][0] > MAX_SOUND_DISTANCE:
         return None
@@ -166,7 +171,7 @@ def nearest_by_spelling(tokens: list[str], phrases: dict[str, str]) -> str | Non
         if len(words) < MIN_SPELLING_WORDS or abs(len(words) - len(tokens)) > 2:
             continue
         target = "".join(words)
-        scored.append((_distance(spelt, target) / max(len(target), len(spelt)), value))
+        scored.append((spelling_distance(spelt, target), value))
     scored.sort()
     if not scored or scored[0][0] > MAX_SPELLING_DISTANCE:
         return None

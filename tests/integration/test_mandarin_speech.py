@@ -142,6 +142,21 @@ def test_recorded_words_that_answer_nothing_are_seldom_taken_as_answers(engines)
     assert taken <= 10, f"{taken} of {len(items)} taken as answers"
 
 
+# recorded words Whisper base writes as a one-syllable yes when shown the yes/no answers
+# (时间 as 是, 维修 as 好), and as themselves without the prompt (時間, 維修)
+BENT_INTO_YES = ("audio_cmn_yuetan/yuetan_cmd_40.wav", "audio_cmn_yuetan/yuetan_cmd_32.wav")
+
+
+def test_a_longer_word_written_as_a_one_syllable_yes_is_no_answer(engines) -> None:  # type: ignore[no-untyped-def]
+    """A one-syllable answer is heard once more without the prompt, on the same encoding; a
+    longer word that answers nothing (choices.said_more) is asked again, not taken as yes."""
+    engine = engines.require("zh-CN")
+    grammar = ZH.get("yes_no")
+    for name in BENT_INTO_YES:
+        value, text = hear(engine, grammar, telephone(read_audio(SHARED_SPEECH / "zh-CN" / name)))
+        assert value is None, (name, text)
+
+
 # A voice that reads pinyin as English speaks each syllable's tone as a number ("ling two, yi
 # one"); a listener writes those down as English number words or digits.
 TONE_NUMBERS = re.compile(r"(?<![a-z])(one|two|three|four|five)(?![a-z])|[0-9]", re.IGNORECASE)

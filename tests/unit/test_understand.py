@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from ivr.speech.asr.choices import Weighed, choices_for, choose, needs_weighing, outlasts
+from ivr.speech.asr.choices import (
+    Weighed,
+    choices_for,
+    choose,
+    needs_weighing,
+    outlasts,
+    said_more,
+)
 from ivr.speech.grammar import DigitRule, Grammar, GrammarBook, normalize
 
 REPO = Path(__file__).resolve().parents[2]
@@ -357,6 +364,32 @@ def test_an_answer_written_for_a_voice_far_longer_than_it_is_no_answer() -> None
     assert not outlasts(menu, "我的视频被限制了", 4.3)  # eight syllables, said slowly
     assert outlasts(menu, "直播 母亲 好看", 4.0)  # a two-syllable answer in a sentence
     assert not outlasts(menu, "关机密码", 2.8)  # 密码: the answer's own syllables count
+
+
+@pytest.mark.parametrize(
+    ("answer", "unprompted", "dropped"),
+    [
+        # recorded words that answer nothing, written as a yes by the prompted decode
+        ("行。", "再見", True),  # 北京
+        ("。好。", "手指", True),  # 数字
+        ("。对。", "背一斤", True),
+        ("。是。", "時間", True),
+        # the same answer, heard without the prompt as the same value or near its phrases
+        ("。是。", "是", False),  # one syllable: nothing longer was said
+        ("好。", "好的", False),  # an answer of the same value
+        ("。对。", "對的", False),  # 对的, written in traditional characters
+        ("行。", "行吗", False),  # xingma: 2 of its 6 letters from xing (行)
+        ("不。", "不要", False),
+        ("。是。", "", False),  # nothing written without the prompt
+        ("。是。", None, False),  # not decoded again (a longer answer, or no Mandarin ask)
+        # a longer answer is not this check's to drop
+        ("可以", "靠你", False),
+    ],
+)
+def test_a_one_syllable_answer_heard_as_a_longer_word_without_the_prompt(
+    answer: str, unprompted: str | None, dropped: bool
+) -> None:
+    assert said_more(ZH.get("yes_no"), answer, unprompted) is dropped
 
 
 def test_a_command_is_never_chosen_by_fit() -> None:

@@ -33,11 +33,13 @@ import numpy as np
 from ivr.errors import EngineError
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer, shown
 from ivr.speech.asr.choices import (
+    UNPROMPTED_TOKENS,
     Weighed,
     choices_for,
     choose,
     needs_weighing,
     outlasts,
+    said_more,
     weigh,
 )
 from ivr.speech.asr.pool import RecognitionPool
@@ -89,6 +91,7 @@ class Decoded:
     alternatives: tuple[tuple[str, float], ...] = ()  # (text, average log-probability)
     weighed: Weighed | None = None  # the ask's phrases laid over the audio (choices.py)
     voiced_sec: float = 0.0  # how long the voice lasted, as Silero VAD found it
+    unprompted: str | None = None  # decoded again without the prompt (choices.said_more)
 
     @property
     def invented(self) -> bool:
@@ -141,11 +144,16 @@ def load(path: str, threads: int, language: str, prompt: str | None, beam_size: 
 
 
 def _generate(
-    model: Any, encoded: Any, language: str, prompt: str | None, beam_size: int
+    model: Any,
+    encoded: Any,
+    language: str,
+    prompt: str | None,
+    beam_size: int,
+    max_length: int | None = None,
 ) -> tuple[list[tuple[str, float]], float]:
     """The beam's finished hypotheses, best first, each with its average log-probability
     (per token, end of text counted, as faster-whisper reports it), and the no-speech
-    probability."""
+    probability. ``max_length``: tokens at most (the model's own limit by default)."""
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_suppressed_tokens
 
@@ -159,7 +167,7 @@ def _generate(
         beam_size=beam_size,
         num_hypotheses=beam_size,
         length_penalty=1.0,
-        max_length=model.max_length,
+        max_length=max_length or model.max_length,
         return_scores=True,
         return_no_speech_prob=True,
         suppress_blank=True,
@@ -207,11 +215,18 @@ def decode(
     features = pad_or_trim(model.feature_extractor(audio)[:, :-1])
     encoded = model.encode(features)
     hypotheses, no_speech = _generate(model, encoded, language, prompt, beam_size)
-    weighed = None
-    if choices and needs_weighing(hypotheses[0][0] if hypotheses else "", choices):
+    best = hypotheses[0][0] if hypotheses else ""
+    weighed = unprompted = None
+    if choices and needs_weighing(best, choices):
         weighed = weigh(model, encoded, language, choices, span[1])
+    if choices and (weighed is not None or syllables(best) == 1):
+        # a one-syllable answer, written or to be chosen: what is heard without the prompt
+        found, _ = _generate(model, encoded, language, None, 1, UNPROMPTED_TOKENS)
+        unprompted = found[0][0] if found else ""
     if not hypotheses:
-        return Decoded("", -10.0, 1.0, 0.0, weighed=weighed, voiced_sec=voiced_sec)
+        return Decoded(
+            "", -10.0, 1.0, 0.0, weighed=weighed, voiced_sec=voiced_sec, unprompted=unprompted
+        )
     text, avg = hypotheses[0]
     return Decoded(
         text=text,
@@ -221,6 +236,7 @@ def decode(
         alternatives=tuple(hypotheses[1:]),
         weighed=weighed,
         voiced_sec=voiced_sec,
+        unprompted=unprompted,
     )
 
 
@@ -443,6 +459,12 @@ class WhisperEngine(Engine):
         ):
             log.debug("whisper: an answer too short for the voice (%s)", shown(text, grammar))
             return Hypothesis("", 0.0, self.name)
+        if grammar is not None and said_more(grammar, text, result.unprompted):
+            log.debug(
+                "whisper: a longer word without the prompt (%s)",
+                shown(result.unprompted or "", grammar),
+            )
+            return Hypothesis("", 0.0, self.name)
         if grammar is not None and grammar.extension is not None and grammar.extension.example:
             text, avg = self._extended(pcm, grammar, grammar.extension.example, text, avg)
         meant = grammar.interpret(text) if grammar is not None else None
@@ -463,6 +485,12 @@ class WhisperEngine(Engine):
         phrase = choose(result.weighed, grammar, text, result.voiced_sec)
         if phrase is None:
             return None
+        if said_more(grammar, phrase, result.unprompted):
+            log.debug(
+                "whisper: a longer word without the prompt (%s)",
+                shown(result.unprompted or "", grammar),
+            )
+            return Hypothesis("", 0.0, self.name)
         log.debug("whisper: chose a phrase by its fit (%s)", shown(phrase, grammar))
         return Hypothesis(phrase, CHOSEN_CONFIDENCE, self.name)
 
