@@ -160,7 +160,7 @@ def said_more(grammar: Grammar, answer: str, unprompted: str | None) -> bool:
     """
     if unprompted is None or syllables(answer) != 1:
         return False
-    heard = [pinyin(t) for t in normalize(unprompted).split() if is_hanzi(t)]
+    heard = _sound(unprompted).split()
     meant = grammar.interpret(answer)
     if len(heard) < 2 or meant is None:
         return False
@@ -168,10 +168,15 @@ def said_more(grammar: Grammar, answer: str, unprompted: str | None) -> bool:
     if again is not None and again.value == meant.value:
         return False
     spelt = "".join(heard)
-    return all(
-        spelling_distance(spelt, _sound(phrase).replace(" ", "")) > MAX_UNPROMPTED_DISTANCE
+    spellings = (
+        _sound(phrase).replace(" ", "")
         for phrase, value in grammar.phrases.items()
-        if value == meant.value and _sound(phrase)
+        if value == meant.value
+    )
+    return all(
+        spelling_distance(spelt, spelling) > MAX_UNPROMPTED_DISTANCE
+        for spelling in spellings
+        if spelling
     )
 
 

@@ -359,6 +359,16 @@ def echoes_prompt(text: str, prompt: str | None, *, whole_items_too: bool = Fals
     return bool(found) and all(i not in edges or i + len(said) not in edges for i in found)
 
 
+def _said_more(grammar: Grammar, answer: str, result: Decoded) -> bool:
+    """``choices.said_more`` on the decode's text without the prompt, logged when it holds."""
+    if not said_more(grammar, answer, result.unprompted):
+        return False
+    log.debug(
+        "whisper: a longer word without the prompt (%s)", shown(result.unprompted or "", grammar)
+    )
+    return True
+
+
 class WhisperEngine(Engine):
     """A Whisper model for one locale, decoded in the shared worker pool."""
 
@@ -459,11 +469,7 @@ class WhisperEngine(Engine):
         ):
             log.debug("whisper: an answer too short for the voice (%s)", shown(text, grammar))
             return Hypothesis("", 0.0, self.name)
-        if grammar is not None and said_more(grammar, text, result.unprompted):
-            log.debug(
-                "whisper: a longer word without the prompt (%s)",
-                shown(result.unprompted or "", grammar),
-            )
+        if grammar is not None and _said_more(grammar, text, result):
             return Hypothesis("", 0.0, self.name)
         if grammar is not None and grammar.extension is not None and grammar.extension.example:
             text, avg = self._extended(pcm, grammar, grammar.extension.example, text, avg)
@@ -485,11 +491,7 @@ class WhisperEngine(Engine):
         phrase = choose(result.weighed, grammar, text, result.voiced_sec)
         if phrase is None:
             return None
-        if said_more(grammar, phrase, result.unprompted):
-            log.debug(
-                "whisper: a longer word without the prompt (%s)",
-                shown(result.unprompted or "", grammar),
-            )
+        if _said_more(grammar, phrase, result):
             return Hypothesis("", 0.0, self.name)
         log.debug("whisper: chose a phrase by its fit (%s)", shown(phrase, grammar))
         return Hypothesis(phrase, CHOSEN_CONFIDENCE, self.name)
