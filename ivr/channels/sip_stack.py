@@ -9,7 +9,7 @@ adds around them, each proven by a test under ``tests/sip/``:
 * Record-Route is copied into our responses, so calls through a proxy work;
 * our BYE (and REFER) is retransmitted over UDP until answered (RFC 3261 timer E);
 * G.711 encoding is the project's own, bit-exact with the reference (the library's A-law
-  is inverted);
+  is inverted; :mod:`ivr.channels.sip_media`, with the codec choice and RFC 4733 keys);
 * one 20 ms clock per process sends a packet for every call every 20 ms, silence included,
   and hands the dialog one received frame per tick from a small playout buffer, so timeouts
   run on time even when the peer sends nothing;
@@ -40,31 +40,21 @@ from typing import Any, Final
 
 import numpy as np
 from aiortp import RTPSession
-from aiortp.codecs.base import Codec as RtpCodec
 from aiortp.codecs.g722 import G722Codec
-from aiortp.dtmf import DtmfEvent
 from aiortp.port_allocator import PortAllocator
-from aiosipua import (
-    IncomingCall,
-    SdpNegotiationError,
-    SipRequest,
-    SipResponse,
-    negotiate_sdp,
-)
+from aiosipua import IncomingCall, SdpNegotiationError, SipRequest, SipResponse, negotiate_sdp
 from aiosipua.dialog import DialogState
 
 from ivr.channels.base import ChannelEvent, Frame, HangUp, Key
 from ivr.channels.sip_guard import DigestAuth, SourceGuard
+from ivr.channels.sip_media import CODECS, FRAME, G711, RATE, KeyEvents, choose_codec
 from ivr.channels.sip_signalling import USER_AGENT, Tcp, Uas, Udp, copy_record_route
 from ivr.errors import ChannelError
 from ivr.services.privacy import mask_phone
-from ivr.speech.audio import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from ivr.speech.dtmf import ToneDetector
 
 log = logging.getLogger(__name__)
 
-RATE: Final = 8000
-FRAME: Final = 160  # 20 ms at 8 kHz
 TICK_S: Final = 0.02
 T1: Final = 0.5
 T2: Final = 4.0
@@ -75,38 +65,7 @@ TIMER_B: Final = 64 * T1
 # Only a backlog over MAX_RX_MS (the clock stopped, or a peer sending too fast) is dropped.
 RX_JITTER_FRAMES: Final = 3
 MAX_RX_MS: Final = 2000
-# payload type -> (codec, audio rate); G.722 first: wideband is recognised far better
-CODECS: Final = {9: ("G722", 16000), 0: ("PCMU", RATE), 8: ("PCMA", RATE)}
 _DIGITS: Final = re.compile(r"\d+")
-
-
-class G711(RtpCodec):
-    """G.711 at 8 kHz with the project's bit-exact tables (µ-law and A-law)."""
-
-    def __init__(self, law: str) -> None:
-        if law not in ("PCMU", "PCMA"):
-            raise ValueError(f"expected PCMU or PCMA, got {law!r}")
-        self.law = law
-
-    @property
-    def name(self) -> str:
-        return self.law
-
-    @property
-    def sample_rate(self) -> int:
-        return RATE
-
-    @property
-    def samples_per_frame(self) -> int:
-        return FRAME
-
-    def encode(self, pcm: bytes) -> bytes:
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
-        return (ulaw_encode if self.law == "PCMU" else alaw_encode)(samples)
-
-    def decode(self, payload: bytes) -> bytes:
-        out = (ulaw_decode if self.law == "PCMU" else alaw_decode)(bytes(payload))
-        return out.astype("<i2").tobytes()
 
 
 @dataclass(frozen=True)
@@ -247,48 +206,6 @@ class Leg:
         limit = self.rate * MAX_RX_MS // 1000 * 2
         if len(self._rx) > limit:
             del self._rx[: len(self._rx) - limit]
-
-
-class KeyEvents:
-    """RFC 4733 telephone-events to keys: one key per event, reported when it ends.
-
-    A new key starts with a new RTP timestamp, or with a packet that is not an end packet
-    after the previous event ended (a replayed recording reuses its timestamps); the three
-    copies of an end packet count once.
-    """
-
-    def __init__(self, on_key: Callable[[str], None]) -> None:
-        self.on_key = on_key
-        self._timestamp: int | None = None
-        self._ended = False
-
-    def handle_packet(self, packet: Any) -> None:
-        try:
-            event = DtmfEvent.parse(packet.payload)
-        except ValueError:
-            return  # a malformed telephone-event: ignored like any bad packet
-        if packet.timestamp != self._timestamp or (self._ended and not event.end):
-            self._timestamp = packet.timestamp
-            self._ended = False
-        if event.end and not self._ended:
-            self._ended = True
-            if event.digit in "0123456789*#":
-                self.on_key(event.digit)
-
-
-def choose_codec(offer: Any) -> int:
-    """The payload type to answer with: G.722 when offered, else the first of PCMU/PCMA."""
-    audio = next((m for m in offer.media if m.media == "audio" and m.port), None)
-    if audio is None:
-        raise SdpNegotiationError("the offer has no audio stream")
-    offered = [c.payload_type for c in audio.codecs]
-    if 9 in offered:
-        return 9
-    for pt in offered:
-        if pt in (0, 8):
-            return pt
-    names = [c.encoding_name or str(c.payload_type) for c in audio.codecs]
-    raise SdpNegotiationError(f"no common codec: offered {names}; we take G722, PCMU, PCMA")
 
 
 class Endpoint:

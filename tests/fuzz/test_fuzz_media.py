@@ -20,7 +20,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ivr.channels.base import Key
-from ivr.channels.sip_stack import G711, Endpoint, EndpointConfig, KeyEvents, Leg
+from ivr.channels.sip_media import G711, KeyEvents
+from ivr.channels.sip_stack import Endpoint, EndpointConfig, Leg
 from ivr.speech.dtmf import ToneDetector
 from tests.fuzz.test_fuzz_sip import Errors
 from tests.sip.peers import free_port, raw_sdp, request, status_of

@@ -25,13 +25,8 @@ from ivr.channels.sip_guard import (
     parse_digest,
     users_from_config,
 )
-from ivr.channels.sip_stack import (
-    Endpoint,
-    EndpointConfig,
-    caller_number,
-    choose_codec,
-    dialled_number,
-)
+from ivr.channels.sip_media import choose_codec
+from ivr.channels.sip_stack import Endpoint, EndpointConfig, caller_number, dialled_number
 from tests.sip.peers import free_port
 
 REALM = "fuzz"

@@ -26,7 +26,7 @@ from ivr.config import Recognition, Settings
 from ivr.dialog.corrections import load_forms
 from ivr.qa.conditions import Condition, degrade, not_speech
 from ivr.qa.synth import condition_speech
-from ivr.speech.asr import whisper
+from ivr.speech.asr import whisper_decode
 from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.asr.whisper import WhisperEngine
 from ivr.speech.audio import Audio, read_audio, split_frames, telephone
@@ -198,13 +198,13 @@ def test_workers_warm_with_the_engines_beam_and_the_locales_example(
     """A worker's first beam search is an ask's: the configured beam and the locale's example
     digit string as prompt, so that the first caller's decode finds its buffers made."""
     seen: list[tuple[str, str | None, int]] = []
-    real = whisper._generate
+    real = whisper_decode._generate
 
     def spy(model: object, encoded: object, language: str, prompt: str | None, beam: int) -> object:
         seen.append((language, prompt, beam))
         return real(model, encoded, language, prompt, beam)
 
-    monkeypatch.setattr(whisper, "_generate", spy)
+    monkeypatch.setattr(whisper_decode, "_generate", spy)
     asr = Recognition(workers=0, grammar_hosts=0, beam_size=2)
     engines = Engines(settings.models_dir, grammars_dir=REPO / "grammars", asr=asr)
     engines.warm(["en-US"])

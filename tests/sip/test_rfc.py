@@ -309,7 +309,7 @@ def ok_for(req: str) -> str:
 def test_g711_matches_the_reference(law: str) -> None:
     import warnings
 
-    from ivr.channels.sip_stack import G711
+    from ivr.channels.sip_media import G711
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -42,7 +42,7 @@ def test_grammar_compiles_to_jsgf_and_vosk(grammars) -> None:  # type: ignore[no
 
 
 def test_a_mishearing_counts_only_as_the_whole_answer(grammars) -> None:  # type: ignore[no-untyped-def]
-    from ivr.speech.asr.whisper import grammar_prompt
+    from ivr.speech.asr.whisper_text import grammar_prompt
 
     yn = grammars.get("yes_no")
     assert yn.interpret("Now.").value == "no"  # a human "no" over the phone, as written

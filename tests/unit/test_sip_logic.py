@@ -12,14 +12,8 @@ from aiosipua import SdpNegotiationError, SipMessage
 from aiosipua.sdp import parse_sdp
 
 from ivr.channels.base import Frame
-from ivr.channels.sip_stack import (
-    RX_JITTER_FRAMES,
-    KeyEvents,
-    Leg,
-    caller_number,
-    choose_codec,
-    dialled_number,
-)
+from ivr.channels.sip_media import KeyEvents, choose_codec
+from ivr.channels.sip_stack import RX_JITTER_FRAMES, Leg, caller_number, dialled_number
 
 
 def invite(*headers: str, uri: str = "sip:4008001001@10.0.0.1:5080") -> SipMessage:

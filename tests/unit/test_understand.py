@@ -131,7 +131,7 @@ def test_mandarin_menu_by_sound() -> None:
 
 
 def test_whisper_repeats_collapse_outside_digits_and_mandarin() -> None:
-    from ivr.speech.asr.whisper import collapse_repeats
+    from ivr.speech.asr.whisper_text import collapse_repeats
 
     assert collapse_repeats("Repeat, repeat.") == "repeat"
     assert collapse_repeats("No, no, no") == "no"
@@ -139,7 +139,7 @@ def test_whisper_repeats_collapse_outside_digits_and_mandarin() -> None:
 
 
 def test_a_piece_of_the_prompt_broken_off_mid_item_is_no_answer() -> None:
-    from ivr.speech.asr.whisper import echoes_prompt
+    from ivr.speech.asr.whisper_text import echoes_prompt
 
     prompt = "忘记密码，直播，查询工单，转人工。"  # noqa: RUF001 - Mandarin commas
     assert echoes_prompt("查询工", prompt)  # stops inside 查询工单
@@ -160,7 +160,9 @@ def test_a_second_guess_must_be_the_answer_alone() -> None:
 
 
 def test_the_beams_next_answer_is_taken_only_when_nearly_as_likely() -> None:
-    from ivr.speech.asr.whisper import Decoded, WhisperEngine, grammar_prompt
+    from ivr.speech.asr.whisper import WhisperEngine
+    from ivr.speech.asr.whisper_decode import Decoded
+    from ivr.speech.asr.whisper_text import grammar_prompt
     from ivr.speech.grammar import DigitRule
 
     one = EN.get("digits", digits=DigitRule(1, 1))
@@ -183,7 +185,9 @@ def test_the_beams_next_answer_is_taken_only_when_nearly_as_likely() -> None:
 def test_a_mandarin_next_guess_is_another_reading_of_the_syllables_not_fewer() -> None:
     """Measured on an unrelated sentence at the phone-number ask: the best hypothesis wrote
     the sentence (请问商店星期天几点关门, heard as 新文方便…), a next one seven digits."""
-    from ivr.speech.asr.whisper import Decoded, WhisperEngine, grammar_prompt
+    from ivr.speech.asr.whisper import WhisperEngine
+    from ivr.speech.asr.whisper_decode import Decoded
+    from ivr.speech.asr.whisper_text import grammar_prompt
 
     phone = ZH.get("phone_number")
 
@@ -202,7 +206,9 @@ def test_a_mandarin_next_guess_is_another_reading_of_the_syllables_not_fewer() -
 def test_a_phone_number_with_a_digit_too_many_yields_to_the_usual_shape() -> None:
     """Over the phone Whisper's best guess at "one three eight, zero zero one three, eight
     zero zero zero" had a fifth zero, with the right number next in its beam (measured)."""
-    from ivr.speech.asr.whisper import Decoded, WhisperEngine, grammar_prompt
+    from ivr.speech.asr.whisper import WhisperEngine
+    from ivr.speech.asr.whisper_decode import Decoded
+    from ivr.speech.asr.whisper_text import grammar_prompt
 
     phone = EN.get("phone_number")
     twelve = "One three eight, zero zero one three eight, zero zero zero zero."
@@ -249,7 +255,7 @@ def test_usual_shapes_must_be_regular_expressions(tmp_path: Path) -> None:
 
 
 def test_several_digits_are_steered_by_an_example_and_copies_of_it_are_no_answer() -> None:
-    from ivr.speech.asr.whisper import echoes_prompt, grammar_prompt, loops
+    from ivr.speech.asr.whisper_text import echoes_prompt, grammar_prompt, loops
 
     phone = EN.get("phone_number")
     prompt = grammar_prompt(phone, "en-US")
@@ -285,7 +291,7 @@ def test_an_unsure_command_counts_only_where_it_was_not_prompted_and_keeps_the_c
     """Unsure Whisper copies words of its prompt: a command the prompt listed, or one that
     takes the caller away (a person, the menu), needs a sure decode; "slower" written
     unprompted (a Mandarin menu's prompt holds its answers alone) is the caller's."""
-    from ivr.speech.asr.whisper import COMMAND_CONFIDENCE, command_in_doubt, grammar_prompt
+    from ivr.speech.asr.whisper_text import COMMAND_CONFIDENCE, command_in_doubt, grammar_prompt
 
     unsure, sure = COMMAND_CONFIDENCE - 0.01, COMMAND_CONFIDENCE
     menu_zh = ZH.get("main_menu")
@@ -307,7 +313,7 @@ def test_an_unsure_command_counts_only_where_it_was_not_prompted_and_keeps_the_c
 def test_a_mandarin_digit_ask_is_prompted_with_digits_written_together() -> None:
     """Shown the digits as a comma list, Whisper base wrote a lone recorded digit as that
     list again ("三" as 三 and 三) or not at all; as a number is written, it wrote the digit."""
-    from ivr.speech.asr.whisper import grammar_prompt
+    from ivr.speech.asr.whisper_text import grammar_prompt
 
     one = grammar_prompt(ZH.get("digits", digits=DigitRule(1, 1)), "zh-CN")
     assert one == "零一二三四五六七八九。"
