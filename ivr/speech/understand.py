@@ -184,10 +184,17 @@ def nearest_by_spelling(tokens: list[str], phrases: dict[str, str]) -> str | Non
 
 
 # --- digits ----------------------------------------------------------------------------------
-def digits_in(tokens: list[str], digit_words: dict[str, str], numbers: NumberWords) -> str | None:
+def digits_in(
+    tokens: list[str],
+    digit_words: dict[str, str],
+    numbers: NumberWords,
+    ends: frozenset[int] = frozenset(),
+) -> str | None:
     """The digit string the tokens say, or None when a token is neither a number nor filler.
 
     Filler words may stand before the number ("my number is ..."), never inside it.
+    ``ends``: the tokens that end a piece of the text as written (``piece_ends``), for
+    ``_ends_a_word``.
     """
     by_sound = {pinyin(w): d for w, d in digit_words.items() if is_hanzi(w)}
     out = ""
@@ -206,7 +213,11 @@ def digits_in(tokens: list[str], digit_words: dict[str, str], numbers: NumberWor
             started or (nxt is not None and _is_number(nxt, digit_words, numbers))
         ):
             piece = numbers.aliases[tok]
-        elif is_hanzi(tok) and pinyin(tok) in by_sound:
+        elif (
+            is_hanzi(tok)
+            and pinyin(tok) in by_sound
+            and not _ends_a_word(tokens, i, ends, digit_words, numbers)
+        ):
             piece = by_sound[pinyin(tok)]
         elif tok in numbers.teens:
             piece = numbers.teens[tok]
@@ -239,6 +250,41 @@ def digits_in(tokens: list[str], digit_words: dict[str, str], numbers: NumberWor
         pending_repeat = 1
         i += 1
     return out or None
+
+
+def _ends_a_word(
+    tokens: list[str],
+    i: int,
+    ends: frozenset[int],
+    digit_words: dict[str, str],
+    numbers: NumberWords,
+) -> bool:
+    """Whether the character at ``i``, which only sounds like a digit, is the end of a word of
+    other characters: written after a character that is no number, in the same piece, and
+    followed by no number there (以 of 可以 before the number, 要 in 需要, 午 in 下午). A caller's
+    "可以" before the number is no digit of it; 巴 in "号码是巴三..." still is one."""
+    if i == 0 or (i - 1) in ends:
+        return False
+    before = tokens[i - 1]
+    if not is_hanzi(before) or is_number_word(before, digit_words, numbers):
+        return False
+    last = i in ends or i + 1 == len(tokens)
+    return last or not is_number_word(tokens[i + 1], digit_words, numbers)
+
+
+def piece_ends(text: str) -> frozenset[int]:
+    """The token indexes (as ``normalize`` splits ``text``) that end a piece written between
+    spaces or marks."""
+    from ivr.speech.grammar import normalize
+
+    ends: set[int] = set()
+    start = 0
+    for chunk in _WORD_BREAKS.split(text):
+        count = len(normalize(chunk).split())
+        if count:
+            start += count
+            ends.add(start - 1)
+    return frozenset(ends)
 
 
 def is_number_word(tok: str, digit_words: dict[str, str], numbers: NumberWords) -> bool:
@@ -326,7 +372,7 @@ def understand(grammar: Grammar, text: str) -> Interpretation | None:
         if near is not None:
             return Interpretation(near)
     if grammar.digits is not None:
-        digits = digits_in(tokens, grammar.digit_words, grammar.numbers)
+        digits = digits_in(tokens, grammar.digit_words, grammar.numbers, piece_ends(text))
         if digits is not None:
             return Interpretation(digits, digits) if grammar.digits.accepts(digits) else None
     # a one-character answer counts where it was written as a word of its own (是 after 嗯
