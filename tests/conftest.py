@@ -62,6 +62,19 @@ def engines(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
+def zh_prompts_built(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Any:
+    """zh-CN's prompts built once for the session (both rates, every speed), as `ivr prompts
+    build` does, in a home of their own: returns that home's settings and the build's report.
+    Tests that change the cache copy it first."""
+    from ivr.dialog.prompt_cache import build_cache
+    from ivr.speech.tts import Synthesizer
+
+    built = settings.with_(home=tmp_path_factory.mktemp("zh-prompts"))
+    report = build_cache(built, Synthesizer(built.cache_dir / "prompts"), ["zh-CN"])
+    return built, report
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Headless Chromium shared by every web page test of the session (tests/browser.py)."""
     from tests.browser import chromium
