@@ -5,6 +5,8 @@ nothing for it. On the recorded digits of ../shared/speech/zh-CN (through the te
 path and at 16 kHz), each clip is decoded as the IVR decodes a digit ask, then with a
 carrier phrase said before it ("号码是", "the number is", by the synthetic caller's voice;
 the answer is the digit written as a whole, or the last digit written), and said twice.
+Then codes, ticket numbers and phone numbers read out digit by digit from the same
+recordings (``ivr.qa.conditions.read_out``), over the phone, at their asks.
 
 Writes bench/zh-digits.json and prints a table for the README.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ivr.config import load_settings  # noqa: E402
+from ivr.qa.conditions import read_out  # noqa: E402
 from ivr.qa.synth import caller_speech  # noqa: E402
 from ivr.speech.asr.base import Engine  # noqa: E402
 from ivr.speech.audio import Audio, read_audio, split_frames, telephone  # noqa: E402
@@ -89,13 +93,51 @@ def main() -> None:
                 good += answer_of(text if sure else "") == wanted[r["file"]]
             results.setdefault(name, {})[condition] = good / len(rows)
             print(f"{condition} | {name}: {good} / {len(rows)}", flush=True)
+    read = read_out_numbers(whisper, rows, settings.confidence_reject)
     engines.close()
     (REPO / "bench" / "zh-digits.json").write_text(
-        json.dumps({"n": len(rows), "results": results}, indent=2, ensure_ascii=False)
+        json.dumps(
+            {"n": len(rows), "results": results, "read out": read}, indent=2, ensure_ascii=False
+        )
     )
     print("\n| Mandarin single digit (Whisper base) | phone | 16 kHz |\n|---|---|---|")
     for name, by in results.items():
         print(f"| {name} | {by['phone']:.2f} | {by['16 kHz']:.2f} |")
+    print("\n| read out digit by digit, over the phone | " + " | ".join(PAUSES_S) + " |")
+    print("|---|" + "---|" * len(PAUSES_S))
+    for ask, by in read.items():
+        print(f"| {ask} | " + " | ".join(f"{by[p]:.2f}" for p in PAUSES_S) + " |")
+
+
+NUMBERS = 12  # of each kind
+PAUSES_S = ("0.12", "0.3")  # quiet after each digit
+
+
+def read_out_numbers(
+    engine: Engine, rows: list[dict[str, str]], reject: float
+) -> dict[str, dict[str, float]]:
+    """Codes, ticket numbers and phone numbers read out digit by digit from the recorded
+    digits (one speaker), through the phone path: the share heard whole at their ask."""
+    book = GrammarBook(REPO / "grammars", "zh-CN")
+    clips = {r["text"]: read_audio(SPEECH / r["file"]) for r in rows}
+    rng = random.Random(7)
+    out: dict[str, dict[str, float]] = {}
+    for ask, length in (("verification_code", 6), ("ticket_number", 8), ("phone_number", 11)):
+        grammar = book.get(ask)
+        for pause in PAUSES_S:
+            whole = 0
+            for _ in range(NUMBERS):
+                number = "".join(rng.choice("0123456789") for _ in range(length))
+                if ask == "phone_number":  # a mainland mobile number
+                    number = "1" + rng.choice("3589") + number[2:]
+                words = [clips["零一二三四五六七八九"[int(d)]] for d in number]
+                said = telephone(read_out(words, float(pause)))
+                text, confidence = heard(engine, said.samples, said.rate, grammar)
+                meant = grammar.interpret(text) if confidence >= reject else None
+                whole += meant is not None and meant.value == number
+            out.setdefault(ask, {})[pause] = whole / NUMBERS
+            print(f"read out, {ask}, {pause} s: {whole} / {NUMBERS}", flush=True)
+    return out
 
 
 def heard(engine: Engine, samples: np.ndarray, rate: int, grammar: Grammar) -> tuple[str, float]:

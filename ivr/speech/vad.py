@@ -22,6 +22,15 @@ VAD_RATE: Final = 16000
 THRESHOLD: Final = 0.35
 MIN_SPEECH_MS: Final = 60
 PAD_MS: Final = 100
+# Silero judges 32 ms windows, and where a short word falls among them matters: over the
+# phone line one recorded 五 peaks at 0.30 or 0.80 depending on the offset, and with 0.3 s
+# of silence before them three of the ten recorded Mandarin digits had no voice at all,
+# which cut a phone number's first digits away. So the utterance is judged twice, the second
+# time half a window later, and the voice is what either finds: of 2000 human words and
+# digits over the phone (four lengths of silence before each) 10 had no voice at one offset
+# and 3 at two, and of 88 sounds with nobody speaking one more (keypad tones in line noise,
+# which the recognisers take as keys) gained one.
+OFFSETS: Final = (0, 256)
 
 
 def voiced_span(audio: np.ndarray) -> tuple[int, int] | None:
@@ -31,8 +40,16 @@ def voiced_span(audio: np.ndarray) -> tuple[int, int] | None:
     options = VadOptions(
         threshold=THRESHOLD, min_speech_duration_ms=MIN_SPEECH_MS, speech_pad_ms=PAD_MS
     )
-    spans = get_speech_timestamps(audio, options)
-    return (int(spans[0]["start"]), int(spans[-1]["end"])) if spans else None
+    found: list[tuple[int, int]] = []
+    for offset in OFFSETS:
+        shifted = np.concatenate([np.zeros(offset, audio.dtype), audio]) if offset else audio
+        spans = get_speech_timestamps(shifted, options)
+        if spans:
+            start, end = int(spans[0]["start"]) - offset, int(spans[-1]["end"]) - offset
+            found.append((max(0, start), min(len(audio), end)))
+    if not found:
+        return None
+    return min(s for s, _ in found), max(e for _, e in found)
 
 
 def has_voice_16k(audio: np.ndarray) -> bool:

@@ -17,9 +17,9 @@ import pytest
 
 from ivr.config import Settings, Voice
 from ivr.dialog.prompts import PromptBook
-from ivr.qa.conditions import Condition, degrade, not_speech
+from ivr.qa.conditions import Condition, degrade, not_speech, read_out
 from ivr.qa.synth import condition_speech
-from ivr.speech.audio import read_audio, split_frames, telephone
+from ivr.speech.audio import Audio, read_audio, split_frames, telephone
 from ivr.speech.grammar import Grammar, GrammarBook, normalize
 from ivr.speech.tts import Synthesizer
 from ivr.speech.understand import is_hanzi, pinyin
@@ -70,6 +70,32 @@ def test_twelve_words_from_seventeen_speakers_over_the_phone(engines) -> None:  
     items = [(r["file"], r["text"]) for r in rows if r["text"] in words][::2]
     assert len(items) >= 90
     assert _accuracy(engines.require("zh-CN"), grammar, items) >= 0.75  # bench, all 204: 0.83
+
+
+def _said_digit_by_digit(number: str, pause_s: float) -> Audio:
+    """The recorded digits (one speaker) read out one by one, through the phone path."""
+    files = {r["text"]: r["file"] for r in _rows() if r["kind"] == "digit"}
+    digits = [files["零一二三四五六七八九"[int(d)]] for d in number]
+    words = [read_audio(SHARED_SPEECH / "zh-CN" / f) for f in digits]
+    return telephone(read_out(words, pause_s))
+
+
+def test_numbers_read_out_digit_by_digit_are_heard_whole(engines) -> None:  # type: ignore[no-untyped-def]
+    """Loud and slow over the phone: Silero found only part of such a voice, and the cut
+    to the voice left Whisper the first digits. Of these eight, 2 came back whole then and
+    7 now (of 12 random codes and 12 phone numbers: 4 and 0 then, 12 and 9 now)."""
+    engine = engines.require("zh-CN")
+    heard = []
+    for ask, numbers in (
+        ("verification_code", ("482913", "730165", "159083", "526018")),
+        ("phone_number", ("13800138000", "15245957117", "18246281948", "13199351819")),
+    ):
+        grammar = ZH.get(ask)
+        for n, number in enumerate(numbers):
+            audio = _said_digit_by_digit(number, (0.12, 0.3)[n % 2])
+            heard.append((number, hear(engine, grammar, audio)))
+    whole = [number for number, (value, _) in heard if value == number]
+    assert len(whole) >= 6, heard
 
 
 def test_the_synthetic_mandarin_caller_is_understood(engines) -> None:  # type: ignore[no-untyped-def]

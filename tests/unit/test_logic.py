@@ -223,3 +223,21 @@ def test_busy_audio_device_message() -> None:
     assert "busy or unavailable" in busy and "--input" in busy and "ivr devices" in busy
     other = open_error_message(sd.PortAudioError("Invalid sample rate", -9997))
     assert "busy" not in other and "--input" in other
+
+
+def test_a_cut_to_the_voice_keeps_every_loud_part_and_drops_the_quiet_line() -> None:
+    """``loud_extent``: the voice found (``span``), widened to the loud 10 ms frames."""
+    from ivr.speech.asr.whisper_decode import loud_extent
+
+    rate = 16000
+    hiss = np.random.default_rng(0).standard_normal(rate * 4) * 1e-3
+    t = np.arange(rate) / rate
+    audio = hiss.copy()
+    for start in (0.5, 2.5):  # two words, a second each; the voice found covers the first
+        at = int(start * rate)
+        audio[at : at + rate] += 0.3 * np.sin(2 * np.pi * 220 * t)
+    first, last = loud_extent(audio, (int(0.5 * rate), int(1.5 * rate)))
+    assert abs(first - 0.5 * rate) <= 160 and abs(last - 3.5 * rate) <= 160
+    # nothing loud beyond the voice found: the voice found stands
+    assert loud_extent(hiss, (rate, 2 * rate)) == (rate, 2 * rate)
+    assert loud_extent(hiss[:100], (0, 50)) == (0, 50)

@@ -27,6 +27,9 @@ NO_SPEECH_PROB: Final = 0.6
 NO_SPEECH_LOGPROB: Final = -1.0
 MAX_COMPRESSION: Final = 2.4
 EDGE_SEC: Final = 0.3
+LOUD_FRAME: Final = 160  # 10 ms
+LOUD_OVER_FLOOR_DB: Final = 15.0
+LOUD_UNDER_PEAK_DB: Final = 30.0
 # low dither, not digital silence, before and after the utterance: measured on single digits
 # cut tight, it turns about one miss in four into a hit
 EDGE: Final = (
@@ -160,9 +163,10 @@ def decode(
         # a digit string: the voice and 0.3 s around it. Over a second of silence around a
         # number (the endpointer waits 1.5 s after a digit) made Whisper write a digit more
         # ("... eight zero zero zero zero"); on phrases, cutting changed words both ways.
+        first, last = loud_extent(audio, span)
         margin = int(EDGE_SEC * WHISPER_RATE)
-        start = max(0, span[0] - margin)
-        audio = audio[start : span[1] + margin]
+        start = max(0, first - margin)
+        audio = audio[start : last + margin]
         span = (span[0] - start, span[1] - start)
     from faster_whisper.audio import pad_or_trim
 
@@ -193,6 +197,29 @@ def decode(
         voiced_sec=voiced_sec,
         unprompted=unprompted,
     )
+
+
+def loud_extent(audio: np.ndarray, span: tuple[int, int]) -> tuple[int, int]:
+    """The voice found, widened to the first and last 10 ms that are loud (within
+    ``LOUD_UNDER_PEAK_DB`` of the loudest and ``LOUD_OVER_FLOOR_DB`` over the quietest tenth).
+
+    A cut to the voice must cut only the line around it. Silero finds part of some voices
+    and not the rest: a recorded Mandarin phone number said digit by digit, loud, over the
+    phone, had its voice found in 0.3 s of its 7 s, and the cut left Whisper two digits
+    (8 of 10 such numbers came back whole without the cut, 2 with it).
+    """
+    frames = audio[: len(audio) // LOUD_FRAME * LOUD_FRAME].reshape(-1, LOUD_FRAME)
+    if not len(frames):
+        return span
+    level = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    floor = float(np.percentile(level, 10))
+    bar = max(
+        floor * 10 ** (LOUD_OVER_FLOOR_DB / 20), level.max() * 10 ** (-LOUD_UNDER_PEAK_DB / 20)
+    )
+    loud = np.nonzero(level >= bar)[0]
+    if not len(loud):
+        return span
+    return min(span[0], int(loud[0]) * LOUD_FRAME), max(span[1], (int(loud[-1]) + 1) * LOUD_FRAME)
 
 
 def compression_ratio(text: str) -> float:
