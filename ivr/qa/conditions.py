@@ -24,6 +24,7 @@ from typing import Final
 import numpy as np
 
 from ivr.speech.audio import Audio, rms_dbfs, telephone
+from ivr.speech.level import frame_levels
 
 
 class Condition(enum.StrEnum):
@@ -149,8 +150,7 @@ def read_out(words: list[Audio], pause_s: float) -> Audio:
     said: list[np.ndarray] = []
     for word in words:
         pcm = word.to_rate(16000).samples
-        frames = pcm[: len(pcm) // 160 * 160].reshape(-1, 160).astype(np.float64)
-        level = np.sqrt(np.mean(frames**2, axis=1))
+        level = frame_levels(pcm, 160)
         loud = np.nonzero(level >= level.max() / 20)[0]
         if len(loud):
             pcm = pcm[max(0, int(loud[0]) - 3) * 160 : (int(loud[-1]) + 4) * 160]

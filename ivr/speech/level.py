@@ -107,6 +107,13 @@ def normalise(samples: np.ndarray, rate: int, *, target_dbov: float = TARGET_DBO
     return np.round(scaled).astype(np.int16)
 
 
+def frame_levels(samples: np.ndarray, frame: int) -> np.ndarray:
+    """The RMS of each whole run of ``frame`` samples (a part frame at the end is left out)."""
+    x = np.asarray(samples, dtype=np.float64)
+    n = len(x) // frame
+    return np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1))
+
+
 def spoken_seconds(samples: np.ndarray, rate: int, *, floor_db: float = -40.0) -> float:
     """Seconds from the first to the last sound louder than ``floor_db`` below the peak."""
     x = np.abs(np.asarray(samples, dtype=np.float64))

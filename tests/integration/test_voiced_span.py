@@ -16,6 +16,7 @@ import pytest
 
 from ivr.qa.conditions import add_noise, not_speech
 from ivr.speech.audio import Audio, read_audio, resample, telephone
+from ivr.speech.level import frame_levels
 from ivr.speech.vad import VAD_RATE, voiced_span
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,8 +36,7 @@ def _with_lead(pcm: np.ndarray, lead_s: float) -> np.ndarray:
 
 def _voice_starts(pcm: np.ndarray) -> float:
     """When the recording's own voice starts (its level first reaches a tenth of its peak)."""
-    frames = pcm[: len(pcm) // 160 * 160].reshape(-1, 160)
-    level = np.sqrt(np.mean(frames**2, axis=1))
+    level = frame_levels(pcm, 160)
     return float(np.argmax(level >= level.max() / 10)) * 160 / VAD_RATE
 
 

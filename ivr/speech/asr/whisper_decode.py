@@ -19,6 +19,7 @@ from typing import Any, Final
 import numpy as np
 
 from ivr.speech.asr.choices import UNPROMPTED_TOKENS, Weighed, needs_weighing, weigh
+from ivr.speech.level import frame_levels
 from ivr.speech.understand import syllables
 from ivr.speech.vad import voiced_span
 
@@ -208,10 +209,9 @@ def loud_extent(audio: np.ndarray, span: tuple[int, int]) -> tuple[int, int]:
     phone, had its voice found in 0.3 s of its 7 s, and the cut left Whisper two digits
     (8 of 10 such numbers came back whole without the cut, 2 with it).
     """
-    frames = audio[: len(audio) // LOUD_FRAME * LOUD_FRAME].reshape(-1, LOUD_FRAME)
-    if not len(frames):
+    level = frame_levels(audio, LOUD_FRAME)
+    if not len(level):
         return span
-    level = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
     floor = float(np.percentile(level, 10))
     bar = max(
         floor * 10 ** (LOUD_OVER_FLOOR_DB / 20), level.max() * 10 ** (-LOUD_UNDER_PEAK_DB / 20)
