@@ -648,6 +648,13 @@ class Baresip:
             self._out.close()  # type: ignore[attr-defined]
             self._out = None
 
+    def wait_for_call(self, timeout: float) -> None:
+        """Until a call is up: baresip starts recording what it hears when the audio starts."""
+        deadline = time.monotonic() + timeout
+        while not list((self.folder / "rec").glob("dump-*-dec.wav")):
+            assert time.monotonic() < deadline, "no call reached this phone"
+            time.sleep(0.2)
+
     def heard(self) -> Path:
         dumps = sorted((self.folder / "rec").glob("dump-*-dec.wav"))
         assert dumps, (self.log.read_text(errors="replace") if self.log else "no log")[-3000:]

@@ -94,10 +94,11 @@ def test_account_recovery_by_speech_from_baresip(ivr_server, settings, tmp_path:
     wav = line.wav(tmp_path / "caller.wav")
 
     phone = Baresip.make(tmp_path / "phone", f"aufile,{wav}", user="13800138000")
-    phone.start(f"/dial sip:ivr@127.0.0.1:{ivr_server.port}", seconds=int(line.t) + 30)
-    phone.wait(line.t + 60)
-
-    (call,) = ivr_server.wait_records(1, timeout=30)
+    phone.start(f"/dial sip:ivr@127.0.0.1:{ivr_server.port}", seconds=int(line.t) + 60)
+    try:  # the IVR says goodbye and hangs up: the call's record is then complete
+        (call,) = ivr_server.wait_records(1, timeout=line.t + 60)
+    finally:
+        phone.stop()
     assert call["outcome"] == "resolved", (call["states"], ivr_server.log.read_text()[-2000:])
     assert "reset_password" in json.loads(call["states"])
     heard = read_audio(phone.heard())

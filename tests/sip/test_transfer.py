@@ -16,6 +16,7 @@ from tests.sip.test_baresip import RATE, Timeline
 CALLER_TONE = 700.0
 AGENT_TONE = 440.0
 BUSY = "All our agents are busy right now"
+AGENT_HEARS_TONE_S = 8.0
 
 
 def tone_level(samples: np.ndarray, rate: int, hz: float) -> float:
@@ -56,9 +57,14 @@ def test_caller_reaches_the_agent_phone(ivr_home: Path, settings, tmp_path: Path
         caller = Baresip.make(
             tmp_path / "caller", f"aufile,{tmp_path / 'caller.wav'}", user="13800138000"
         )
-        caller.start(f"/dial sip:ivr@127.0.0.1:{server.port}", seconds=int(words_end) + 40)
-        caller.wait(words_end + 55)
-        (call,) = server.wait_records(1, timeout=30)
+        caller.start(f"/dial sip:ivr@127.0.0.1:{server.port}", seconds=int(words_end) + 60)
+        try:
+            (call,) = server.wait_records(1, timeout=words_end + 60)
+            agent.wait_for_call(timeout=30)
+            # the agent hears the file again from its start: the words, the pause, then the tone
+            time.sleep(words_end + len(pause) / RATE + AGENT_HEARS_TONE_S)
+        finally:
+            caller.stop()
     finally:
         agent.stop()
         server.stop()
