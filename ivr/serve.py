@@ -174,6 +174,7 @@ class Server:
         for thread in list(self._threads.values()):
             thread.join(10)
         self.endpoint.stop()
+        self.runtime.engines.close()  # the recognition workers, even one still loading a model
         log.info("stopped after %d calls", self.calls_done)
 
     def _active(self) -> int:

@@ -5,11 +5,12 @@
   yes/no): floors are the benchmark's measurement less a margin (README, Recognition).
 * Nothing that is not an answer becomes one: silence, line noise, music, keypad tones and
   unrelated sentences, at every kind of ask, in every caller condition.
-* The worker pool survives a worker killed mid-utterance.
+* The worker pool survives a worker killed mid-utterance, and stops without waiting for one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -260,6 +262,40 @@ def test_workers_end_with_a_killed_server(tmp_path: Path) -> None:
     for pid in left:
         os.kill(pid, signal.SIGKILL)  # leave no orphan behind, even when failing
     assert not left, "the workers outlived the process that started them"
+
+
+def test_a_pool_closed_while_its_workers_load_stops_without_waiting(tmp_path: Path) -> None:
+    """A server told to stop while its workers still load their models (`ivr serve` stopped
+    just after its start, on a busy machine) stops then: it does not wait for the load."""
+    pool = RecognitionPool(1)
+    started = tmp_path / "started"
+    warming = threading.Thread(target=_warm_forever, args=(pool, started), daemon=True)
+    warming.start()
+    deadline = time.monotonic() + 120  # a liveness bound: the worker starts in seconds
+    while not started.exists():
+        assert time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.1)
+    (pid,) = pool.worker_pids()
+    closing = threading.Thread(target=pool.close, daemon=True)
+    closing.start()
+    closing.join(60)  # a liveness bound, not a speed: without the stop it waits an hour
+    hung = closing.is_alive()
+    if hung:
+        os.kill(pid, signal.SIGKILL)  # leave no worker behind, even when failing
+    assert not hung, "closing the pool waited for the work in progress"
+    assert not _running(pid)
+    warming.join(60)
+    assert not warming.is_alive()
+
+
+def _warm_forever(pool: RecognitionPool, started: Path) -> None:
+    with contextlib.suppress(BrokenProcessPool):
+        pool.warm(_load_for_an_hour, str(started))
+
+
+def _load_for_an_hour(started: str) -> None:
+    Path(started).touch()
+    time.sleep(3600)
 
 
 def test_the_first_caller_is_heard_like_the_hundredth(sphinx) -> None:  # type: ignore[no-untyped-def]

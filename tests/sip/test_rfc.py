@@ -137,14 +137,15 @@ def test_unanswered_bye_is_sent_again(ivr: Ivr) -> None:
         time.sleep(0.5)
         call.key("0")
         first = wait_for(call.sip, "BYE", 40)
-        started = time.monotonic()
         again = wait_for(call.sip, "BYE", 5)  # not answered: timer E sends it again
         assert header(again, "CSeq") == header(first, "CSeq")
         assert header(again, "Call-ID") == ["bye-1"]
-        gap = time.monotonic() - started
+        call.sip.recv_all(0.05)  # those already here (a busy machine reads them late)
         call.sip.send(ok_for(again), ivr.port)
-        later = [m for m in call.sip.recv_all(gap * 3 + 1) if m.startswith("BYE")]
-        assert later == []  # answered: no more retransmissions
+        # one more may cross our answer on the wire (sent before the IVR read it); without the
+        # answer taken, timer E would send at least two more in the next 10 s (1 s, 2 s, 4 s)
+        later = [m for m in call.sip.recv_all(10.0) if m.startswith("BYE")]
+        assert len(later) <= 1, later
     finally:
         call.close()
     (row,) = ivr.wait_records(1)

@@ -135,10 +135,19 @@ class RecognitionPool:
         return [p.pid for p in processes.values() if p.pid is not None]
 
     def close(self) -> None:
+        """Stop the workers now. Work they are still doing (a model loading while the server
+        is told to stop) is dropped, not waited for: a stop must not hang on it."""
         with self._lock:
             executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        if executor is None:
+            return
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(5)
+        executor.shutdown(wait=True)
 
 
 _shared: dict[int | None, RecognitionPool] = {}
