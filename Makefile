@@ -35,8 +35,11 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy ivr
 
+# the suite runs in two processes, a file's tests together (its fixtures and servers shared):
+# most of its time is calls and sound in real time, which wait rather than compute
+TEST_WORKERS ?= 2
 test: setup lint typecheck
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 bench: setup
 	$(PY) bench/run.py

@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ivr.agents.routing import PBX_WAIT_S, RING_S, AgentRouter
 from ivr.channels.base import HangUp
@@ -39,6 +39,8 @@ from ivr.services.privacy import mask_phone
 from ivr.session import Runtime
 
 log = logging.getLogger("ivr.serve")
+
+SIGNAL_POLL_S: Final = 0.2  # how soon the main thread sees SIGTERM or SIGINT
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ class Server:
         )
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._signalled = False  # SIGTERM or SIGINT came
         self.calls_done = 0
 
     def _apply_fixtures(self, fixtures: dict[str, Any]) -> None:
@@ -157,11 +159,18 @@ class Server:
     def serve_forever(self) -> None:
         """Run until SIGTERM or SIGINT, then shut down cleanly."""
         for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self._stop.set())
+            signal.signal(sig, self._on_signal)
         self.start()
         print(f"ivr serve: ready on sip:ivr@{self.options.host}:{self.options.port}", flush=True)
-        self._stop.wait()
+        while not self._signalled:
+            time.sleep(SIGNAL_POLL_S)
         self.shutdown()
+
+    def _on_signal(self, _signum: int, _frame: object) -> None:
+        # a plain flag, no lock: the handler runs between two bytecodes of the main thread,
+        # which may be holding the very lock that Event.set() takes (the server then never
+        # stopped: seen when SIGTERM came just as the server had said it was ready)
+        self._signalled = True
 
     def shutdown(self) -> None:
         log.info("shutting down: no new calls; %d in progress", len(self._threads))
@@ -174,6 +183,7 @@ class Server:
         for thread in list(self._threads.values()):
             thread.join(10)
         self.endpoint.stop()
+        self.runtime.stopping.set()
         self.runtime.engines.close()  # the recognition workers, even one still loading a model
         log.info("stopped after %d calls", self.calls_done)
 

@@ -95,6 +95,7 @@ class Runtime:
         )
         self._books: dict[str, tuple[PromptBook, GrammarBook, KnowledgeBase]] = {}
         self._classifiers: dict[str, FeedbackClassifier] = {}
+        self.stopping = threading.Event()  # set by a server that shuts down
 
     def warm_in_background(self, locales: list[str]) -> threading.Thread:
         """Load the locales' recognisers (Whisper into every worker) while calls begin.
@@ -107,7 +108,10 @@ class Runtime:
             try:
                 self.engines.warm(locales)
             except (EngineError, RuntimeError, OSError) as exc:  # calls say so when they need it
-                log.warning("speech recognition not warmed: %s", exc)
+                if self.stopping.is_set():
+                    log.info("speech recognition: loading stopped, the server is stopping")
+                else:
+                    log.warning("speech recognition not warmed: %s", exc)
                 return
             log.info("speech recognition ready in %.1f s", time.monotonic() - began)
 

@@ -108,6 +108,7 @@ class MicrophoneChannel(Channel):
         self.overruns = 0
         self.underruns = 0
         self._events: queue.Queue[ChannelEvent] = queue.Queue(maxsize=2000)
+        self._hang_up_asked = False
         self._frame = frame_samples(RATE)
         self._out = np.zeros(0, dtype=np.int16)
         self._out_lock = threading.Lock()
@@ -165,6 +166,9 @@ class MicrophoneChannel(Channel):
     # --- Channel -----------------------------------------------------------------------------
     def receive(self) -> ChannelEvent:
         while True:
+            if self._hang_up_asked:
+                self._hang_up_asked = False
+                return HangUp()
             try:
                 event = self._events.get(timeout=RECEIVE_TIMEOUT_SEC)
             except queue.Empty as exc:
@@ -229,7 +233,9 @@ class MicrophoneChannel(Channel):
         self._private = on
 
     def hang_up_now(self) -> None:
-        self._events.put(HangUp())
+        """Hang up from a signal handler (Ctrl-C): a plain flag, since a queue's lock may be
+        held by the very thread the handler interrupts. Seen within a frame (20 ms)."""
+        self._hang_up_asked = True
 
     def hang_up(self) -> None:
         # let the goodbye finish playing before the streams close

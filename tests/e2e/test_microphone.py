@@ -372,44 +372,51 @@ def _turns(pulse: Pulse, call_id: str) -> list[dict[str, object]]:
     return list(shown["turns"])
 
 
-def test_echo_aware_ignores_its_own_prompt_in_the_headset(headset: HeadsetPulse) -> None:
-    proc = subprocess.Popen(
+def _spawn_echo_aware(headset: HeadsetPulse) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         ivr_cmd("call", "--echo", "echo-aware", "--input", "caller", "--output", "speaker"),
         env=headset.env,
         cwd=REPO,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        text=True,
+        start_new_session=True,
     )
-    try:
-        time.sleep(35)  # welcome, the menu prompt (leaking back), then listening in silence
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+
+
+def _gone(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert proc.stdout is not None
+    proc.stdout.close()
+
+
+def test_echo_aware_ignores_its_own_prompt_in_the_headset(headset: HeadsetPulse) -> None:
+    proc = _spawn_echo_aware(headset)
+    try:  # the welcome, the menu prompt (leaking back), then listening in silence
+        _read_until(proc, "How can I help you today?", 60)
+        first = _read_until(proc, "CALLER", 90)
+        first += _read_until(proc, "\n", 10)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
+        _gone(proc)
     record = calls(headset)[0]
     turns = _turns(headset, str(record["id"]))
     assert turns and turns[0]["ask"] == "main_menu"
-    assert turns[0]["mode"] == "no_input", (turns, out, err)  # the echo was never a turn
+    assert turns[0]["mode"] == "no_input", (turns, first)  # the echo was never a turn
 
 
 def test_echo_aware_takes_the_callers_speech_over_the_prompt(headset: HeadsetPulse) -> None:
-    headset.speak_at(12.0, "agent")  # during the menu prompt (after the welcome)
-    run = run_ivr(
-        headset,
-        "call",
-        "--echo",
-        "echo-aware",
-        "--input",
-        "caller",
-        "--output",
-        "speaker",
-        timeout=120,
-    )
-    assert run.returncode == 0, run.stderr
+    proc = _spawn_echo_aware(headset)
+    try:  # the caller says "agent" a few seconds into the menu prompt, over it
+        _read_until(proc, "How can I help you today?", 60)
+        headset.speak_at(3.0, "agent")
+        _read_until(proc, "transferred caller_request", 90)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        _gone(proc)
     record = calls(headset)[0]
     assert record["outcome"] == "transferred" and record["transfer_reason"] == "caller_request"
     first = _turns(headset, str(record["id"]))[0]

@@ -36,6 +36,38 @@ def test_sigterm_ends_calls_cleanly(ivr_home: Path, tmp_path: Path) -> None:
     assert "shutting down" in log and "stopped after 2 calls" in log
 
 
+TGKILL = {"x86_64": 234, "aarch64": 131}  # the system call that signals one thread
+
+
+def _signal_thread(pid: int, tid: int, sig: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(TGKILL[os.uname().machine], pid, tid, sig) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill")
+
+
+def test_sigterm_taken_by_any_thread_stops_the_server(ivr_home: Path, tmp_path: Path) -> None:
+    """The kernel hands a process's SIGTERM to any of its threads that does not block it (on a
+    busy machine, not always the main one). The server stopped only when the main thread took
+    it: waiting on an event, it never heard a signal another thread took, and hung."""
+    server = start_ivr(ivr_home, tmp_path)
+    try:
+        server.wait_log("speech recognition ready", 60)  # every thread of a running server
+        pid = server.proc.pid
+        others = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+        assert others
+        _signal_thread(pid, others[0], signal.SIGTERM)
+        try:
+            code = server.proc.wait(60)  # a liveness bound: it stops within a fraction of that
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 0, "SIGTERM taken by another thread did not stop the server"
+    finally:
+        server.stop()
+    assert "stopped after 0 calls" in server.log.read_text()
+
+
 def test_recorded_call_replays_and_shows_in_calls_list(ivr_home: Path, tmp_path: Path) -> None:
     fixtures = tmp_path / "fixtures.yaml"
     fixtures.write_text(FIXTURES)
