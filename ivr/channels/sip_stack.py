@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 TICK_S: Final = 0.02
 T1: Final = 0.5
+RTP_BIND_ATTEMPTS: Final = 5  # an RTP port pair taken by another process: try the next
 T2: Final = 4.0
 TIMER_B: Final = 64 * T1
 # Received audio waits for the 20 ms clock. Past RX_JITTER_FRAMES frames the clock was late
@@ -391,19 +392,30 @@ class Endpoint:
             leg.events.put(HangUp("caller"))
             leg.ended.set()
             return
-        try:
-            rtp = await RTPSession.create(
-                local_addr=(self.config.host, 0),
-                remote_addr=(remote_ip.address, offer_audio.port),
-                payload_type=pt,
-                codec=G711(codec) if codec != "G722" else G722Codec(),
-                dtmf_payload_type=events if events is not None else 101,
-                jitter_prefetch=2,
-                port_allocator=self._ports,
-                symmetric_rtp=True,
-            )
-        except OSError as exc:
-            log.error("INVITE %s: no RTP port: %s", request.call_id, exc)
+        error: OSError | None = None
+        for attempt in range(1, RTP_BIND_ATTEMPTS + 1):
+            try:
+                rtp = await RTPSession.create(
+                    local_addr=(self.config.host, 0),
+                    remote_addr=(remote_ip.address, offer_audio.port),
+                    payload_type=pt,
+                    codec=G711(codec) if codec != "G722" else G722Codec(),
+                    dtmf_payload_type=events if events is not None else 101,
+                    jitter_prefetch=2,
+                    port_allocator=self._ports,
+                    symmetric_rtp=True,
+                )
+                break
+            except OSError as exc:
+                # the allocator tries a pair, then lets it go until the session binds it:
+                # another process (a second server on this host) can take it between the
+                # two. That pair stays marked as ours, so the next attempt takes the next.
+                if attempt < RTP_BIND_ATTEMPTS:
+                    log.warning("[%s] RTP port taken meanwhile (%s); another", leg.call_id, exc)
+                    continue
+                error = exc
+        else:
+            log.error("INVITE %s: no RTP port: %s", request.call_id, error)
             call.reject(503, "Service Unavailable")
             leg.events.put(HangUp("failed"))
             return
