@@ -57,9 +57,9 @@ log = logging.getLogger(__name__)
 
 TICK_S: Final = 0.02
 T1: Final = 0.5
-RTP_BIND_ATTEMPTS: Final = 5  # an RTP port pair taken by another process: try the next
 T2: Final = 4.0
 TIMER_B: Final = 64 * T1
+RTP_BIND_ATTEMPTS: Final = 5  # an RTP port pair taken by another process: try the next
 # Received audio waits for the 20 ms clock. Past RX_JITTER_FRAMES frames the clock was late
 # (the loop thread starved under load, or skipping far-behind ticks) and the backlog goes to
 # the dialog at once: dropping it lost the first syllables of callers' answers at 10 calls.
@@ -393,7 +393,7 @@ class Endpoint:
             leg.ended.set()
             return
         error: OSError | None = None
-        for attempt in range(1, RTP_BIND_ATTEMPTS + 1):
+        for _attempt in range(RTP_BIND_ATTEMPTS):
             try:
                 rtp = await RTPSession.create(
                     local_addr=(self.config.host, 0),
@@ -410,9 +410,7 @@ class Endpoint:
                 # the allocator tries a pair, then lets it go until the session binds it:
                 # another process (a second server on this host) can take it between the
                 # two. That pair stays marked as ours, so the next attempt takes the next.
-                if attempt < RTP_BIND_ATTEMPTS:
-                    log.warning("[%s] RTP port taken meanwhile (%s); another", leg.call_id, exc)
-                    continue
+                log.warning("[%s] RTP port taken meanwhile: %s", leg.call_id, exc)
                 error = exc
         else:
             log.error("INVITE %s: no RTP port: %s", request.call_id, error)

@@ -244,11 +244,7 @@ def _spawn_on_pty(pulse: Pulse, *extra: str) -> tuple[subprocess.Popen[bytes], i
 def _end(proc: subprocess.Popen[bytes], master: int) -> None:
     """Close the terminal, make sure the process is gone, release its pipe."""
     os.close(master)
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    assert proc.stdout is not None
-    proc.stdout.close()
+    _gone(proc)
 
 
 def _read_until(proc: subprocess.Popen[bytes], text: str, timeout: float) -> str:
@@ -385,6 +381,7 @@ def _spawn_echo_aware(headset: HeadsetPulse) -> subprocess.Popen[bytes]:
 
 
 def _gone(proc: subprocess.Popen[bytes]) -> None:
+    """Make sure the process (and its session) is gone, release its pipe."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
