@@ -14,6 +14,7 @@ Writes bench/desk.json; prints a table for the README.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import sys
@@ -26,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ivr.services.store import Store  # noqa: E402
+from tests.browser import chromium  # noqa: E402
 from tests.desk.helpers import (  # noqa: E402
-    CHROMIUM_ARGS,
     PASSWORD,
     Http,
     add_people,
@@ -47,11 +48,8 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def transfer_to_screen(url: str, store: Store) -> list[float]:
-    from playwright.sync_api import sync_playwright
-
     out: list[float] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with contextlib.contextmanager(chromium)() as browser:  # the tests' headless Chromium
         page = browser.new_page()
         page.set_default_timeout(10000)
         page.goto(f"{url}/login")
@@ -66,7 +64,7 @@ def transfer_to_screen(url: str, store: Store) -> list[float]:
             page.wait_for_selector(f'#waiting tr[data-case="{case}"]', timeout=10000)
             out.append((time.perf_counter() - t0) * 1000)
             page.wait_for_timeout(200)
-        browser.close()
+        page.close()
     return out
 
 
