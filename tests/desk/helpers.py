@@ -7,7 +7,6 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -47,7 +46,7 @@ class DeskProcess:
 
 
 def start_desk(db: Path, workdir: Path, home: Path) -> DeskProcess:
-    port = free_port(socket.SOCK_STREAM)
+    port = free_port()
     log = workdir / f"desk-{port}.log"
     out = log.open("w")
     proc = subprocess.Popen(

@@ -8,7 +8,6 @@ import contextlib
 import os
 import pwd
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -89,7 +88,7 @@ def start(workdir: Path) -> PgServer:
     )
     if init.returncode != 0:
         raise AssertionError(f"initdb failed: {init.stdout}{init.stderr}")
-    port = free_port(socket.SOCK_STREAM)
+    port = free_port()
     log = (workdir / "postgres.log").open("w")
     proc = subprocess.Popen(
         [

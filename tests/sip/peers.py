@@ -6,6 +6,7 @@ Every process is started by these helpers, waited on with a bound and ended by i
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import signal
@@ -26,30 +27,51 @@ KEY_PCAP = {
 }
 
 
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# Ports the tests hand to the processes they start. They come from 10000-19999: below the IVR's
+# RTP ports (20000-30000) and baresip's (set to 30000-32000 below), and below the kernel's
+# ephemeral ports (32768 and up), which every outgoing connection and every bind to port 0
+# takes from. Each pytest-xdist worker has its own slice and walks it in order, so two workers,
+# or a checked-then-released port and someone's connect(), never meet on one port.
+TEST_PORTS = range(10000, 20000)
+SLICES = 4
+BLOCK = 4  # each port handed out has its next three free too (baresip's TLS, SIPp's media)
+_handed = itertools.count()
 
 
-def free_port_pair() -> int:
-    """A port p with p and p + 1 free for UDP and TCP alike (baresip takes both)."""
-    for _ in range(200):
-        port = free_port()
-        taken = []
-        try:
-            for candidate in (port, port + 1):
-                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                    s = socket.socket(socket.AF_INET, kind)
-                    taken.append(s)
-                    s.bind(("127.0.0.1", candidate))
+def _slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % SLICES if worker.isdigit() else 0
+    width = len(TEST_PORTS) // SLICES
+    first = TEST_PORTS.start + index * width
+    return range(first, first + width, BLOCK)
+
+
+def _free(port: int) -> bool:
+    taken: list[socket.socket] = []
+    try:
+        for candidate in range(port, port + BLOCK):
+            for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                s = socket.socket(socket.AF_INET, kind)
+                taken.append(s)
+                s.bind(("127.0.0.1", candidate))
+        return True
+    except OSError:
+        return False
+    finally:
+        for s in taken:
+            s.close()
+
+
+def free_port() -> int:
+    """A port p on 127.0.0.1 with p to p + 3 free for UDP and TCP alike, from this worker's slice
+    of TEST_PORTS; the next call hands out the next block, so a port given to a process that has
+    not bound it yet is not given again."""
+    ports = _slice()
+    for _ in range(len(ports)):
+        port = ports[next(_handed) % len(ports)]
+        if _free(port):
             return port
-        except OSError:
-            continue
-        finally:
-            for s in taken:
-                s.close()
-    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
+    raise RuntimeError(f"no free ports left in {ports}")
 
 
 @dataclass
@@ -553,6 +575,7 @@ def header(message: str, name: str) -> list[str]:
 # --- baresip as a phone ------------------------------------------------------------------------
 BARESIP_CONFIG = """poll_method epoll
 sip_listen 127.0.0.1:{port}
+rtp_ports 30000-32000
 net_interface 127.0.0.1
 audio_player aufile,{dir}/player.wav
 audio_source {source}
@@ -596,7 +619,7 @@ class Baresip:
         with the IVR with a password)."""
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "rec").mkdir(exist_ok=True)
-        port = free_port_pair()  # baresip binds SIP on port (UDP, TCP) and TLS on port + 1
+        port = free_port()  # baresip binds SIP on port (UDP, TCP) and TLS on port + 1
         extra = "answermode auto\n" if answer else ""
         (folder / "config").write_text(
             BARESIP_CONFIG.format(port=port, dir=folder, source=source, extra=extra)
