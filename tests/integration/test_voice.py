@@ -314,3 +314,45 @@ def test_sentences_keep_a_read_back_with_its_sentence() -> None:
     texts = [[p.text for p in s.parts if isinstance(p, Segment)] for s in pieces]
     assert texts == [["I heard", "4", "8", "2", "9", "1", "3"], ["Is that right?"]]
     assert [p for s in pieces for p in s.parts] == speech.parts
+
+
+RSS_AFTER = """
+import sys
+from pathlib import Path
+from ivr.config import Voice
+from ivr.dialog.prompts import render_text
+from ivr.speech.tts import Synthesizer
+
+def rss_mb():
+    with open("/proc/self/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[21]) * 4096 / 2**20
+
+synth = Synthesizer(Path(sys.argv[1]))
+def say(text):
+    synth.render(render_text(text, {}, voice=Voice()), voice=sys.argv[2], sample_rate=8000)
+short = "Your ticket is with the review team."
+say(short)
+before = rss_mb()
+clause = "if the video you posted was taken down, we will look at it again"
+say(", and ".join([clause] * 6) + ".")
+say(short + " Thank you.")
+print(before, rss_mb())
+"""
+
+
+def test_a_long_sentence_leaves_no_memory_behind_in_the_natural_voice(tmp_path: Path) -> None:
+    """The voice's memory grew with the longest sentence it had spoken, and stayed grown: a
+    long sentence once held hundreds of megabytes in the serving process for good."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", RSS_AFTER, str(tmp_path / "cache"), PIPER],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = (float(v) for v in done.stdout.split())
+    assert after - before < 150, (before, after)
