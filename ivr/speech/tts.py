@@ -290,6 +290,9 @@ class Synthesizer:
         self.memory_limit_bytes = MEMORY_CACHE_BYTES
         self._lock = threading.Lock()
         self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts-ahead")
+        # segments being loaded or made: calls that need one at the same time (callers who
+        # reached the same prompt on a cold cache) wait for it instead of making it again
+        self._making: dict[str, Future[np.ndarray]] = {}
         # the voice's own audio of the last few segments: one synthesis serves every rate
         self._raw: collections.OrderedDict[tuple[str, str, int, str], Audio] = (
             collections.OrderedDict()
@@ -333,6 +336,29 @@ class Synthesizer:
                 self._memory.move_to_end(key)
         if hit is not None:
             return hit
+        with self._lock:
+            making = self._making.get(key)
+            mine = making is None
+            if mine:
+                making = self._making[key] = Future()
+        assert making is not None
+        if not mine:  # another call is making this segment: one synthesis serves both
+            return making.result()
+        try:
+            samples = self._load_or_make(key, text, voice, rate_wpm, sample_rate, position)
+        except BaseException as error:
+            making.set_exception(error)
+            raise
+        else:
+            making.set_result(samples)
+        finally:
+            with self._lock:
+                del self._making[key]
+        return samples
+
+    def _load_or_make(
+        self, key: str, text: str, voice: str, rate_wpm: int, sample_rate: int, position: str
+    ) -> np.ndarray:
         path = self._path(key)
         if path.exists() and _wav_ok(path):
             audio = read_audio(path)

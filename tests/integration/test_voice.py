@@ -21,6 +21,7 @@ from ivr.dialog.prompt_cache import (
     slower_levels,
 )
 from ivr.dialog.prompts import PromptBook, SpokenDigits, SpokenText, render_text
+from ivr.errors import EngineError
 from ivr.speech import voices
 from ivr.speech.audio import Audio, read_audio, telephone
 from ivr.speech.level import (
@@ -356,3 +357,39 @@ def test_a_long_sentence_leaves_no_memory_behind_in_the_natural_voice(tmp_path: 
     assert done.returncode == 0, done.stderr[-2000:]
     before, after = (float(v) for v in done.stdout.split())
     assert after - before < 150, (before, after)
+
+
+def test_callers_reaching_the_same_uncached_prompt_share_one_synthesis(tmp_path: Path) -> None:
+    """On a cold cache ten callers greeted at once made the greeting ten times, one after the
+    other under the voice's lock: the tenth heard it only after all ten."""
+    import threading
+
+    made: list[str] = []
+
+    class Counting(Synthesizer):
+        def _voice_audio(self, text: str, voice: str, rate_wpm: int, position: str) -> Audio:
+            made.append(text)
+            return super()._voice_audio(text, voice, rate_wpm, position)
+
+    synth = Counting(tmp_path / "cache")
+    start = threading.Barrier(6)
+    got: list[np.ndarray] = []
+
+    def caller() -> None:
+        start.wait()
+        got.append(synth.segment(GREETING, voice=PIPER, rate_wpm=150, sample_rate=8000))
+
+    threads = [threading.Thread(target=caller) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert made == [GREETING]
+    assert len(got) == 6 and all(np.array_equal(a, got[0]) for a in got)
+    # a failed synthesis fails every caller waiting on it, and the next one tries again
+    with pytest.raises(EngineError):
+        synth.segment("", voice=PIPER, rate_wpm=150, sample_rate=8000, position="sideways")
+    assert not synth._making
+
+
+GREETING = "Hello, and thank you for calling."
