@@ -153,8 +153,25 @@ class Server:
             self.options.port,
             self.options.max_calls,
         )
+        locales = sorted({self.settings.locale, *self.settings.dnis.values()})
         # the recognisers load while the first caller hears the welcome, not on their answer
-        self.runtime.warm_in_background([self.settings.locale, *self.settings.dnis.values()])
+        self.runtime.warm_in_background(locales)
+        threading.Thread(
+            target=self._check_prompts, args=(locales,), name="check-prompts", daemon=True
+        ).start()
+
+    def _check_prompts(self, locales: list[str]) -> None:
+        """Say when the prompt cache lacks what callers will hear: each missing segment is made
+        while a caller waits, by the voice in this process (G.711 plays at 8 kHz, G.722 at 16)."""
+        from ivr.dialog.prompt_cache import coverage
+
+        try:
+            for found in coverage(self.settings, self.runtime.synth, locales):
+                warning = found.warning()
+                if warning:
+                    log.warning(warning)
+        except (ConfigError, OSError) as exc:
+            log.warning("prompt cache not checked: %s", exc)
 
     def serve_forever(self) -> None:
         """Run until SIGTERM or SIGINT, then shut down cleanly."""

@@ -12,7 +12,9 @@ from ivr.cli.common import settings_for
 def cmd_doctor(args: argparse.Namespace) -> int:
     import shutil
 
+    from ivr.dialog.prompt_cache import coverage
     from ivr.speech.engines import Engines
+    from ivr.speech.tts import Synthesizer
     from ivr.speech.voices import describe_voice, english_reading_warning, voice_for
 
     settings = settings_for(args)
@@ -41,12 +43,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     engines = Engines.from_settings(settings)
     for locale in sorted(p.name for p in settings.grammars_dir.iterdir() if p.is_dir()):
         print(f"  speech input {locale}: {engines.describe(locale)}")
-    for locale in sorted(p.name for p in settings.prompts_dir.iterdir() if p.is_dir()):
+    locales = sorted(p.name for p in settings.prompts_dir.iterdir() if p.is_dir())
+    for locale in locales:
         name = voice_for(settings.voice, locale)
         print(f"  voice {locale}: {describe_voice(name)}")
         warning = english_reading_warning(locale, name)
         if warning:
             print(f"  WARNING: {warning}")
+    synth = Synthesizer(settings.cache_dir / "prompts")
+    for part in coverage(settings, synth, locales):
+        held = part.total - part.missing
+        print(f"  prompt cache {part.locale} {part.sample_rate} Hz: {held} of {part.total}")
+        if part.missing:
+            print(f"  WARNING: {part.warning()}")
     return 0 if ok else 1
 
 

@@ -136,6 +136,25 @@ class BuildReport:
     seconds: float = 0.0
 
 
+def static_segments(settings: Settings, locale: str) -> list[Segment]:
+    """Every segment ``ivr prompts build`` renders for a locale, each once."""
+    seen: set[tuple[str, int, str]] = set()
+    todo: list[Segment] = []
+    for slower in slower_levels(settings):
+        parts = [
+            p
+            for speech in prompt_speeches(settings, locale, slower=slower)
+            for p in speech.parts
+            if isinstance(p, Segment)
+        ]
+        for part in [*parts, *digit_segments(settings, slower=slower)]:
+            key = (part.text, part.rate_wpm, part.position)
+            if key not in seen:
+                seen.add(key)
+                todo.append(part)
+    return todo
+
+
 def build_cache(
     settings: Settings,
     synth: Synthesizer,
@@ -148,20 +167,7 @@ def build_cache(
     started = time.perf_counter()
     for locale in locales:
         voice = voice_for(settings.voice, locale)
-        seen: set[tuple[str, int, str]] = set()
-        todo: list[Segment] = []
-        for slower in slower_levels(settings):
-            parts = [
-                p
-                for speech in prompt_speeches(settings, locale, slower=slower)
-                for p in speech.parts
-                if isinstance(p, Segment)
-            ]
-            for part in [*parts, *digit_segments(settings, slower=slower)]:
-                key = (part.text, part.rate_wpm, part.position)
-                if key not in seen:
-                    seen.add(key)
-                    todo.append(part)
+        todo = static_segments(settings, locale)
         for part in todo:
             for rate in sample_rates:
                 if not synth.is_cached(part, voice=voice, sample_rate=rate):
@@ -178,6 +184,41 @@ def build_cache(
             progress(f"{locale}: {len(todo)} segments ({voice})")
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass(frozen=True)
+class Coverage:
+    locale: str
+    sample_rate: int
+    missing: int
+    total: int
+
+    def warning(self) -> str | None:
+        if not self.missing:
+            return None
+        return (
+            f"the prompt cache lacks {self.missing} of {self.total} segments for "
+            f"{self.locale} at {self.sample_rate} Hz: callers wait while the voice makes "
+            "them; run `ivr prompts build`"
+        )
+
+
+def coverage(
+    settings: Settings,
+    synth: Synthesizer,
+    locales: list[str],
+    *,
+    sample_rates: tuple[int, ...] = SAMPLE_RATES,
+) -> list[Coverage]:
+    """How much of what ``ivr prompts build`` renders the cache holds, per locale and rate."""
+    found = []
+    for locale in locales:
+        voice = voice_for(settings.voice, locale)
+        todo = static_segments(settings, locale)
+        for rate in sample_rates:
+            missing = sum(not synth.is_cached(p, voice=voice, sample_rate=rate) for p in todo)
+            found.append(Coverage(locale, rate, missing, len(todo)))
+    return found
 
 
 def prerender_text(

@@ -101,10 +101,18 @@ def test_say_rate_and_prompts_build(home: Path, tmp_path: Path, zh_prompts_built
     narrow = sorted(p for p in cache.rglob("*.wav") if _rate(p) == 8000)
     for gone in narrow[:3]:
         gone.unlink()
+    total = len(narrow)
+    lacking = ivr(home, "doctor").stdout  # and `ivr serve` logs the same warning at start
+    assert f"prompt cache zh-CN 8000 Hz: {total - 3} of {total}" in lacking
+    assert f"prompt cache lacks 3 of {total} segments for zh-CN at 8000 Hz" in lacking
+    assert f"prompt cache zh-CN 16000 Hz: {total} of {total}" in lacking
     made = ivr(home, "prompts", "build", "--locale", "zh-CN", "--sample-rates", "8000")
     assert made.returncode == 0, made.stderr
     assert "(3 synthesised" in made.stdout
     assert all(p.exists() and _rate(p) == 8000 for p in narrow[:3])
+    whole = ivr(home, "doctor").stdout
+    assert f"prompt cache zh-CN 8000 Hz: {total} of {total}" in whole
+    assert "segments for zh-CN" not in whole
     again = ivr(home, "prompts", "build", "--locale", "zh-CN", "--sample-rates", "8000")
     assert again.returncode == 0
     assert "(0 synthesised" in again.stdout
