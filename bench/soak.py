@@ -83,7 +83,7 @@ def start_caller(xml: str, port: int, work: Path) -> subprocess.Popen[str]:
             "-p",
             str(free_port()),
             "-mp",
-            str(free_port()),
+            str(free_port(span=6)),  # one call: SIPp's media pair and the call's audio pair
             "-timeout",
             "240s",
             "-timeout_error",

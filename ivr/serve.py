@@ -153,7 +153,7 @@ class Server:
             self.options.port,
             self.options.max_calls,
         )
-        locales = sorted({self.settings.locale, *self.settings.dnis.values()})
+        locales = list(dict.fromkeys([self.settings.locale, *self.settings.dnis.values()]))
         # the recognisers load while the first caller hears the welcome, not on their answer
         self.runtime.warm_in_background(locales)
         threading.Thread(
@@ -170,7 +170,7 @@ class Server:
                 warning = found.warning()
                 if warning:
                     log.warning(warning)
-        except (ConfigError, OSError) as exc:
+        except Exception as exc:  # a check that fails must not stop the server
             log.warning("prompt cache not checked: %s", exc)
 
     def serve_forever(self) -> None:

@@ -95,6 +95,7 @@ class Runtime:
         )
         self._books: dict[str, tuple[PromptBook, GrammarBook, KnowledgeBase]] = {}
         self._classifiers: dict[str, FeedbackClassifier] = {}
+        self._books_lock = threading.Lock()
         self.stopping = threading.Event()  # set by a server that shuts down
 
     def warm_in_background(self, locales: list[str]) -> threading.Thread:
@@ -120,16 +121,20 @@ class Runtime:
         return thread
 
     def books(self, locale: str) -> tuple[PromptBook, GrammarBook, KnowledgeBase]:
-        if locale not in self._books:
-            s = self.settings
-            self._books[locale] = (
-                PromptBook(s.prompts_dir, locale),
-                GrammarBook(s.grammars_dir, locale),
-                KnowledgeBase(s.prompts_dir, locale),
-            )
-            self._classifiers[locale] = FeedbackClassifier(s.prompts_dir, locale)
-            load_forms(s.grammars_dir, locale)  # read-back corrections: a bad file fails here
-        return self._books[locale]
+        # under a lock, and the books last: callers who arrived together once saw a locale's
+        # books before its feedback classifier was there, and the call failed at its start
+        with self._books_lock:
+            if locale not in self._books:
+                s = self.settings
+                books = (
+                    PromptBook(s.prompts_dir, locale),
+                    GrammarBook(s.grammars_dir, locale),
+                    KnowledgeBase(s.prompts_dir, locale),
+                )
+                self._classifiers[locale] = FeedbackClassifier(s.prompts_dir, locale)
+                load_forms(s.grammars_dir, locale)  # read-back corrections: a bad file fails here
+                self._books[locale] = books
+            return self._books[locale]
 
     def ticket_messages(self, locale: str) -> Messages:
         """Text-message bodies for tickets, in the ticket's own language."""
@@ -163,47 +168,52 @@ class Runtime:
             server=self.server_id,
             caller_key=self.memory.key(channel.caller_id),
         )
-        dialog = Dialog(
-            channel=channel,
-            settings=self.settings,
-            prompts=prompts,
-            grammars=grammars,
-            synthesizer=self.synth,
-            engine=self.engines.for_locale(locale),
-            recorder=recorder,
-            voice=self.voice(locale),
-        )
-        codes = Codes(
-            self.store,
-            self.accounts,
-            self.outbox,
-            message=prompts.text("sms_verification_code").format(
-                brand=self.settings.brand_for(locale), code="{code}"
-            ),
-            fixed_code=fixed_code,
-        )
-        services = Services(
-            self.accounts,
-            codes,
-            self.queue,
-            knowledge,
-            tickets=self.tickets,
-            ticket_messages=self.ticket_messages(locale),
-            feedback=self.feedback,
-            classifier=self._classifiers[locale],
-            guard=RecoveryGuard(
-                self.recovery_attempts,
-                self.recovery_audit,
-                call_id=recorder.call_id,
-                server=self.server_id,
-                caller=channel.caller_id,
-                locale=locale,
-            ),
-            memory=self.memory,
-        )
-        ctx = CallContext(caller_id=channel.caller_id)
-        flow = CallFlow(dialog, ctx, services, recorder)
-        self._patient_mode(dialog, recorder, channel.caller_id)
+        try:
+            dialog = Dialog(
+                channel=channel,
+                settings=self.settings,
+                prompts=prompts,
+                grammars=grammars,
+                synthesizer=self.synth,
+                engine=self.engines.for_locale(locale),
+                recorder=recorder,
+                voice=self.voice(locale),
+            )
+            codes = Codes(
+                self.store,
+                self.accounts,
+                self.outbox,
+                message=prompts.text("sms_verification_code").format(
+                    brand=self.settings.brand_for(locale), code="{code}"
+                ),
+                fixed_code=fixed_code,
+            )
+            services = Services(
+                self.accounts,
+                codes,
+                self.queue,
+                knowledge,
+                tickets=self.tickets,
+                ticket_messages=self.ticket_messages(locale),
+                feedback=self.feedback,
+                classifier=self._classifiers[locale],
+                guard=RecoveryGuard(
+                    self.recovery_attempts,
+                    self.recovery_audit,
+                    call_id=recorder.call_id,
+                    server=self.server_id,
+                    caller=channel.caller_id,
+                    locale=locale,
+                ),
+                memory=self.memory,
+            )
+            ctx = CallContext(caller_id=channel.caller_id)
+            flow = CallFlow(dialog, ctx, services, recorder)
+            self._patient_mode(dialog, recorder, channel.caller_id)
+        except Exception as exc:  # the call could not begin: its record is closed all the same
+            failure = f"{type(exc).__name__}: {exc}"
+            recorder.finish(Outcome.FAILED, reason="system_error", error=failure)
+            raise
         log.info(
             "[%s] call started on %s, caller %s, locale %s",
             recorder.call_id,

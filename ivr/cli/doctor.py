@@ -13,6 +13,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     import shutil
 
     from ivr.dialog.prompt_cache import coverage
+    from ivr.errors import ConfigError
     from ivr.speech.engines import Engines
     from ivr.speech.tts import Synthesizer
     from ivr.speech.voices import describe_voice, english_reading_warning, voice_for
@@ -50,8 +51,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         warning = english_reading_warning(locale, name)
         if warning:
             print(f"  WARNING: {warning}")
-    synth = Synthesizer(settings.cache_dir / "prompts")
-    for part in coverage(settings, synth, locales):
+    try:
+        parts = coverage(settings, Synthesizer(settings.cache_dir / "prompts"), locales)
+    except (ConfigError, OSError) as exc:
+        print(f"  WARNING: prompt cache not checked: {exc}")
+        parts = []
+    for part in parts:
         held = part.total - part.missing
         print(f"  prompt cache {part.locale} {part.sample_rate} Hz: {held} of {part.total}")
         if part.missing:

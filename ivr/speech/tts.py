@@ -334,9 +334,7 @@ class Synthesizer:
             hit = self._memory.get(key)
             if hit is not None:
                 self._memory.move_to_end(key)
-        if hit is not None:
-            return hit
-        with self._lock:
+                return hit
             making = self._making.get(key)
             mine = making is None
             if mine:
@@ -346,8 +344,11 @@ class Synthesizer:
             return making.result()
         try:
             samples = self._load_or_make(key, text, voice, rate_wpm, sample_rate, position)
-        except BaseException as error:
+        except Exception as error:
             making.set_exception(error)
+            raise
+        except BaseException:  # interrupted: the calls waiting on it are told, not interrupted
+            making.set_exception(EngineError(f"synthesis of {len(text)} characters stopped"))
             raise
         else:
             making.set_result(samples)

@@ -11,6 +11,8 @@ import re
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import wave
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 
 from ivr.channels.scripted import ScriptedChannel
+from ivr.config import Settings
 from ivr.flows.call import FLOWS
 from ivr.qa.runner import QaRunner
 from ivr.qa.testcall import load_call
@@ -118,6 +121,45 @@ def test_ticket_numbers_are_not_sequential(settings, tmp_path: Path) -> None:  #
     assert len(set(numbers)) == 20 and all(re.fullmatch(r"[1-9]\d{7}", n) for n in numbers)
     gaps = {abs(int(a) - int(b)) for a, b in itertools.pairwise(numbers)}
     assert min(gaps) > 1  # consecutive tickets never differ by one
+
+
+def test_a_locales_books_are_seen_whole_by_calls_that_arrive_together(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Ten callers at a freshly started server: one found the locale's books loaded but not yet
+    its feedback classifier, and that call failed before its first word."""
+    runtime = Runtime(settings, store=Store(tmp_path / "b.sqlite3"))
+    seen: list[object] = []
+
+    def watch() -> None:  # what a second call does the moment the books are there
+        deadline = time.monotonic() + 10
+        while "en-US" not in runtime._books and time.monotonic() < deadline:
+            pass
+        seen.append(runtime._classifiers.get("en-US"))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    runtime.books("en-US")
+    watcher.join(10)
+    assert seen and seen[0] is not None
+
+
+def test_a_call_that_cannot_begin_leaves_a_closed_record(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = Runtime(settings, store=Store(tmp_path / "c.sqlite3"))
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("the caller memory is unreachable")
+
+    monkeypatch.setattr(runtime, "_patient_mode", broken)
+    with pytest.raises(RuntimeError):
+        runtime.run_call(ScriptedChannel([], caller_id="+15550008000"))
+    conn = sqlite3.connect(tmp_path / "c.sqlite3")
+    (row,) = conn.execute("SELECT ended_at, outcome, transfer_reason, error FROM calls").fetchall()
+    conn.close()
+    assert row[0] is not None and row[1:3] == ("failed", "system_error")
+    assert "the caller memory is unreachable" in row[3]
 
 
 def test_feedback_is_kept_with_audio_and_listed_by_category(shared_db, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

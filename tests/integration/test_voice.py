@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -344,9 +349,6 @@ print(before, rss_mb())
 def test_a_long_sentence_leaves_no_memory_behind_in_the_natural_voice(tmp_path: Path) -> None:
     """The voice's memory grew with the longest sentence it had spoken, and stayed grown: a
     long sentence once held hundreds of megabytes in the serving process for good."""
-    import subprocess
-    import sys
-
     done = subprocess.run(
         [sys.executable, "-c", RSS_AFTER, str(tmp_path / "cache"), PIPER],
         capture_output=True,
@@ -359,37 +361,58 @@ def test_a_long_sentence_leaves_no_memory_behind_in_the_natural_voice(tmp_path: 
     assert after - before < 150, (before, after)
 
 
-def test_callers_reaching_the_same_uncached_prompt_share_one_synthesis(tmp_path: Path) -> None:
-    """On a cold cache ten callers greeted at once made the greeting ten times, one after the
-    other under the voice's lock: the tenth heard it only after all ten."""
-    import threading
+GREETING = "Hello, and thank you for calling."
 
-    made: list[str] = []
 
-    class Counting(Synthesizer):
-        def _voice_audio(self, text: str, voice: str, rate_wpm: int, position: str) -> Audio:
-            made.append(text)
-            return super()._voice_audio(text, voice, rate_wpm, position)
+def _at_once(n: int, work: Callable[[], object]) -> list[object]:
+    """``work`` in ``n`` threads started together: what each returned or raised."""
+    start = threading.Barrier(n)
+    got: list[object] = []
 
-    synth = Counting(tmp_path / "cache")
-    start = threading.Barrier(6)
-    got: list[np.ndarray] = []
-
-    def caller() -> None:
+    def run() -> None:
         start.wait()
-        got.append(synth.segment(GREETING, voice=PIPER, rate_wpm=150, sample_rate=8000))
+        try:
+            got.append(work())
+        except Exception as exc:
+            got.append(exc)
 
-    threads = [threading.Thread(target=caller) for _ in range(6)]
+    threads = [threading.Thread(target=run, daemon=True) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
+        assert not t.is_alive()
+    return got
+
+
+def test_callers_reaching_the_same_uncached_prompt_share_one_synthesis(tmp_path: Path) -> None:
+    """On a cold cache ten callers greeted at once made the greeting ten times, one after the
+    other under the voice's lock: the tenth heard it only after all ten."""
+    made: list[str] = []
+    fail = threading.Event()
+
+    class Counting(Synthesizer):
+        def _voice_audio(self, text: str, voice: str, rate_wpm: int, position: str) -> Audio:
+            made.append(text)
+            if fail.is_set():
+                time.sleep(0.5)  # long enough for the others to wait on this one
+                raise EngineError("the voice failed")
+            return super()._voice_audio(text, voice, rate_wpm, position)
+
+    synth = Counting(tmp_path / "cache")
+
+    def greet() -> np.ndarray:
+        return synth.segment(GREETING, voice=PIPER, rate_wpm=150, sample_rate=8000)
+
+    got = _at_once(6, greet)
     assert made == [GREETING]
-    assert len(got) == 6 and all(np.array_equal(a, got[0]) for a in got)
-    # a failed synthesis fails every caller waiting on it, and the next one tries again
-    with pytest.raises(EngineError):
-        synth.segment("", voice=PIPER, rate_wpm=150, sample_rate=8000, position="sideways")
-    assert not synth._making
-
-
-GREETING = "Hello, and thank you for calling."
+    assert all(isinstance(a, np.ndarray) and np.array_equal(a, got[0]) for a in got)
+    # a synthesis that fails fails every caller waiting on it, and the next one tries again
+    made.clear()
+    fail.set()
+    other = "Thank you for waiting."
+    failed = _at_once(4, lambda: synth.segment(other, voice=PIPER, rate_wpm=150, sample_rate=8000))
+    assert made == [other] and all(isinstance(e, EngineError) for e in failed)
+    fail.clear()
+    assert len(synth.segment(other, voice=PIPER, rate_wpm=150, sample_rate=8000)) > 0
+    assert made == [other, other]

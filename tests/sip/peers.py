@@ -6,7 +6,6 @@ Every process is started by these helpers, waited on with a bound and ended by i
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import re
 import signal
@@ -14,6 +13,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,25 +31,28 @@ KEY_PCAP = {
 # RTP ports (20000-30000) and baresip's (set to 30000-32000 below), and below the kernel's
 # ephemeral ports (32768 and up), which every outgoing connection and every bind to port 0
 # takes from. Each pytest-xdist worker has its own slice and walks it in order, so two workers,
-# or a checked-then-released port and someone's connect(), never meet on one port.
+# or a checked-then-released port and someone's connect(), never meet on one port; a process
+# outside pytest-xdist (a bench) starts at a place of its own in the first slice.
 TEST_PORTS = range(10000, 20000)
-SLICES = 4
-BLOCK = 4  # each port handed out has its next three free too (baresip's TLS, SIPp's media)
-_handed = itertools.count()
+BLOCK = 4  # ports are handed out in blocks: baresip takes p and p + 1, SIPp's media p and p + 2
+_cursor: list[int] = []  # this process's next block in its slice
+_cursor_lock = threading.Lock()
 
 
 def _slice() -> range:
+    """This worker's ports: TEST_PORTS cut in as many slices as there are workers (at least 4)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    index = int(worker) % SLICES if worker.isdigit() else 0
-    width = len(TEST_PORTS) // SLICES
+    count = max(4, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    index = int(worker) % count if worker.isdigit() else 0
+    width = len(TEST_PORTS) // count // BLOCK * BLOCK
     first = TEST_PORTS.start + index * width
-    return range(first, first + width, BLOCK)
+    return range(first, first + width)
 
 
-def _free(port: int) -> bool:
+def _free(port: int, span: int) -> bool:
     taken: list[socket.socket] = []
     try:
-        for candidate in range(port, port + BLOCK):
+        for candidate in range(port, port + span):
             for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
                 s = socket.socket(socket.AF_INET, kind)
                 taken.append(s)
@@ -62,16 +65,21 @@ def _free(port: int) -> bool:
             s.close()
 
 
-def free_port() -> int:
-    """A port p on 127.0.0.1 with p to p + 3 free for UDP and TCP alike, from this worker's slice
-    of TEST_PORTS; the next call hands out the next block, so a port given to a process that has
-    not bound it yet is not given again."""
+def free_port(span: int = BLOCK) -> int:
+    """A port p on 127.0.0.1 with p to p + span - 1 free for UDP and TCP alike, from this
+    worker's slice of TEST_PORTS. The next call hands out the ports after them, so a port given
+    to a process that has not bound it yet is not given again until the slice comes round."""
     ports = _slice()
-    for _ in range(len(ports)):
-        port = ports[next(_handed) % len(ports)]
-        if _free(port):
-            return port
-    raise RuntimeError(f"no free ports left in {ports}")
+    span = -(-span // BLOCK) * BLOCK
+    with _cursor_lock:
+        if not _cursor:
+            _cursor.append(os.getpid() % (len(ports) // BLOCK) * BLOCK)
+        for _ in range(len(ports) // BLOCK):
+            at = _cursor[0] if _cursor[0] + span <= len(ports) else 0
+            _cursor[0] = at + span
+            if _free(ports.start + at, span):
+                return ports.start + at
+    raise RuntimeError(f"no {span} free ports in a row left in {ports}")
 
 
 @dataclass
@@ -422,7 +430,7 @@ def run_sipp(
         "-p",
         str(free_port()),
         "-mp",
-        str(free_port()),
+        str(free_port(span=4 + 2 * calls)),  # SIPp streams each call's audio from its own pair
         "-timeout",
         f"{int(timeout)}s",
         "-timeout_error",

@@ -66,9 +66,14 @@ def test_account_recovery_by_keys(ivr: Ivr, tmp_path: Path) -> None:
     assert modes == {"dtmf"}
     # the code never reaches the record in clear
     assert all(value != "482913" for _, _, value in turns(ivr, call["id"]))
-    # the suite never builds all of en-US's prompts: the server said what callers wait for
+
+
+def test_the_server_says_what_the_prompt_cache_lacks(ivr: Ivr) -> None:
+    """The suite never builds all of en-US's prompts: each one missing is made while a caller
+    waits, and the server says so when it starts."""
     ivr.wait_log("WARNING ivr.serve: the prompt cache lacks", timeout=30)
     ivr.wait_log("segments for en-US at 8000 Hz: callers wait", timeout=30)
+    ivr.wait_log("segments for en-US at 16000 Hz: callers wait", timeout=30)
 
 
 def test_caller_hangs_up_midway(ivr: Ivr, tmp_path: Path) -> None:
