@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
+from tests.httpd import serve_folder
 from tests.qa.conftest import SuiteRun
 
 WAIT_MS = 15000
@@ -27,19 +25,8 @@ AUDIO_DURATION_JS = """() => new Promise((resolve) => {
 @pytest.fixture(scope="module")
 def served(suite_run: SuiteRun) -> Iterator[str]:
     """The report folder over HTTP on loopback, as a CI artifact server would show it."""
-    handler = functools.partial(QuietHandler, directory=str(suite_run.html))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    thread.join(5)
-    server.server_close()
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    with serve_folder(suite_run.html) as url:
+        yield url + "/"
 
 
 def _check_report(browser: Any, index_url: str) -> None:

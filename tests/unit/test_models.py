@@ -16,18 +16,16 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import threading
 import zipfile
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import pytest
 
 from ivr.errors import ModelError
 from ivr.speech import models
+from tests.httpd import serve_folder
 
 NAME = "vosk-model-small-ko-test"
 HEAD = 64 * 1024
@@ -308,24 +306,12 @@ def test_unknown_source_is_refused(tmp_path: Path) -> None:
 
 
 # --- downloads (from a server on this machine) ----------------------------------------------------
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     root = tmp_path / "www"
     root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serve_folder(root) as url:
+        yield root, url
 
 
 def test_install_from_url(small_model: Path, tmp_path: Path, http_root: tuple[Path, str]) -> None:
