@@ -37,6 +37,16 @@ from ivr.speech.voices import voice_for
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class LocaleBooks:
+    """What a locale's calls read: loaded once, and shown to calls only whole."""
+
+    prompts: PromptBook
+    grammars: GrammarBook
+    knowledge: KnowledgeBase
+    classifier: FeedbackClassifier
+
+
 @dataclass
 class CallResult:
     call_id: str
@@ -93,8 +103,7 @@ class Runtime:
         self.patients = PatientCallers(
             self.store, secret, remember_days=settings.patient.remember_days
         )
-        self._books: dict[str, tuple[PromptBook, GrammarBook, KnowledgeBase]] = {}
-        self._classifiers: dict[str, FeedbackClassifier] = {}
+        self._books: dict[str, LocaleBooks] = {}
         self._books_lock = threading.Lock()
         self.stopping = threading.Event()  # set by a server that shuts down
 
@@ -120,25 +129,24 @@ class Runtime:
         thread.start()
         return thread
 
-    def books(self, locale: str) -> tuple[PromptBook, GrammarBook, KnowledgeBase]:
-        # under a lock, and the books last: callers who arrived together once saw a locale's
-        # books before its feedback classifier was there, and the call failed at its start
+    def books(self, locale: str) -> LocaleBooks:
+        # one entry a locale, under a lock: callers who arrived together at a fresh server
+        # once saw a locale's books before its feedback classifier, and a call failed at start
         with self._books_lock:
             if locale not in self._books:
                 s = self.settings
-                books = (
-                    PromptBook(s.prompts_dir, locale),
-                    GrammarBook(s.grammars_dir, locale),
-                    KnowledgeBase(s.prompts_dir, locale),
-                )
-                self._classifiers[locale] = FeedbackClassifier(s.prompts_dir, locale)
                 load_forms(s.grammars_dir, locale)  # read-back corrections: a bad file fails here
-                self._books[locale] = books
+                self._books[locale] = LocaleBooks(
+                    prompts=PromptBook(s.prompts_dir, locale),
+                    grammars=GrammarBook(s.grammars_dir, locale),
+                    knowledge=KnowledgeBase(s.prompts_dir, locale),
+                    classifier=FeedbackClassifier(s.prompts_dir, locale),
+                )
             return self._books[locale]
 
     def ticket_messages(self, locale: str) -> Messages:
         """Text-message bodies for tickets, in the ticket's own language."""
-        return ticket_messages(self.books(locale)[0], self.settings.brand_for(locale))
+        return ticket_messages(self.books(locale).prompts, self.settings.brand_for(locale))
 
     def locale_for(self, channel: Channel) -> str:
         """The configured locale, unless the dialled number (DNIS) maps to another one."""
@@ -158,7 +166,8 @@ class Runtime:
         observer: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> CallResult:
         locale = locale or self.locale_for(channel)
-        prompts, grammars, knowledge = self.books(locale)
+        books = self.books(locale)
+        prompts = books.prompts
         recorder = CallRecorder(
             self.store,
             channel=channel.name,
@@ -173,7 +182,7 @@ class Runtime:
                 channel=channel,
                 settings=self.settings,
                 prompts=prompts,
-                grammars=grammars,
+                grammars=books.grammars,
                 synthesizer=self.synth,
                 engine=self.engines.for_locale(locale),
                 recorder=recorder,
@@ -192,11 +201,11 @@ class Runtime:
                 self.accounts,
                 codes,
                 self.queue,
-                knowledge,
+                books.knowledge,
                 tickets=self.tickets,
                 ticket_messages=self.ticket_messages(locale),
                 feedback=self.feedback,
-                classifier=self._classifiers[locale],
+                classifier=books.classifier,
                 guard=RecoveryGuard(
                     self.recovery_attempts,
                     self.recovery_audit,

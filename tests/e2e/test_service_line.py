@@ -25,7 +25,7 @@ from ivr.flows.call import FLOWS
 from ivr.qa.runner import QaRunner
 from ivr.qa.testcall import load_call
 from ivr.services.store import Store
-from ivr.session import Runtime
+from ivr.session import LocaleBooks, Runtime
 from tests.conftest import REPO
 
 CALLS = REPO / "tests" / "calls"
@@ -135,13 +135,13 @@ def test_a_locales_books_are_seen_whole_by_calls_that_arrive_together(
         deadline = time.monotonic() + 10
         while "en-US" not in runtime._books and time.monotonic() < deadline:
             pass
-        seen.append(runtime._classifiers.get("en-US"))
+        seen.append(runtime._books.get("en-US"))
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     runtime.books("en-US")
     watcher.join(10)
-    assert seen and seen[0] is not None
+    assert seen and isinstance(seen[0], LocaleBooks) and seen[0].classifier is not None
 
 
 def test_a_call_that_cannot_begin_leaves_a_closed_record(
