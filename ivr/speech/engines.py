@@ -98,9 +98,14 @@ class Engines:
         if grammar is None:
             return f"{whisper[0]} for every ask"
         a = self.asr
+        quick = (
+            f" (a quick opinion over {a.quick_opinion_sec:g} s first)"
+            if a.phrases == "grammar+whisper" and a.quick_opinion_sec
+            else ""
+        )
         return (
             f"{grammar}; {whisper[0]} ({whisper[1]}); digits: {a.digits}, "
-            f"yes/no and menus: {a.phrases}, feedback: {a.dictation}"
+            f"yes/no and menus: {a.phrases}{quick}, feedback: {a.dictation}"
         )
 
     def _grammar_engine(self, locale: str) -> Engine | None:
@@ -164,6 +169,7 @@ class Engines:
                     accept=self.accept,
                     reject=self.reject,
                     second_opinion_below=self.asr.second_opinion_below,
+                    quick_window_sec=self.asr.quick_opinion_sec,
                 )
             self._engines[locale] = engine
             return engine

@@ -265,3 +265,16 @@ def test_grammar_decoders_setting_must_be_positive(tmp_path: Path) -> None:
     config.write_text("[asr]\ngrammar_decoders = 0\n")
     with pytest.raises(ConfigError, match="grammar_decoders"):
         load_settings(config, home=tmp_path)
+
+
+@pytest.mark.parametrize("value", ["0.5", "45", "-1", '"ten"'])
+def test_quick_opinion_window_must_be_off_or_fit_the_model(tmp_path: Path, value: str) -> None:
+    from ivr.config import load_settings
+    from ivr.errors import ConfigError
+
+    config = tmp_path / "ivr.toml"
+    config.write_text(f"[asr]\nquick_opinion_sec = {value}\n")
+    with pytest.raises(ConfigError, match="quick_opinion_sec"):
+        load_settings(config, home=tmp_path)
+    config.write_text("[asr]\nquick_opinion_sec = 0\n")
+    assert load_settings(config, home=tmp_path).asr.quick_opinion_sec == 0

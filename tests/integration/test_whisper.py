@@ -31,6 +31,7 @@ from ivr.qa.synth import condition_speech
 from ivr.speech.asr import whisper_decode
 from ivr.speech.asr.pool import RecognitionPool
 from ivr.speech.asr.whisper import WhisperEngine
+from ivr.speech.asr.whisper_decode import WINDOW_SEC
 from ivr.speech.audio import Audio, read_audio, split_frames, telephone
 from ivr.speech.engines import Engines
 from ivr.speech.grammar import DigitRule, Grammar, GrammarBook, normalize
@@ -325,12 +326,18 @@ def _feed(rec, *pieces: np.ndarray) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def decodes(engines, monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
-    """One entry per utterance the en-US Whisper engine decodes during the test."""
+def decodes(engines, monkeypatch) -> list[float]:  # type: ignore[no-untyped-def]
+    """One entry per utterance the en-US Whisper engine decodes during the test: the
+    encoder's window, in seconds."""
     whisper = engines.require("en-US").whisper
-    made: list[int] = []
+    made: list[float] = []
     transcribe = whisper.transcribe
-    monkeypatch.setattr(whisper, "transcribe", lambda *a: made.append(1) or transcribe(*a))
+
+    def counted(*args, window_sec: float = WINDOW_SEC, **kwargs):  # type: ignore[no-untyped-def]
+        made.append(window_sec)
+        return transcribe(*args, window_sec=window_sec, **kwargs)
+
+    monkeypatch.setattr(whisper, "transcribe", counted)
     return made
 
 
@@ -366,18 +373,40 @@ def test_whisper_hears_the_answer_while_the_caller_is_quiet(engines, decodes) ->
 
 
 def test_whisper_second_opinion_is_begun_while_the_caller_is_quiet(engines, decodes) -> None:  # type: ignore[no-untyped-def]
-    """At a menu the grammar decoder streams, and Whisper's second opinion (the decoder is
-    seldom sure over the phone) is decoded during the silence after the answer, once."""
+    """At a menu the grammar decoder streams, and Whisper's quick second opinion (the decoder
+    is seldom sure over the phone) is decoded during the silence after the answer; the
+    whole window is heard only if the two differ."""
     engine = engines.require("en-US")
     grammar = EN.get("main_menu")
     said = condition_speech("ticket status", locale="en-US", condition="phone")
     rec = engine.recognizer(grammar, PHONE_RATE, {})
     _feed(rec, said.to_rate(PHONE_RATE).samples, np.zeros(PHONE_RATE * 2 // 5, np.int16))
     rec.pause(wait=True)
+    quick = Recognition().quick_opinion_sec
+    assert decodes == [quick]  # begun while the caller is quiet, over the short window
     hyp = rec.finish()
     heard = grammar.interpret(hyp.text)
     assert heard is not None and heard.value == "ticket_status", hyp.text
-    assert len(decodes) == 1, decodes  # the decoder is unsure of it over the phone
+    assert decodes in ([quick], [quick, WINDOW_SEC]), decodes
+
+
+def test_recorded_answers_stand_on_a_quick_opinion_that_agrees(engines, decodes) -> None:  # type: ignore[no-untyped-def]
+    """Recorded menu words and yes/no over the phone: where the decoder and Whisper's quick
+    opinion agree the answer stands without the whole window, and the answers are as right
+    as with the whole window alone (README, *A quick second opinion*)."""
+    engine = engines.require("en-US")
+    menu = {"yes": "yes", "no": "no", "repeat": "repeat", "stop": "stop", "help": "help"}
+    rows = [r for r in _rows() if r["word"] in menu][::3]
+    grammar = Grammar("menu", "en-US", dict(menu), numbers=EN.get("yes_no").numbers)
+    right = whole = 0
+    for r in rows:
+        decodes.clear()
+        value, _ = hear(engine, grammar, telephone(read_audio(SHARED_SPEECH / r["file"])))
+        right += value == menu[r["word"]]
+        whole += WINDOW_SEC in decodes
+    assert len(rows) >= 20
+    assert right >= 0.9 * len(rows), (right, len(rows))
+    assert whole <= 0.6 * len(rows), (whole, len(rows))  # most answers cost no whole window
 
 
 def test_a_read_back_answer_is_decoded_when_the_turn_ends(engines, decodes) -> None:  # type: ignore[no-untyped-def]

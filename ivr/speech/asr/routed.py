@@ -3,11 +3,14 @@
 The routes come from the settings (``[asr]``) and were chosen by measurement (README,
 "Recognition"). With ``grammar+whisper`` the grammar decoder streams as the caller
 speaks and its answer stands when it is sure and is not a global command; otherwise
-Whisper hears the same frames, and its answer wins if it maps onto the grammar. A
-global command ("agent") is accepted only when Whisper hears it too: a grammar
-decoder maps noise and unrelated speech onto short phrases, and a caller who never
-asked for a person must not be transferred as if they had (the 30-call SIP load test caught
-the decoder's "human" in a caller's "ticket status" when the decoder alone was trusted).
+Whisper hears the same frames, and its answer wins if it maps onto the grammar. Whisper
+first hears them over a short window (``quick_window_sec``, several times faster): if it
+hears the decoder's answer, that answer stands; if not, it hears them over its whole 30 s
+window. A global command ("agent") is accepted only when Whisper hears it too, over its
+whole window: a grammar decoder maps noise and unrelated speech onto short phrases, and a
+caller who never asked for a person must not be transferred as if they had (the 30-call
+SIP load test caught the decoder's "human" in a caller's "ticket status" when the decoder
+alone was trusted).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer, shown
 from ivr.speech.asr.whisper import EarlyDecode, WhisperEngine
+from ivr.speech.asr.whisper_decode import WINDOW_SEC
 from ivr.speech.grammar import Grammar, normalize
 from ivr.speech.vad import has_voice
 
@@ -49,7 +53,9 @@ class RoutedEngine(Engine):
         accept: float,
         reject: float,
         second_opinion_below: float = 0.9,
+        quick_window_sec: float = 0.0,
     ) -> None:
+        """``quick_window_sec``: Whisper's window for a quick second opinion (0: none)."""
         if grammar_engine is None and whisper is None:
             raise ValueError("a routed engine needs at least one engine")
         self.locale = locale
@@ -59,6 +65,7 @@ class RoutedEngine(Engine):
         self.accept = accept
         self.reject = reject
         self.second_opinion_below = second_opinion_below
+        self.quick_window_sec = quick_window_sec
         self.name = "+".join(e.name for e in (grammar_engine, whisper) if e is not None)
 
     def route(self, grammar: Grammar | None) -> Route:
@@ -120,7 +127,9 @@ class SecondOpinion(Recognizer):
 
     def pause(self, *, wait: bool = False, eager: bool = False) -> None:
         self.first.pause(wait=wait, eager=eager)
-        self._early.start(self._frames, wait=wait, eager=eager)
+        # begun early, the opinion is the quick one where there is one (it must agree)
+        window = self.engine.quick_window_sec or WINDOW_SEC
+        self._early.start(self._frames, wait=wait, eager=eager, window_sec=window)
 
     def resume(self) -> None:
         self.first.resume()
@@ -146,7 +155,15 @@ class SecondOpinion(Recognizer):
         ):
             self._early.drop()  # the decoder is sure: Whisper's opinion is not needed
             return hyp
-        other = self._early.take() or self.whisper.transcribe(audio, self.sample_rate, self.grammar)
+        early = self._early.take()
+        quick = None
+        if early is not None and self._early.window_sec < WINDOW_SEC:
+            quick, early = early, None  # begun early over the short window
+        if early is None and meant is not None and hyp.confidence >= self.engine.reject:
+            agreed = self._quick(audio, hyp, quick)
+            if agreed is not None:
+                return agreed
+        other = early or self.whisper.transcribe(audio, self.sample_rate, self.grammar)
         heard = self.grammar.interpret(other.text)
         log.debug(
             "second opinion: %s %.2f -> %s %.2f",
@@ -172,6 +189,34 @@ class SecondOpinion(Recognizer):
             return hyp
         # Whisper heard a sentence that is no answer here: the decoder's guess is not believed
         return Hypothesis(other.text or hyp.text, 0.0, both)
+
+    def _quick(
+        self, audio: np.ndarray, hyp: Hypothesis, quick: Hypothesis | None
+    ) -> Hypothesis | None:
+        """The decoder's answer, when Whisper heard the same over a short window.
+
+        A short window encodes several times faster than Whisper's 30 s, and is heard less
+        well: alone it would answer wrongly, so only agreement counts; otherwise Whisper
+        hears the utterance again over its whole window, as before (README, *A quick second
+        opinion*). Never for a global command or digits: those always get the whole window.
+        ``quick``: the opinion begun while the caller was quiet, if there is one.
+        """
+        window = self.engine.quick_window_sec
+        meant = self.grammar.interpret(hyp.text)
+        if meant is None or meant.is_command or meant.digits is not None:
+            return None
+        if quick is None:
+            if not window or not self.whisper.fits(audio, self.sample_rate, window):
+                return None
+            quick = self.whisper.transcribe(
+                audio, self.sample_rate, self.grammar, window_sec=window
+            )
+        heard = self.grammar.interpret(quick.text)
+        if heard is None or heard.is_command or heard.value != meant.value:
+            log.debug("quick opinion differs: %s", shown(quick.text, self.grammar))
+            return None
+        log.debug("quick opinion agrees: %s", shown(quick.text, self.grammar))
+        return Hypothesis(quick.text, max(quick.confidence, hyp.confidence), self.engine.name)
 
     def close(self) -> None:
         self._frames = []

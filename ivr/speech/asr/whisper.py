@@ -28,6 +28,7 @@ from ivr.speech.asr.whisper_decode import (
     EDGE,
     MAX_COMPRESSION,
     WHISPER_RATE,
+    WINDOW_SEC,
     Decoded,
     compression_ratio,
     confidence_of,
@@ -119,8 +120,19 @@ class WhisperEngine(Engine):
     def unknown_words(self, words: set[str]) -> list[str]:
         return []  # open vocabulary: any word can be written
 
-    def transcribe(self, audio: np.ndarray, rate: int, grammar: Grammar | None) -> Hypothesis:
-        """Decode int16 audio at ``rate``; an invented or empty decode comes back empty."""
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        rate: int,
+        grammar: Grammar | None,
+        *,
+        window_sec: float = WINDOW_SEC,
+    ) -> Hypothesis:
+        """Decode int16 audio at ``rate``; an invented or empty decode comes back empty.
+
+        ``window_sec``: what the encoder sees (``whisper_decode.decode``); the utterance and
+        its edges must fit in it (``fits``).
+        """
         if len(audio) * 1000 < MIN_AUDIO_MS * rate:
             return Hypothesis("", 0.0, self.name)
         if keys_in(audio, rate):  # keys, which the channel takes: Whisper writes words for them
@@ -141,6 +153,7 @@ class WhisperEngine(Engine):
             self.beam_size,
             digits,
             choices,
+            window_sec,
         )
         example = grammar is not None and bool(prompt) and prompt == grammar.numbers.example
         numbers = grammar is not None and grammar.says_digits
@@ -184,6 +197,11 @@ class WhisperEngine(Engine):
             log.debug("whisper: unsure command dropped (avg log-probability %.2f)", avg)
             return Hypothesis("", 0.0, self.name)
         return Hypothesis(text, confidence, self.name)
+
+    @staticmethod
+    def fits(audio: np.ndarray, rate: int, window_sec: float) -> bool:
+        """The utterance, with the edges ``transcribe`` adds, fits in an encoder window."""
+        return len(audio) / rate + 2 * len(EDGE) / WHISPER_RATE <= window_sec
 
     def _chosen(self, result: Decoded, grammar: Grammar | None, text: str) -> Hypothesis | None:
         """The ask's phrase the audio fits best, where the free text cannot answer (choices.py)."""
@@ -304,8 +322,16 @@ class EarlyDecode:
         self.grammar = grammar
         self.sample_rate = sample_rate
         self._future: concurrent.futures.Future[Hypothesis] | None = None
+        self.window_sec = WINDOW_SEC  # the window of the decode begun last
 
-    def start(self, frames: list[np.ndarray], *, wait: bool, eager: bool = False) -> None:
+    def start(
+        self,
+        frames: list[np.ndarray],
+        *,
+        wait: bool,
+        eager: bool = False,
+        window_sec: float = WINDOW_SEC,
+    ) -> None:
         if self._future is not None or not frames:
             return
         if self.grammar is not None and self.grammar.extension is not None:
@@ -316,8 +342,11 @@ class EarlyDecode:
         if not wait and (pool.busy() > 0 if eager else not pool.idle()):
             return
         audio = np.concatenate(frames)
+        if not self.engine.fits(audio, self.sample_rate, window_sec):
+            window_sec = WINDOW_SEC
+        self.window_sec = window_sec
         self._future = self.engine.guesses().submit(
-            self.engine.transcribe, audio, self.sample_rate, self.grammar
+            self.engine.transcribe, audio, self.sample_rate, self.grammar, window_sec=window_sec
         )
         if wait:
             concurrent.futures.wait([self._future])

@@ -24,6 +24,7 @@ from ivr.speech.understand import syllables
 from ivr.speech.vad import voiced_span
 
 WHISPER_RATE: Final = 16000
+WINDOW_SEC: Final = 30.0  # what the model was trained on: every encode sees 30 s
 NO_SPEECH_PROB: Final = 0.6
 NO_SPEECH_LOGPROB: Final = -1.0
 MAX_COMPRESSION: Final = 2.4
@@ -149,12 +150,15 @@ def decode(
     beam_size: int,
     to_voice: bool = False,
     choices: tuple[str, ...] = (),
+    window_sec: float = WINDOW_SEC,
 ) -> Decoded:
-    """One utterance (at most 30 s), 16 kHz float32 mono, decoded at temperature 0.
+    """One utterance (at most ``window_sec``), 16 kHz float32 mono, decoded at temperature 0.
 
     The beam's other finished hypotheses come back as ``alternatives``: when the best one
     is no answer to the ask, the next one that is may be (``WhisperEngine.transcribe``).
     Each of ``choices`` (an ask's phrases) comes back weighed against the same encoding.
+    A window shorter than the model's 30 s encodes in a fraction of the time but is heard
+    less well (README, *A quick second opinion*): only for an opinion that must agree.
     """
     span = voiced_span(audio)
     if span is None:
@@ -172,7 +176,8 @@ def decode(
     from faster_whisper.audio import pad_or_trim
 
     model = _model(path, threads)
-    features = pad_or_trim(model.feature_extractor(audio)[:, :-1])
+    frames = int(window_sec * WHISPER_RATE) // model.feature_extractor.hop_length
+    features = pad_or_trim(model.feature_extractor(audio)[:, :-1], frames)
     encoded = model.encode(features)
     hypotheses, no_speech = _generate(model, encoded, language, prompt, beam_size)
     best = hypotheses[0][0] if hypotheses else ""

@@ -1,0 +1,136 @@
+"""The decoder's answer and Whisper's quick second opinion (``SecondOpinion._quick``).
+
+Logic only, with stand-ins for the two engines; the real engines on real recordings, and
+every sound that must not become an answer, are in tests/integration/test_whisper.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ivr.speech.asr import routed
+from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
+from ivr.speech.asr.routed import Route, RoutedEngine
+from ivr.speech.asr.whisper import WhisperEngine
+from ivr.speech.asr.whisper_decode import WINDOW_SEC
+from ivr.speech.grammar import GrammarBook
+from tests.conftest import REPO
+
+RATE = 8000
+EN = GrammarBook(REPO / "grammars", "en-US")
+
+
+class Decoder(Engine, Recognizer):
+    """A grammar decoder that hears ``text`` with ``confidence``, whatever is said."""
+
+    name = "decoder"
+    locale = "en-US"
+
+    def __init__(self, text: str, confidence: float) -> None:
+        self.text, self.confidence = text, confidence
+
+    def recognizer(self, grammar: Any, sample_rate: int, context: Any = None) -> Recognizer:
+        return self
+
+    def unknown_words(self, words: set[str]) -> list[str]:
+        return []
+
+    def accept(self, frame: np.ndarray) -> None:
+        pass
+
+    def partial(self) -> str:
+        return ""
+
+    def finish(self) -> Hypothesis:
+        return Hypothesis(self.text, self.confidence, self.name)
+
+
+class Whisper(WhisperEngine):
+    """Writes ``quick`` over a short window and ``whole`` over the whole one; counts both."""
+
+    def __init__(self, quick: str, whole: str) -> None:
+        self.name = "whisper"
+        self.heard = {"quick": quick, "whole": whole}
+        self.windows: list[float] = []
+
+    def transcribe(
+        self, audio: np.ndarray, rate: int, grammar: Any, *, window_sec: float = WINDOW_SEC
+    ) -> Hypothesis:
+        self.windows.append(window_sec)
+        text = self.heard["whole" if window_sec == WINDOW_SEC else "quick"]
+        return Hypothesis(text, 0.8 if text else 0.0, self.name)
+
+
+@pytest.fixture(autouse=True)
+def voiced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(routed, "has_voice", lambda *_: True)  # the stand-ins hear no audio
+
+
+def heard(
+    decoder: tuple[str, float],
+    whisper: Whisper,
+    ask: str = "yes_no",
+    *,
+    seconds: float = 1.0,
+    window: float = 10.0,
+) -> tuple[str, float]:
+    engine = RoutedEngine(
+        "en-US",
+        grammar_engine=Decoder(*decoder),
+        whisper=whisper,
+        digits=Route.WHISPER,
+        phrases=Route.BOTH,
+        dictation=Route.WHISPER,
+        accept=0.6,
+        reject=0.45,
+        quick_window_sec=window,
+    )
+    rec = engine.recognizer(EN.get(ask), RATE, {})
+    rec.accept(np.zeros(int(seconds * RATE), np.int16))
+    hyp = rec.finish()
+    return hyp.text, hyp.confidence
+
+
+def test_an_answer_both_hear_over_a_short_window_stands_without_the_whole_window() -> None:
+    whisper = Whisper(quick="yes", whole="yes")
+    text, confidence = heard(("yes", 0.6), whisper)
+    assert (text, whisper.windows) == ("yes", [10.0])
+    assert confidence >= 0.6
+
+
+def test_a_quick_opinion_that_differs_is_not_believed_and_the_whole_window_decides() -> None:
+    whisper = Whisper(quick="yes", whole="no")
+    assert heard(("no", 0.6), whisper)[0] == "no"
+    assert whisper.windows == [10.0, WINDOW_SEC]
+    # the quick opinion alone never answers: the decoder heard no, the quick opinion yes,
+    # and the whole window a sentence that answers nothing
+    whisper = Whisper(quick="yes", whole="the weather is cold this week")
+    _, confidence = heard(("no", 0.6), whisper)
+    assert confidence == 0.0 and whisper.windows == [10.0, WINDOW_SEC]
+
+
+def test_a_command_and_a_sure_decoder_never_take_the_quick_way() -> None:
+    whisper = Whisper(quick="agent", whole="agent")
+    heard(("agent", 0.95), whisper, "main_menu")
+    assert whisper.windows == [WINDOW_SEC]  # a person is called for on the whole window only
+    whisper = Whisper(quick="yes", whole="yes")
+    assert heard(("yes", 0.95), whisper) == ("yes", 0.95)
+    assert whisper.windows == []  # the decoder is sure: no opinion asked
+
+
+def test_no_quick_opinion_when_it_is_off_or_the_answer_does_not_fit_the_window() -> None:
+    whisper = Whisper(quick="yes", whole="yes")
+    heard(("yes", 0.6), whisper, window=0.0)
+    assert whisper.windows == [WINDOW_SEC]
+    whisper = Whisper(quick="yes", whole="yes")
+    heard(("yes", 0.6), whisper, seconds=9.8)  # with the edges, longer than 10 s
+    assert whisper.windows == [WINDOW_SEC]
+
+
+def test_an_unsure_decoder_below_the_reject_bar_gets_the_whole_window() -> None:
+    whisper = Whisper(quick="yes", whole="yes")
+    heard(("yes", 0.3), whisper)
+    assert whisper.windows == [WINDOW_SEC]
