@@ -31,7 +31,9 @@ class Engine:
     def guesses(self) -> ThreadPoolExecutor:
         return self._executor
 
-    def transcribe(self, audio: np.ndarray, rate: int, grammar: Any) -> Hypothesis:
+    def transcribe(
+        self, audio: np.ndarray, rate: int, grammar: Any, *, window_sec: float = 30.0
+    ) -> Hypothesis:
         self.sent.append(len(audio))
         return Hypothesis("ticket status", 0.9, "whisper")
 

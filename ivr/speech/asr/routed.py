@@ -22,7 +22,7 @@ from typing import Any, Final
 import numpy as np
 
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer, shown
-from ivr.speech.asr.whisper import EarlyDecode, WhisperEngine
+from ivr.speech.asr.whisper import EarlyDecode, WhisperEngine, fits
 from ivr.speech.asr.whisper_decode import WINDOW_SEC
 from ivr.speech.grammar import Grammar, normalize
 from ivr.speech.vad import has_voice
@@ -206,7 +206,7 @@ class SecondOpinion(Recognizer):
         if meant is None or meant.is_command or meant.digits is not None:
             return None
         if quick is None:
-            if not window or not self.whisper.fits(audio, self.sample_rate, window):
+            if not window or not fits(audio, self.sample_rate, window):
                 return None
             quick = self.whisper.transcribe(
                 audio, self.sample_rate, self.grammar, window_sec=window

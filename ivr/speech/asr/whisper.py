@@ -71,6 +71,11 @@ def _said_more(grammar: Grammar, answer: str, result: Decoded) -> bool:
     return True
 
 
+def fits(audio: np.ndarray, rate: int, window_sec: float) -> bool:
+    """The utterance, with the edges ``transcribe`` adds, fits in an encoder window."""
+    return len(audio) / rate + 2 * len(EDGE) / WHISPER_RATE <= window_sec
+
+
 class WhisperEngine(Engine):
     """A Whisper model for one locale, decoded in the shared worker pool."""
 
@@ -197,11 +202,6 @@ class WhisperEngine(Engine):
             log.debug("whisper: unsure command dropped (avg log-probability %.2f)", avg)
             return Hypothesis("", 0.0, self.name)
         return Hypothesis(text, confidence, self.name)
-
-    @staticmethod
-    def fits(audio: np.ndarray, rate: int, window_sec: float) -> bool:
-        """The utterance, with the edges ``transcribe`` adds, fits in an encoder window."""
-        return len(audio) / rate + 2 * len(EDGE) / WHISPER_RATE <= window_sec
 
     def _chosen(self, result: Decoded, grammar: Grammar | None, text: str) -> Hypothesis | None:
         """The ask's phrase the audio fits best, where the free text cannot answer (choices.py)."""
@@ -342,7 +342,7 @@ class EarlyDecode:
         if not wait and (pool.busy() > 0 if eager else not pool.idle()):
             return
         audio = np.concatenate(frames)
-        if not self.engine.fits(audio, self.sample_rate, window_sec):
+        if not fits(audio, self.sample_rate, window_sec):
             window_sec = WINDOW_SEC
         self.window_sec = window_sec
         self._future = self.engine.guesses().submit(
