@@ -95,7 +95,10 @@ def grammars(book: GrammarBook) -> dict[str, Grammar]:
         "digit": book.get("digits", commands=False, digits=DigitRule(1, 1)),
         "digits": book.get("digits", commands=False, digits=DigitRule(3, 12)),
         "yes_no": base,
-        "menu": Grammar("menu", "en-US", dict(MENU), numbers=base.numbers),
+        # its "no" is the yes/no grammar's, with what a transcriber writes for it ("now")
+        "menu": Grammar(
+            "menu", "en-US", dict(MENU), numbers=base.numbers, heard_as=dict(base.heard_as)
+        ),
     }
 
 

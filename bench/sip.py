@@ -11,10 +11,11 @@ ticket number (Whisper alone). Two ways the calls come:
   10, 20, 30 and 40).
 
 For each: turn latency p50/p95 (from the call records) per kind of ask, the caller's whole
-wait after the ticket number (the endpointer's silence included), how many ticket numbers
-were heard right, CPU seconds per call-minute (of the serving process and its recognition
-processes), memory per extra call (RSS of the serving process; PSS of it and its
-recognition processes), and whether every call was answered and recorded. A first round
+wait after the ticket number (the endpointer's silence included), how many menu answers
+and ticket numbers were heard right (and menu answers taken for another choice), CPU
+seconds per call-minute (of the serving process and its recognition processes), memory
+per extra call (RSS of the serving process; PSS of it and its recognition processes), and
+whether every call was answered and recorded. A first round
 of ten calls at once, not counted, fills the prompt cache with every prompt the calls
 reach. Writes bench/sip.json; prints tables for the README.
 
@@ -197,6 +198,8 @@ def run_level(
             "turn_latency_p95_ms": _percentile(lat, 95),
             "menu_turns": len(menu),
             "menu_heard_right": sum(t[2] == "ticket_status" for t in menu_turns),
+            # another choice: the caller is sent into a flow they did not ask for
+            "menu_heard_wrong": sum(t[2] not in (None, "ticket_status") for t in menu_turns),
             "menu_latency_p95_ms": _percentile(menu, 95),
             "ticket_turns": len(ticket),
             "ticket_heard_right": sum(t[2] == mask_digits(TICKET) for t in ticket),  # as stored
@@ -257,7 +260,7 @@ def _levels(args: list[str]) -> tuple[list[int], list[int]]:
 
 def _table(results: list[dict[str, float | int | bool]], first: str) -> None:
     print(
-        f"| {first} | all answered and recorded | menu heard right | menu reply p95 "
+        f"| {first} | all answered and recorded | menu heard right / wrong | menu reply p95 "
         "| ticket number (Whisper) reply p50 / p95 | caller's wait after the last digit p50 / p95 "
         "| ticket numbers heard right "
         "| CPU s per call-minute | RSS / PSS growth | RSS / PSS per call beyond the first |"
@@ -266,7 +269,8 @@ def _table(results: list[dict[str, float | int | bool]], first: str) -> None:
     for r in results:
         print(
             f"| {r['calls']} | {'yes' if r['all_answered_and_recorded'] else 'NO'} "
-            f"| {r['menu_heard_right']} / {r['menu_turns']} | {r['menu_latency_p95_ms']:.0f} ms "
+            f"| {r['menu_heard_right']} / {r.get('menu_heard_wrong', '-')} of {r['menu_turns']} "
+            f"| {r['menu_latency_p95_ms']:.0f} ms "
             f"| {_ms(r['ticket_latency_p50_ms'])} / {_ms(r['ticket_latency_p95_ms'])} ms "
             f"| {_ms(r['ticket_wait_p50_ms'])} / {_ms(r['ticket_wait_p95_ms'])} ms "
             f"| {r['ticket_heard_right']} / {r['ticket_turns']} "

@@ -10,12 +10,14 @@ recognised values vary between runs is flaky.
 from __future__ import annotations
 
 import functools
+import logging
 import multiprocessing
 import multiprocessing.util
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from ivr.config import Settings
 from ivr.qa.runner import CallReport, QaRunner
@@ -32,13 +34,19 @@ class RunOptions:
     condition: str | None = None  # the caller condition (ivr.qa.conditions), if asked for
 
 
+# a worker's log lines name it: the calls it runs interleave with the other workers' calls
+WORKER_LOG_FORMAT: Final = "%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s"
+
 Progress = Callable[[CallReport, int], None]  # a finished run and its repeat index
 
 _worker: QaRunner | None = None  # one runner per worker process
 
 
-def _init_worker(settings: Settings, options: RunOptions) -> None:
+def _init_worker(settings: Settings, options: RunOptions, log_level: int) -> None:
     global _worker
+    # a spawned process starts with no logging set up: it logs as the command does (-v)
+    logging.basicConfig(level=log_level, format=WORKER_LOG_FORMAT)
+    logging.getLogger("transitions").setLevel(max(log_level, logging.WARNING))
     _worker = _runner(settings, options)
     # worker processes end through multiprocessing's exit, which runs its finalizers, not
     # atexit, and then waits for its children: the recognition workers must be stopped first
@@ -97,7 +105,7 @@ def run_suite(
             max_workers=options.jobs,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(settings, options),
+            initargs=(settings, options, logging.getLogger().getEffectiveLevel()),
         ) as pool:
             futures: list[Future[CallReport]] = [
                 pool.submit(_run_one, path, i) for path, i in tasks

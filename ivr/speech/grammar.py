@@ -9,10 +9,17 @@ phrases and keys, and may declare a digit string with length rules::
     keys: {"1": "yes", "2": "no"}
     digits: {min: 7, max: 15}        # optional; ``usual``: the shapes it usually has
     heard_as: {"no": ["now"]}        # optional: what a transcriber writes for a value
+    undoable: true                   # optional: a wrong answer is undone in a word ("go back")
 
 ``heard_as`` holds whole answers a transcriber writes for a value when it mishears it (a
 "no" written "Now."): never offered to a caller, never shown to a transcriber, never in a
 grammar decoder's grammar; they count only as the whole of what was heard.
+
+``undoable`` marks an ask whose wrong answer the caller undoes in a word (a walkthrough
+step: "go back"). Only there does a grammar decoder's unsure answer stand against a word or
+two of a transcriber's that mean nothing at the ask (``ivr.speech.asr.routed``): at the
+main menu, where a wrong choice sends the caller into another flow, a piece of "ticket
+status" heard as "password" must be asked again instead.
 
 It compiles to a JSGF grammar (PocketSphinx) and a phrase list (Vosk), and
 interprets what either engine heard back into a value. ``_digits.yaml`` holds
@@ -25,7 +32,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -125,6 +132,7 @@ class Grammar:
     inventions: tuple[str, ...] = ()  # what a transcriber writes where nobody spoke
     extension: Extension | None = None  # more answers (corrections at a read-back)
     heard_as: dict[str, str] = field(default_factory=dict)  # a mishearing, whole: its value
+    undoable: bool = False  # a wrong answer is undone in a word (module docstring)
 
     @property
     def says_digits(self) -> bool:
@@ -245,6 +253,7 @@ class _Source:
     keys: dict[str, str]
     digits: DigitRule | None
     heard_as: dict[str, str] = field(default_factory=dict)
+    undoable: bool = False
 
 
 def _read_yaml(path: Path) -> Any:
@@ -260,11 +269,15 @@ def _parse_source(path: Path) -> _Source:
     data = _read_yaml(path) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at top level, got {type(data).__name__}")
-    unknown = set(data) - {"values", "keys", "digits", "heard_as", "description"}
+    unknown = set(data) - {"values", "keys", "digits", "heard_as", "undoable", "description"}
     if unknown:
         raise ConfigError(
-            f"{path}: unknown keys {sorted(unknown)} (expected values, keys, digits, heard_as)"
+            f"{path}: unknown keys {sorted(unknown)} "
+            "(expected values, keys, digits, heard_as, undoable)"
         )
+    undoable = data.get("undoable", False)
+    if not isinstance(undoable, bool):
+        raise ConfigError(f"{path}: undoable: expected true or false, got {undoable!r}")
     for section in ("values", "keys", "digits", "heard_as"):
         if data.get(section) is not None and not isinstance(data[section], dict):
             raise ConfigError(
@@ -306,7 +319,7 @@ def _parse_source(path: Path) -> _Source:
                 digits = DigitRule(low, high, tuple(usual))
         except (TypeError, ValueError, AttributeError, ConfigError) as exc:
             raise ConfigError(f"{path}: digits: {exc}") from exc
-    return _Source(values, keys, digits, heard_as)
+    return _Source(values, keys, digits, heard_as, undoable)
 
 
 def _phrases(values: dict[str, list[str]]) -> set[str]:
@@ -363,7 +376,7 @@ class GrammarBook:
         else:
             source = _parse_source(self.dir / f"{name}.yaml")
             if digits is not None:
-                source = _Source(source.values, source.keys, digits, source.heard_as)
+                source = replace(source, digits=digits)
         phrases: dict[str, str] = {}
         keys: dict[str, str] = {}
         if commands:
@@ -395,4 +408,5 @@ class GrammarBook:
             inventions=self.inventions,
             extension=extension,
             heard_as={t: v for t, v in source.heard_as.items() if t not in phrases},
+            undoable=source.undoable,
         )

@@ -202,6 +202,26 @@ def test_a_longer_word_written_as_a_one_syllable_yes_is_no_answer(engines) -> No
         assert value is None, (name, text)
 
 
+def test_a_hypothesis_that_ends_inside_a_character_leaves_no_broken_mark(settings) -> None:  # type: ignore[no-untyped-def]
+    """Whisper base's own tokenizer: 询 is two byte tokens, and a hypothesis cut between them
+    (as one came back in noise, "询查询\ufffd") is written without the broken character."""
+    import tokenizers
+    from faster_whisper.tokenizer import Tokenizer
+
+    from ivr.speech.asr.whisper_decode import written
+    from ivr.speech.whisper_models import locate
+
+    found = locate(settings.models_dir, "whisper-base")
+    assert found.path is not None, found.note
+    hf = tokenizers.Tokenizer.from_file(str(found.path / "tokenizer.json"))
+    tokenizer = Tokenizer(hf, True, task="transcribe", language="zh")
+    ids = tokenizer.encode("询查询")
+    cut = ids[:-1]  # the last character's first byte only
+    assert "\ufffd" in tokenizer.decode(cut)
+    assert written(tokenizer, cut) == "询查"
+    assert written(tokenizer, ids) == "询查询"
+
+
 # A voice that reads pinyin as English speaks each syllable's tone as a number ("ling two, yi
 # one"); a listener writes those down as English number words or digits.
 TONE_NUMBERS = re.compile(r"(?<![a-z])(one|two|three|four|five)(?![a-z])|[0-9]", re.IGNORECASE)

@@ -162,6 +162,27 @@ def test_a_caller_asking_for_a_person_is_heard_and_never_sent_elsewhere(engines)
                 assert value == "@agent", (condition, words, text)
 
 
+def test_a_piece_of_an_answer_is_asked_again_never_taken_for_another_choice(engines) -> None:  # type: ignore[no-untyped-def]
+    """A turn cut short (a caller's "ticket status" whose start was lost) that the decoder
+    takes, unsure, for "password" while Whisper writes "good" or "let's go" is asked again at
+    the menu; a walkthrough step's "done", which Whisper writes "no" over the phone, stands
+    (README, *An unsure answer stands only where a word undoes it*)."""
+    engine = engines.require("en-US")
+    menu = EN.get("main_menu")
+    taken = []
+    for condition in ("phone", "noisy"):
+        whole = condition_speech("ticket status", locale="en-US", condition=condition)
+        n = len(whole.samples)
+        for start in (0.25, 0.3, 0.35, 0.4, 0.45, 0.5):
+            piece = Audio(whole.samples[int(n * start) :], whole.rate)
+            value, text = hear(engine, menu, piece)
+            if value not in ("ticket_status", None):
+                taken.append((condition, start, value, text))
+    assert not taken, f"pieces of 'ticket status' taken for another choice: {taken}"
+    done = condition_speech("done", locale="en-US", condition="phone")
+    assert hear(engine, EN.get("step_done"), done)[0] == "done"
+
+
 # --- the worker pool ----------------------------------------------------------------------------
 def test_a_worker_killed_mid_utterance_is_replaced_and_the_utterance_heard(
     settings: Settings,

@@ -62,10 +62,16 @@ def test_repeat_flags_a_call_whose_outcome_varies() -> None:
 
 def test_parallel_run_of_spoken_calls_ends_when_its_calls_do(ivr_home: Path) -> None:
     """Each job process has its own recognition workers; the run must stop them and end
-    (it once printed every PASS and then waited for them forever)."""
+    (it once printed every PASS and then waited for them forever). With ``-v`` the job
+    processes log as the command does, each line naming its process, on stderr alone."""
     import json
 
     calls = [REPO / "tests" / "calls" / n for n in ("ticket_status_speech", "silence_at_menu")]
-    out = ivr(ivr_home, "qa", "run", *map(str, calls), "-j", "2", "--json", timeout=600)
+    out = ivr(ivr_home, "-v", "qa", "run", *map(str, calls), "-j", "2", "--json", timeout=600)
     assert out.returncode == 0, out.stderr
     assert [c["passed"] for c in json.loads(out.stdout)["calls"]] == [True, True]
+    started = [
+        line for line in out.stderr.splitlines() if "ivr.session" in line and "call started" in line
+    ]
+    assert len(started) == 2 and all("SpawnProcess" in line for line in started), out.stderr[-2000:]
+    assert any("DEBUG ivr.speech.asr.routed" in line for line in out.stderr.splitlines())

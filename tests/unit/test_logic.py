@@ -51,22 +51,33 @@ def test_a_mishearing_counts_only_as_the_whole_answer(grammars) -> None:  # type
     assert "now" not in (grammar_prompt(yn, "en-US") or "")  # never shown to the transcriber
 
 
+def test_only_a_walkthrough_step_is_undone_in_a_word() -> None:
+    """Where an unsure decoder's answer may stand against a misspelling (routed.py)."""
+    from ivr.speech.grammar import GrammarBook
+
+    for locale in ("en-US", "zh-CN"):
+        book = GrammarBook(REPO / "grammars", locale)
+        undoable = {name for name in book.names() if book.get(name).undoable}
+        assert undoable == {"step_done"}, locale
+
+
 @pytest.mark.parametrize(
-    ("heard_as", "message"),
+    ("line", "message"),
     [
         ("heard_as: {maybe: [now]}", "none of the values"),
         ("heard_as: {'no': [nope]}", "a phrase already"),
         ("heard_as: {'no': now}", "expected a list"),
+        ("undoable: sometimes", "undoable: expected true or false"),
     ],
 )
-def test_a_bad_mishearing_is_a_clear_error(tmp_path: Path, heard_as: str, message: str) -> None:
+def test_a_bad_mishearing_or_flag_is_a_clear_error(tmp_path: Path, line: str, message: str) -> None:
     import shutil
 
     from ivr.speech.grammar import GrammarBook
 
     shutil.copytree(REPO / "grammars" / "en-US", tmp_path / "en-US")
     (tmp_path / "en-US" / "ask.yaml").write_text(
-        "values:\n  'yes': ['yes']\n  'no': ['no', 'nope']\n" + heard_as + "\n"
+        "values:\n  'yes': ['yes']\n  'no': ['no', 'nope']\n" + line + "\n"
     )
     with pytest.raises(ConfigError, match=message):
         GrammarBook(tmp_path, "en-US").get("ask")

@@ -1,4 +1,5 @@
-"""The decoder's answer and Whisper's quick second opinion (``SecondOpinion._quick``).
+"""The decoder's answer and Whisper's second opinion: the quick one (``SecondOpinion._quick``),
+and where the decoder's unsure answer stands against a misspelling.
 
 Logic only, with stand-ins for the two engines; the real engines on real recordings, and
 every sound that must not become an answer, are in tests/integration/test_whisper.py.
@@ -134,3 +135,16 @@ def test_an_unsure_decoder_below_the_reject_bar_gets_the_whole_window() -> None:
     whisper = Whisper(quick="yes", whole="yes")
     heard(("yes", 0.3), whisper)
     assert whisper.windows == [WINDOW_SEC]
+
+
+def test_an_unsure_answer_stands_against_a_misspelling_only_where_it_is_undone_in_a_word() -> None:
+    # a walkthrough step: a phone-line "done" the decoder heard unsure and Whisper wrote "no"
+    whisper = Whisper(quick="nah", whole="no")
+    assert heard(("done", 0.67), whisper, "step_done") == ("done", 0.67)
+    # the main menu: a piece of "ticket status" the decoder took for "password" and Whisper
+    # wrote "good" is asked again, not sent to account recovery
+    whisper = Whisper(quick="let's go", whole="good")
+    assert heard(("password", 0.67), whisper, "main_menu") == ("good", 0.0)
+    # nor at a yes/no ask, where a wrong yes would confirm a wrong number
+    whisper = Whisper(quick="sir please", whole="sir please")
+    assert heard(("yes", 0.6), whisper)[1] == 0.0

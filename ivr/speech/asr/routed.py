@@ -10,7 +10,11 @@ window. A global command ("agent") is accepted only when Whisper hears it too, o
 whole window: a grammar decoder maps noise and unrelated speech onto short phrases, and a
 caller who never asked for a person must not be transferred as if they had (the 30-call
 SIP load test caught the decoder's "human" in a caller's "ticket status" when the decoder
-alone was trusted).
+alone was trusted). Where Whisper writes a word or two that answer nothing, the decoder's
+unsure answer stands only at an ask whose wrong answer the caller undoes in a word (a
+walkthrough step's "done", written "no"; ``undoable`` in the grammar): at the main menu a
+piece of "ticket status" that the decoder took for "password" and Whisper wrote "good" is
+asked again, not sent to account recovery.
 """
 
 from __future__ import annotations
@@ -24,12 +28,12 @@ import numpy as np
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer, shown
 from ivr.speech.asr.whisper import EarlyDecode, WhisperEngine, fits
 from ivr.speech.asr.whisper_decode import WINDOW_SEC
-from ivr.speech.grammar import Grammar, normalize
+from ivr.speech.grammar import Grammar, Interpretation, normalize
 from ivr.speech.vad import has_voice
 
 log = logging.getLogger(__name__)
 
-MAX_MISSPELT_WORDS: Final = 2  # Whisper words against which the decoder's unsure answer stands
+MAX_MISSPELT_WORDS: Final = 2  # Whisper words against which an unsure answer may stand
 
 
 class Route(enum.StrEnum):
@@ -160,7 +164,7 @@ class SecondOpinion(Recognizer):
         if early is not None and self._early.window_sec < WINDOW_SEC:
             quick, early = early, None  # begun early over the short window
         if early is None and meant is not None and hyp.confidence >= self.engine.reject:
-            agreed = self._quick(audio, hyp, quick)
+            agreed = self._quick(audio, hyp, meant, quick)
             if agreed is not None:
                 return agreed
         other = early or self.whisper.transcribe(audio, self.sample_rate, self.grammar)
@@ -182,16 +186,23 @@ class SecondOpinion(Recognizer):
             and not meant.is_command
             and meant.digits is None  # the decoder's digits alone are never believed
             and hyp.confidence >= self.engine.reject
+            and self.grammar.undoable
             and len(normalize(other.text).split()) <= MAX_MISSPELT_WORDS
         ):
             # unsure, and Whisper wrote nothing or a word or two that mean nothing here (a
-            # short answer misspelt, "no" for "done"): the decoder's answer stands
+            # short answer misspelt, "no" for "done"): at an ask whose wrong answer the
+            # caller undoes in a word, the decoder's answer stands
+            log.debug(
+                "decoder's answer stands: %s against %s",
+                shown(hyp.text, self.grammar),
+                shown(other.text, self.grammar),
+            )
             return hyp
         # Whisper heard a sentence that is no answer here: the decoder's guess is not believed
         return Hypothesis(other.text or hyp.text, 0.0, both)
 
     def _quick(
-        self, audio: np.ndarray, hyp: Hypothesis, quick: Hypothesis | None
+        self, audio: np.ndarray, hyp: Hypothesis, meant: Interpretation, quick: Hypothesis | None
     ) -> Hypothesis | None:
         """The decoder's answer, when Whisper heard the same over a short window.
 
@@ -199,11 +210,11 @@ class SecondOpinion(Recognizer):
         well: alone it would answer wrongly, so only agreement counts; otherwise Whisper
         hears the utterance again over its whole window, as before (README, *A quick second
         opinion*). Never for a global command or digits: those always get the whole window.
-        ``quick``: the opinion begun while the caller was quiet, if there is one.
+        ``meant``: what the decoder's answer means here; ``quick``: the opinion begun while
+        the caller was quiet, if there is one.
         """
         window = self.engine.quick_window_sec
-        meant = self.grammar.interpret(hyp.text)
-        if meant is None or meant.is_command or meant.digits is not None:
+        if meant.is_command or meant.digits is not None:
             return None
         if quick is None:
             if not window or not fits(audio, self.sample_rate, window):

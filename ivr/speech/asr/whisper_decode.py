@@ -103,6 +103,13 @@ def load(path: str, threads: int, language: str, prompt: str | None, beam_size: 
     return True
 
 
+def written(tokenizer: Any, ids: list[int]) -> str:
+    """A hypothesis's text. A Mandarin character is often two or three byte tokens, and a
+    hypothesis may end between them ("询查询" cut after "询查" and one byte): the broken
+    character is no text, and never reaches an answer or a transcript."""
+    return tokenizer.decode(ids).replace("\ufffd", "").strip()
+
+
 def _generate(
     model: Any,
     encoded: Any,
@@ -135,7 +142,7 @@ def _generate(
     )[0]
     hypotheses: list[tuple[str, float]] = []
     for ids, score in zip(result.sequences_ids, result.scores, strict=True):
-        text = tokenizer.decode(ids).strip()
+        text = written(tokenizer, ids)
         if text and text not in (t for t, _ in hypotheses):
             hypotheses.append((text, score * len(ids) / (len(ids) + 1)))
     return hypotheses, result.no_speech_prob
