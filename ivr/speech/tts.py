@@ -189,29 +189,14 @@ def _wav_ok(path: Path) -> bool:
         return False
 
 
-def _espeak_idle() -> None:
-    """Wait until espeak-ng has finished with the message before.
-
-    pyttsx3 runs espeak-ng in retrieval mode, where a message is synthesised in espeak-ng's
-    own thread and its end is signalled (the driver's loop ends, the file is written) before
-    that thread is done with it. Setting the voice or starting the next message meanwhile
-    races with it: one test run crashed in ``Synth`` (a segfault) while building the Mandarin
-    prompts, and a retried synthesis ("incomplete synthesis output") is that case too."""
-    from pyttsx3.drivers import _espeak
-
-    _espeak.Synchronize()
-
-
 def _synthesize_file(engine: Any, text: str, voice: str, rate_wpm: int, path: Path) -> None:
     driver = engine.proxy._driver  # synchronous property setting, see module docstring
-    _espeak_idle()
     try:
         driver.setProperty("voice", voice)
     except ValueError as exc:
         raise EngineError(f"espeak-ng has no voice {voice!r}: {exc}") from exc
     driver.setProperty("rate", int(rate_wpm))
     for _attempt in range(3):
-        _espeak_idle()
         path.unlink(missing_ok=True)
         engine.save_to_file(f"{EMBEDDED}{int(rate_wpm)}S{text}", str(path))
         engine.runAndWait()
