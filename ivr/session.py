@@ -31,8 +31,8 @@ from ivr.services.store import Store
 from ivr.services.tickets import Messages, Tickets
 from ivr.speech.engines import Engines
 from ivr.speech.grammar import GrammarBook
-from ivr.speech.tts import Synthesizer
-from ivr.speech.voices import voice_for
+from ivr.speech.tts import Synthesizer, warm_espeak
+from ivr.speech.voices import natural_voice, voice_for
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ class Runtime:
         self.stopping = threading.Event()  # set by a server that shuts down
 
     def warm_in_background(self, locales: list[str]) -> threading.Thread:
-        """Load the locales' recognisers (Whisper into every worker) while calls begin.
+        """Load the locales' recognisers (Whisper into every worker), and start espeak-ng's
+        voice process where a locale speaks with it, while calls begin.
 
         A process's first caller would otherwise wait for the loading on their first answer.
         """
@@ -117,6 +118,8 @@ class Runtime:
             began = time.monotonic()
             try:
                 self.engines.warm(locales)
+                if any(natural_voice(voice_for(self.settings.voice, lo)) is None for lo in locales):
+                    warm_espeak()  # read-backs and answers not in the cache are made there
             except (EngineError, RuntimeError, OSError) as exc:  # calls say so when they need it
                 if self.stopping.is_set():
                     log.info("speech recognition: loading stopped, the server is stopping")

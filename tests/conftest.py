@@ -61,29 +61,16 @@ def engines(settings: Settings):  # type: ignore[no-untyped-def]
     return Engines.from_settings(settings)
 
 
-def _build_prompts(settings: Settings, locales: list[str]) -> Any:
-    from ivr.dialog.prompt_cache import build_cache
-    from ivr.speech.tts import Synthesizer
-
-    return build_cache(settings, Synthesizer(settings.cache_dir / "prompts"), locales)
-
-
 @pytest.fixture(scope="session")
 def zh_prompts_built(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Any:
     """zh-CN's prompts built once for the session (both rates, every speed), as `ivr prompts
     build` does, in a home of their own: returns that home's settings and the build's report.
-    Tests that change the cache copy it first.
-
-    Built in a process of its own, as `ivr prompts build` runs: espeak-ng (through pyttsx3)
-    twice crashed with a segfault while building these in a test process that had already
-    loaded Piper's phonemiser, Whisper's tokenizer and PyAV; never in a process of its own."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    Tests that change the cache copy it first."""
+    from ivr.dialog.prompt_cache import build_cache
+    from ivr.speech.tts import Synthesizer
 
     built = settings.with_(home=tmp_path_factory.mktemp("zh-prompts"))
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context) as builder:
-        report = builder.submit(_build_prompts, built, ["zh-CN"]).result()
+    report = build_cache(built, Synthesizer(built.cache_dir / "prompts"), ["zh-CN"])
     return built, report
 
 

@@ -23,6 +23,7 @@ from ivr.config import Settings
 from ivr.qa.runner import CallReport, QaRunner
 from ivr.speech.asr.hosts import close_shared_hosts
 from ivr.speech.asr.pool import close_shared_pools
+from ivr.speech.tts import close_voice_process
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,11 @@ def _init_worker(settings: Settings, options: RunOptions, log_level: int) -> Non
     logging.getLogger("transitions").setLevel(max(log_level, logging.WARNING))
     _worker = _runner(settings, options)
     # worker processes end through multiprocessing's exit, which runs its finalizers, not
-    # atexit, and then waits for its children: the recognition workers must be stopped first
+    # atexit, and then waits for its children: the recognition workers and the voice process
+    # must be stopped first
     multiprocessing.util.Finalize(None, close_shared_pools, exitpriority=20)
     multiprocessing.util.Finalize(None, close_shared_hosts, exitpriority=20)
+    multiprocessing.util.Finalize(None, close_voice_process, exitpriority=20)
     multiprocessing.util.Finalize(None, _worker.close, exitpriority=10)
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from ivr.config import Recognition, Settings
 from ivr.errors import EngineError
 from ivr.speech.asr.base import Engine
-from ivr.speech.asr.pool import RecognitionPool, default_workers, shared_pool
+from ivr.speech.asr.pool import RecognitionPool, shared_pool
+from ivr.speech.processes import default_workers
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,14 @@ pauses, with no synthesis and no cache entry holding more than one digit. (Cutti
 the positions out of a spoken list "eight, eight, eight." was tried: a listener
 heard its "eight" as "a" far more often than the word said alone.)
 
-pyttsx3 is not thread-safe (two engines created at once crash the process; a
-shared engine without a lock loses files), so every synthesis goes through a
-single worker thread that owns the one engine. Quirks absorbed here:
+espeak-ng runs in a process of its own (:func:`voice_process`): it crashed twice with a
+segfault inside a busy process (a test process that had loaded Piper, Whisper and
+PyAV), and a crash in the process that carries the calls would drop every call. A
+voice process that dies is replaced and the segment made again, as a recognition
+worker is. pyttsx3 is not thread-safe (two engines created at once crash the
+process; a shared engine without a lock loses files), so in that process every
+synthesis goes through a single worker thread that owns the one engine. Quirks
+absorbed here:
 
 * queued ``setProperty`` calls are applied out of order by pyttsx3 2.99's
   espeak driver, and even a synchronous rate change was lost in about one
@@ -29,7 +34,12 @@ single worker thread that owns the one engine. Quirks absorbed here:
   rate travels inside the text as an espeak-ng embedded command (``\x01150S``);
 * the driver prints "Audio saved to ..." on stdout: routed to the debug log;
 * ``runAndWait`` may return before the WAV is complete: every file is checked
-  (complete header, frames present) and synthesised again once if not.
+  (complete header, frames present) and synthesised again if not;
+* in retrieval mode espeak-ng sometimes drops a message it was given and reports
+  it ended, with no audio before (one synthesis in 30 to 250 on a busy machine, one
+  in 25 when each waited for espeak-ng to be idle; never seen idle): the driver then
+  writes a WAV of no frames, which is synthesised again at once rather than
+  waited on.
 
 What a caller hears is a :class:`Speech`: segments of text, each with its own
 rate, and pauses between them (pauses between sentences and digit groups help
@@ -38,6 +48,7 @@ older listeners more than a much lower rate does).
 
 from __future__ import annotations
 
+import atexit
 import collections
 import enum
 import hashlib
@@ -59,6 +70,7 @@ from ivr.errors import EngineError
 from ivr.speech.audio import Audio, read_audio, resample, silence, write_wav
 from ivr.speech.level import normalise
 from ivr.speech.phrasing import phrase_rules
+from ivr.speech.processes import WorkerPool
 from ivr.speech.voices import NaturalVoice, natural_voice
 
 log = logging.getLogger(__name__)
@@ -181,12 +193,18 @@ def _get_worker() -> _Worker:
         return _worker
 
 
-def _wav_ok(path: Path) -> bool:
+def _wav_frames(path: Path) -> int | None:
+    """The frames of a complete WAV file; ``None`` while it is missing or incomplete."""
     try:
         with wave.open(str(path), "rb") as w:
-            return w.getnframes() > 0 and len(w.readframes(w.getnframes())) == w.getnframes() * 2
+            frames = w.getnframes()
+            return frames if len(w.readframes(frames)) == frames * 2 else None
     except (wave.Error, EOFError, OSError):
-        return False
+        return None
+
+
+def _wav_ok(path: Path) -> bool:
+    return bool(_wav_frames(path))
 
 
 def _synthesize_file(engine: Any, text: str, voice: str, rate_wpm: int, path: Path) -> None:
@@ -202,10 +220,15 @@ def _synthesize_file(engine: Any, text: str, voice: str, rate_wpm: int, path: Pa
         engine.runAndWait()
         deadline = time.monotonic() + WAV_WAIT_SEC
         while time.monotonic() < deadline:  # the driver may finish writing after returning
-            if _wav_ok(path):
+            frames = _wav_frames(path)
+            if frames:
                 return
+            if frames == 0:  # the message ended unsaid (see module docstring): at once again
+                log.debug("espeak-ng ended a message without audio, synthesising again")
+                break
             time.sleep(0.01)
-        log.warning("incomplete synthesis output, synthesising again")
+        else:
+            log.warning("incomplete synthesis output, synthesising again")
     raise EngineError(f"espeak-ng produced no usable audio for {len(text)} characters of text")
 
 
@@ -271,13 +294,48 @@ def _piper_synthesize(voice: NaturalVoice, text: str, rate_wpm: int) -> Audio:
     return Audio((joined / peak * 0.7 * 32767).astype(np.int16), rate)
 
 
-def _espeak_synthesize(text: str, voice: str, rate_wpm: int) -> Audio:
+def _espeak_here(text: str, voice: str, rate_wpm: int) -> Audio:
+    """espeak-ng's audio of ``text``, made in this process (the voice process's job)."""
     with tempfile.TemporaryDirectory(prefix="ivr-tts-") as tmp:
         out = Path(tmp) / "out.wav"
         _get_worker().submit(
             lambda engine: _synthesize_file(engine, text, voice, rate_wpm, out)
         ).result(timeout=60)
         return read_audio(out)
+
+
+_voice_process: WorkerPool | None = None
+
+
+def voice_process() -> WorkerPool:
+    """The process that runs espeak-ng for this one (started at its first synthesis)."""
+    global _voice_process
+    with _worker_lock:
+        if _voice_process is None:
+            _voice_process = WorkerPool(1, what="speech synthesis")
+        return _voice_process
+
+
+@atexit.register
+def close_voice_process() -> None:
+    """Stop the voice process (at exit; multiprocessing's own exit must call it itself)."""
+    with _worker_lock:
+        pool = _voice_process
+    if pool is not None:
+        pool.close()
+
+
+def _start_espeak() -> None:
+    _get_worker()
+
+
+def warm_espeak() -> None:
+    """Start the voice process and espeak-ng in it, before a call needs a segment made."""
+    voice_process().warm(_start_espeak)
+
+
+def _espeak_synthesize(text: str, voice: str, rate_wpm: int) -> Audio:
+    return voice_process().run(_espeak_here, text, voice, rate_wpm)
 
 
 class Synthesizer:

@@ -416,3 +416,42 @@ def test_callers_reaching_the_same_uncached_prompt_share_one_synthesis(tmp_path:
     fail.clear()
     assert len(synth.segment(other, voice=PIPER, rate_wpm=150, sample_rate=8000)) > 0
     assert made == [other, other]
+
+
+def test_espeak_ng_crashing_loses_no_segment_and_never_the_calls(tmp_path: Path) -> None:
+    """espeak-ng runs in a voice process of its own: it crashed twice with a segfault inside
+    a busy process, which in the serving process would drop every call. A segfault there
+    (sent while it synthesises) costs the segment a second synthesis, nothing more."""
+    import os
+    import signal
+
+    from ivr.speech.tts import voice_process
+
+    synth = Synthesizer(tmp_path / "cache")
+    first = synth.segment("您好。欢迎致电客服中心。", voice="cmn", rate_wpm=150, sample_rate=8000)
+    assert len(first) > 8000
+    pool = voice_process()
+    (pid,) = pool.worker_pids()
+    assert pid != os.getpid()
+    maps = Path(f"/proc/{os.getpid()}/maps").read_text()
+    assert "libespeak-ng" not in maps  # this process never loaded espeak-ng itself
+    replaced = pool.replaced
+
+    long_text = "请说出您账户绑定的手机号码。一位一位地说。说完以后请稍等。" * 4
+    made: list[np.ndarray] = []
+    worker = threading.Thread(
+        target=lambda: made.append(
+            synth.segment(long_text, voice="cmn", rate_wpm=80, sample_rate=8000)
+        )
+    )
+    worker.start()
+    deadline = time.monotonic() + 30
+    while pool.busy() == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(pid, signal.SIGSEGV)
+    worker.join(120)
+    assert not worker.is_alive()
+    assert made and len(made[0]) > 8000 * 10  # the whole long segment, made again
+    assert pool.replaced == replaced + 1
+    (new_pid,) = pool.worker_pids()
+    assert new_pid != pid

@@ -1,0 +1,152 @@
+"""Work off the call threads: worker processes that hold a model (or a library) once.
+
+A call sends its work (an utterance to decode, a text to synthesise) and gets the
+result back; the heavy work runs in another process, so it neither holds the
+interpreter lock of the process that carries the calls nor takes that process down
+when it crashes. A worker that dies mid-task (killed, out of memory, a segfault in a C
+library) is replaced and the task sent again: the caller only hears the reply a
+little later.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Final, TypeVar
+
+from ivr.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RETRIES: Final = 2
+RESULT_TIMEOUT_SEC: Final = 120.0
+
+
+def end_with_parent() -> None:
+    """In a worker: exit when the process that started it ends, even by ``kill -9``.
+
+    A worker waits on its call queue, and holds both ends of that queue's pipe: a parent
+    that is killed never closes it, so the worker, and the model it holds, would stay
+    (found after a crash test: workers of killed servers still alive, 230 MB each).
+    """
+    import multiprocessing.connection
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)  # nothing of the worker's is worth keeping without its calls
+
+    threading.Thread(target=watch, daemon=True, name="ivr-parent-watch").start()
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+
+
+class WorkerPool:
+    """``workers`` processes (``0``: run in the calling process, one at a time) that do
+    ``what`` (named in what the pool logs and raises)."""
+
+    def __init__(self, workers: int | None = None, *, what: str) -> None:
+        self.what = what
+        self.workers = default_workers() if workers is None else max(0, workers)
+        self._lock = threading.Lock()
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._inline = threading.Lock()
+        self.replaced = 0  # how many times dead workers were replaced
+        self._running = 0  # utterances sent and not yet back
+
+    def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                # spawn: a fresh interpreter, never a fork of a process that runs threads
+                ctx = multiprocessing.get_context("spawn")
+                self._executor = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=self.workers, mp_context=ctx, initializer=end_with_parent
+                )
+            return self._executor
+
+    def _replace(self, broken: concurrent.futures.ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is broken:
+                log.warning("a %s worker died; starting new workers", self.what)
+                self._executor = None
+                self.replaced += 1
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def idle(self) -> bool:
+        """A worker is free: work sent now starts at once (and delays nobody's)."""
+        with self._lock:
+            return self._running < max(1, self.workers)
+
+    def busy(self) -> int:
+        """How many utterances the workers are decoding (or about to) now."""
+        with self._lock:
+            return self._running
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker (``fn`` and its arguments must pickle)."""
+        with self._lock:
+            self._running += 1
+        try:
+            return self._run(fn, *args)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.workers == 0:
+            with self._inline:
+                return fn(*args)
+        last: BaseException | None = None
+        for _attempt in range(RETRIES + 1):
+            pool = self._pool()
+            try:
+                return pool.submit(fn, *args).result(timeout=RESULT_TIMEOUT_SEC)
+            except BrokenProcessPool as exc:
+                last = exc
+                self._replace(pool)
+            except concurrent.futures.TimeoutError as exc:
+                raise EngineError(f"{self.what} took over {RESULT_TIMEOUT_SEC:.0f} s") from exc
+        raise EngineError(f"{self.what} workers keep dying: {last}")
+
+    def warm(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Start every worker and run ``fn`` in each (e.g. load a model) before calls come."""
+        if self.workers == 0:
+            fn(*args)
+            return
+        pool = self._pool()
+        for fut in [pool.submit(fn, *args) for _ in range(self.workers)]:
+            fut.result(timeout=RESULT_TIMEOUT_SEC)
+
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            executor = self._executor
+        if executor is None:
+            return []
+        processes = getattr(executor, "_processes", None) or {}
+        return [p.pid for p in processes.values() if p.pid is not None]
+
+    def close(self) -> None:
+        """Stop the workers now. Work they are still doing (a model loading while the server
+        is told to stop) is dropped, not waited for: a stop must not hang on it."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(5)
+        executor.shutdown(wait=True)
