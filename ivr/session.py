@@ -29,9 +29,10 @@ from ivr.services.privacy import mask_phone, secret_key
 from ivr.services.recovery_guard import RecoveryAttempts, RecoveryAudit, RecoveryGuard
 from ivr.services.store import Store
 from ivr.services.tickets import Messages, Tickets
+from ivr.speech import espeak
 from ivr.speech.engines import Engines
 from ivr.speech.grammar import GrammarBook
-from ivr.speech.tts import Synthesizer, warm_espeak
+from ivr.speech.tts import Synthesizer
 from ivr.speech.voices import natural_voice, voice_for
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class Runtime:
             try:
                 self.engines.warm(locales)
                 if any(natural_voice(voice_for(self.settings.voice, lo)) is None for lo in locales):
-                    warm_espeak()  # read-backs and answers not in the cache are made there
+                    espeak.warm()  # read-backs and answers not in the cache are made there
             except (EngineError, RuntimeError, OSError) as exc:  # calls say so when they need it
                 if self.stopping.is_set():
                     log.info("speech recognition: loading stopped, the server is stopping")

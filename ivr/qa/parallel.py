@@ -23,7 +23,7 @@ from ivr.config import Settings
 from ivr.qa.runner import CallReport, QaRunner
 from ivr.speech.asr.hosts import close_shared_hosts
 from ivr.speech.asr.pool import close_shared_pools
-from ivr.speech.tts import close_voice_process
+from ivr.speech.espeak import close_voice_process
 
 
 @dataclass(frozen=True)

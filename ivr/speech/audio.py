@@ -145,6 +145,17 @@ def read_audio(path: Path | str) -> Audio:
     return Audio(_to_mono_int16(raw, width, channels), rate)
 
 
+def wav_frames(path: Path | str) -> int | None:
+    """The frames of a complete 16-bit WAV file; ``None`` while it is missing or incomplete
+    (its header promises more than it holds)."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            frames = w.getnframes()
+            return frames if len(w.readframes(frames)) == frames * 2 else None
+    except (wave.Error, EOFError, OSError):
+        return None
+
+
 def _read_with_pydub(path: Path, first_error: Exception) -> Audio:
     """Formats the wave module does not read (float WAV, MP3, ...) go through pydub/ffmpeg."""
     from pydub import AudioSegment  # imported here: it probes for ffmpeg at import

@@ -1,9 +1,9 @@
 """Speech synthesis with a prompt cache: a natural Piper voice, or pyttsx3 driving espeak-ng.
 
 Two backends sit behind :class:`Synthesizer`, chosen by the voice string
-(:mod:`ivr.speech.voices`): ``piper:<voice>`` runs the voice's ONNX model (loaded
-once per process, used under one lock: its phonemiser is not re-entrant), and
-any other name is an espeak-ng voice. Whatever made it, a segment is trimmed,
+(:mod:`ivr.speech.voices`): ``piper:<voice>`` runs the voice's ONNX model
+(:mod:`ivr.speech.piper`), and any other name is an espeak-ng voice, spoken in a
+voice process of its own (:mod:`ivr.speech.espeak`). Whatever made it, a segment is trimmed,
 resampled with soxr to the channel's rate and brought to the same active speech
 level (:mod:`ivr.speech.level`) before it is cached.
 
@@ -19,28 +19,6 @@ pauses, with no synthesis and no cache entry holding more than one digit. (Cutti
 the positions out of a spoken list "eight, eight, eight." was tried: a listener
 heard its "eight" as "a" far more often than the word said alone.)
 
-espeak-ng runs in a process of its own (:func:`voice_process`): it crashed twice with a
-segfault inside a busy process (a test process that had loaded Piper, Whisper and
-PyAV), and a crash in the process that carries the calls would drop every call. A
-voice process that dies is replaced and the segment made again, as a recognition
-worker is. pyttsx3 is not thread-safe (two engines created at once crash the
-process; a shared engine without a lock loses files), so in that process every
-synthesis goes through a single worker thread that owns the one engine. Quirks
-absorbed here:
-
-* queued ``setProperty`` calls are applied out of order by pyttsx3 2.99's
-  espeak driver, and even a synchronous rate change was lost in about one
-  synthesis in six; so the voice is set on the driver synchronously and the
-  rate travels inside the text as an espeak-ng embedded command (``\x01150S``);
-* the driver prints "Audio saved to ..." on stdout: routed to the debug log;
-* ``runAndWait`` may return before the WAV is complete: every file is checked
-  (complete header, frames present) and synthesised again if not;
-* in retrieval mode espeak-ng sometimes drops a message it was given and reports
-  it ended, with no audio before (one synthesis in 30 to 250 on a busy machine, one
-  in 25 when each waited for espeak-ng to be idle; never seen idle): the driver then
-  writes a WAV of no frames, which is synthesised again at once rather than
-  waited on.
-
 What a caller hears is a :class:`Speech`: segments of text, each with its own
 rate, and pauses between them (pauses between sentences and digit groups help
 older listeners more than a much lower rate does).
@@ -48,41 +26,34 @@ older listeners more than a much lower rate does).
 
 from __future__ import annotations
 
-import atexit
 import collections
 import enum
 import hashlib
 import logging
-import queue
-import tempfile
 import threading
-import time
-import wave
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 
 from ivr.errors import EngineError
-from ivr.speech.audio import Audio, read_audio, resample, silence, write_wav
+from ivr.speech import espeak, piper
+from ivr.speech.audio import Audio, read_audio, resample, silence, wav_frames, write_wav
 from ivr.speech.level import normalise
 from ivr.speech.phrasing import phrase_rules
-from ivr.speech.processes import WorkerPool
-from ivr.speech.voices import NaturalVoice, natural_voice
+from ivr.speech.voices import natural_voice
 
 log = logging.getLogger(__name__)
 
 TRIM_DBFS: Final = -55.0
 EDGE_MS: Final = 40
-WAV_WAIT_SEC: Final = 2.0
 CACHE_VERSION: Final = 4  # bump when the way audio is made changes
 # segments kept in memory, least recently used dropped first: read-backs of numbers make new
 # texts on every call, so an unbounded map grew for as long as the process ran (the soak)
 MEMORY_CACHE_BYTES: Final = 64 * 2**20
-EMBEDDED: Final = "\x01"  # espeak-ng embedded command: "\x01150S" sets the speed for the text
 
 
 class Position(enum.StrEnum):
@@ -93,7 +64,6 @@ class Position(enum.StrEnum):
     END = "end"
 
 
-PIPER_SENTENCE_GAP_MS: Final = 300
 RAW_KEEP: Final = 16  # segments whose unresampled audio is kept for the next sample rate
 
 
@@ -135,103 +105,6 @@ class Speech:
         return out
 
 
-class _Worker:
-    """The single thread that owns the pyttsx3 engine."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.Queue[tuple[Callable[[Any], Any], Future[Any]] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="tts-worker", daemon=True)
-        self._ready: Future[None] = Future()
-        self._thread.start()
-        self._ready.result(timeout=30)
-
-    def _run(self) -> None:
-        try:
-            import pyttsx3
-            from pyttsx3.drivers import espeak as espeak_driver
-
-            def quiet(*args: object, **_kw: object) -> None:
-                log.debug("pyttsx3: %s", " ".join(map(str, args)))
-
-            espeak_driver.print = quiet  # the driver prints "Audio saved to ..." on stdout
-            engine = pyttsx3.init("espeak")
-        except Exception as exc:  # pyttsx3 raises many kinds when espeak-ng is missing
-            self._ready.set_exception(
-                EngineError(
-                    f"speech synthesis unavailable: {exc} (install espeak-ng: apt-get install espeak-ng)"  # noqa: E501
-                )
-            )
-            return
-        self._ready.set_result(None)
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            fn, fut = job
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                fut.set_result(fn(engine))
-            except Exception as exc:  # handed to the caller through the future
-                fut.set_exception(exc)
-
-    def submit(self, fn: Callable[[Any], Any]) -> Future[Any]:
-        fut: Future[Any] = Future()
-        self._jobs.put((fn, fut))
-        return fut
-
-
-_worker: _Worker | None = None
-_worker_lock = threading.Lock()
-
-
-def _get_worker() -> _Worker:
-    global _worker
-    with _worker_lock:
-        if _worker is None:
-            _worker = _Worker()
-        return _worker
-
-
-def _wav_frames(path: Path) -> int | None:
-    """The frames of a complete WAV file; ``None`` while it is missing or incomplete."""
-    try:
-        with wave.open(str(path), "rb") as w:
-            frames = w.getnframes()
-            return frames if len(w.readframes(frames)) == frames * 2 else None
-    except (wave.Error, EOFError, OSError):
-        return None
-
-
-def _wav_ok(path: Path) -> bool:
-    return bool(_wav_frames(path))
-
-
-def _synthesize_file(engine: Any, text: str, voice: str, rate_wpm: int, path: Path) -> None:
-    driver = engine.proxy._driver  # synchronous property setting, see module docstring
-    try:
-        driver.setProperty("voice", voice)
-    except ValueError as exc:
-        raise EngineError(f"espeak-ng has no voice {voice!r}: {exc}") from exc
-    driver.setProperty("rate", int(rate_wpm))
-    for _attempt in range(3):
-        path.unlink(missing_ok=True)
-        engine.save_to_file(f"{EMBEDDED}{int(rate_wpm)}S{text}", str(path))
-        engine.runAndWait()
-        deadline = time.monotonic() + WAV_WAIT_SEC
-        while time.monotonic() < deadline:  # the driver may finish writing after returning
-            frames = _wav_frames(path)
-            if frames:
-                return
-            if frames == 0:  # the message ended unsaid (see module docstring): at once again
-                log.debug("espeak-ng ended a message without audio, synthesising again")
-                break
-            time.sleep(0.01)
-        else:
-            log.warning("incomplete synthesis output, synthesising again")
-    raise EngineError(f"espeak-ng produced no usable audio for {len(text)} characters of text")
-
-
 def trim(samples: np.ndarray, rate: int) -> np.ndarray:
     """Cut leading and trailing silence, keeping a short natural edge."""
     if len(samples) == 0:
@@ -242,100 +115,6 @@ def trim(samples: np.ndarray, rate: int) -> np.ndarray:
         return samples[:0]
     edge = rate * EDGE_MS // 1000
     return samples[max(0, loud[0] - edge) : min(len(samples), loud[-1] + edge)]
-
-
-_piper_voices: dict[str, Any] = {}
-_piper_lock = threading.Lock()  # loading, and every synthesis: the phonemiser is global
-
-
-class _ReturningSession:
-    """A natural voice's ONNX session that gives its memory back after every synthesis.
-
-    onnxruntime's CPU arena keeps the peak of every run it served, and grows with each new
-    shape: the longest sentences a voice had spoken stayed in the serving process for good
-    (100 MB after one short sentence, 1.2 GB after two long ones, measured). Shrinking the
-    arena at the end of each run gives it back for about 5 % more synthesis time; running
-    without the arena cost 50 %.
-    """
-
-    def __init__(self, session: Any) -> None:
-        import onnxruntime
-
-        self._session = session
-        self._options = onnxruntime.RunOptions()
-        self._options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-
-    def run(self, output_names: Any, input_feed: Any, run_options: Any = None) -> Any:
-        return self._session.run(output_names, input_feed, run_options or self._options)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
-
-
-def _piper_synthesize(voice: NaturalVoice, text: str, rate_wpm: int) -> Audio:
-    from piper import PiperVoice, SynthesisConfig
-
-    with _piper_lock:
-        engine = _piper_voices.get(voice.name)
-        if engine is None:
-            model, config = voice.paths()
-            engine = PiperVoice.load(model, config)
-            engine.session = _ReturningSession(engine.session)
-            _piper_voices[voice.name] = engine
-            log.info("loaded natural voice %s", voice.name)
-        options = SynthesisConfig(length_scale=voice.length_scale(rate_wpm), normalize_audio=False)
-        chunks = [c.audio_float_array for c in engine.synthesize(text, options)]
-        rate = int(engine.config.sample_rate)
-    if not chunks:
-        raise EngineError(f"the natural voice produced no audio for {len(text)} characters")
-    gap = np.zeros(rate * PIPER_SENTENCE_GAP_MS // 1000, dtype=np.float32)
-    joined = np.concatenate([p for c in chunks for p in (c, gap)][:-1])
-    peak = float(np.abs(joined).max()) or 1.0
-    return Audio((joined / peak * 0.7 * 32767).astype(np.int16), rate)
-
-
-def _espeak_here(text: str, voice: str, rate_wpm: int) -> Audio:
-    """espeak-ng's audio of ``text``, made in this process (the voice process's job)."""
-    with tempfile.TemporaryDirectory(prefix="ivr-tts-") as tmp:
-        out = Path(tmp) / "out.wav"
-        _get_worker().submit(
-            lambda engine: _synthesize_file(engine, text, voice, rate_wpm, out)
-        ).result(timeout=60)
-        return read_audio(out)
-
-
-_voice_process: WorkerPool | None = None
-
-
-def voice_process() -> WorkerPool:
-    """The process that runs espeak-ng for this one (started at its first synthesis)."""
-    global _voice_process
-    with _worker_lock:
-        if _voice_process is None:
-            _voice_process = WorkerPool(1, what="speech synthesis")
-        return _voice_process
-
-
-@atexit.register
-def close_voice_process() -> None:
-    """Stop the voice process (at exit; multiprocessing's own exit must call it itself)."""
-    with _worker_lock:
-        pool = _voice_process
-    if pool is not None:
-        pool.close()
-
-
-def _start_espeak() -> None:
-    _get_worker()
-
-
-def warm_espeak() -> None:
-    """Start the voice process and espeak-ng in it, before a call needs a segment made."""
-    voice_process().warm(_start_espeak)
-
-
-def _espeak_synthesize(text: str, voice: str, rate_wpm: int) -> Audio:
-    return voice_process().run(_espeak_here, text, voice, rate_wpm)
 
 
 class Synthesizer:
@@ -419,7 +198,7 @@ class Synthesizer:
         self, key: str, text: str, voice: str, rate_wpm: int, sample_rate: int, position: str
     ) -> np.ndarray:
         path = self._path(key)
-        if path.exists() and _wav_ok(path):
+        if path.exists() and wav_frames(path):
             audio = read_audio(path)
             samples = resample(audio.samples, audio.rate, sample_rate)
         else:
@@ -463,8 +242,8 @@ class Synthesizer:
 
         def make(words: str) -> Audio:
             if natural is not None:
-                return _piper_synthesize(natural, words, rate_wpm)
-            return _espeak_synthesize(words, voice, rate_wpm)
+                return piper.synthesize(natural, words, rate_wpm)
+            return espeak.synthesize(words, voice, rate_wpm)
 
         if position:
             if position not in set(Position):

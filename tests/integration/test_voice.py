@@ -425,7 +425,7 @@ def test_espeak_ng_crashing_loses_no_segment_and_never_the_calls(tmp_path: Path)
     import os
     import signal
 
-    from ivr.speech.tts import voice_process
+    from ivr.speech.espeak import voice_process
 
     synth = Synthesizer(tmp_path / "cache")
     first = synth.segment("您好。欢迎致电客服中心。", voice="cmn", rate_wpm=150, sample_rate=8000)

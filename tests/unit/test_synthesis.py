@@ -1,4 +1,4 @@
-"""espeak-ng's quirks behind pyttsx3, absorbed by ``ivr.speech.tts`` (a stand-in engine)."""
+"""espeak-ng's quirks behind pyttsx3, absorbed by ``ivr.speech.espeak`` (a stand-in engine)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from ivr.errors import EngineError
 from ivr.speech.audio import read_audio, write_wav
-from ivr.speech.tts import _synthesize_file
+from ivr.speech.espeak import _synthesize_file
 
 
 class _Engine:
@@ -43,7 +43,7 @@ def test_a_message_espeak_ng_dropped_is_made_again_without_waiting(
 ) -> None:
     engine = _Engine(["dropped", "audio"])
     out = tmp_path / "out.wav"
-    with caplog.at_level(logging.DEBUG, logger="ivr.speech.tts"):
+    with caplog.at_level(logging.DEBUG, logger="ivr.speech.espeak"):
         _synthesize_file(engine, "你好", "cmn", 150, out)
     assert engine.done == ["dropped", "audio"]
     assert len(read_audio(out).samples) == 2205
