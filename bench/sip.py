@@ -106,6 +106,8 @@ def _role(pid: int, root: int) -> str:
         return "other"
     if "ctranslate2" in maps:
         return "whisper workers"
+    if "libespeak-ng" in maps:
+        return "voice (espeak-ng)"
     return "grammar hosts" if "pocketsphinx" in maps else "other"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,3 +28,25 @@ def recognise(
     for frame in split_frames(padded, rate):
         rec.accept(frame)
     return rec.finish()
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's parent in a container may never reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started that are still its own (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # ended while we looked
+            continue
+        if parent == pid:
+            found.append(int(stat.parent.name))
+    return found

@@ -37,6 +37,7 @@ from ivr.speech.engines import Engines
 from ivr.speech.grammar import DigitRule, Grammar, GrammarBook, normalize
 from ivr.speech.whisper_models import locate
 from tests.conftest import REPO, SHARED_SPEECH
+from tests.helpers import running
 
 PHONE_RATE = 8000
 DIGIT_WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -247,15 +248,6 @@ if __name__ == "__main__":
 """
 
 
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's parent in a container may never reap it)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
 def test_workers_end_with_a_killed_server(tmp_path: Path) -> None:
     """`kill -9` of the process that owns the pool (a crashed `ivr serve`): its workers do
     not stay behind holding their models."""
@@ -273,14 +265,14 @@ def test_workers_end_with_a_killed_server(tmp_path: Path) -> None:
     )
     assert owner.stdout is not None
     workers = [int(p) for p in owner.stdout.readline().split()]
-    assert len(workers) == 2 and all(_running(p) for p in workers)
+    assert len(workers) == 2 and all(running(p) for p in workers)
     owner.send_signal(signal.SIGKILL)
     owner.wait()
     owner.stdout.close()
     deadline = time.monotonic() + 60  # a liveness bound, not a speed: they end at once
-    while any(_running(p) for p in workers) and time.monotonic() < deadline:
+    while any(running(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    left = [p for p in workers if _running(p)]
+    left = [p for p in workers if running(p)]
     for pid in left:
         os.kill(pid, signal.SIGKILL)  # leave no orphan behind, even when failing
     assert not left, "the workers outlived the process that started them"
@@ -305,7 +297,7 @@ def test_a_pool_closed_while_its_workers_load_stops_without_waiting(tmp_path: Pa
     if hung:
         os.kill(pid, signal.SIGKILL)  # leave no worker behind, even when failing
     assert not hung, "closing the pool waited for the work in progress"
-    assert not _running(pid)
+    assert not running(pid)
     warming.join(60)
     assert not warming.is_alive()
 

@@ -1,14 +1,17 @@
 """`kill -9` of `ivr serve` under ten calls: the next start closes every call that was in
-progress (abandoned, interrupted) with every turn it had, and nothing else changes."""
+progress (abandoned, interrupted) with every turn it had, and nothing else changes; the
+killed server's processes (recognition workers, grammar hosts, the voice) end with it."""
 
 from __future__ import annotations
 
 import signal
 import sqlite3
+import time
 from pathlib import Path
 
 from ivr.services.integrity import check_store
 from ivr.services.store import Store
+from tests.helpers import children, running
 from tests.sip.peers import Ivr, Scenario, end_process, free_port, start_ivr, start_sipp
 from tests.sip.test_sipp import FIXTURES
 from tests.store.records import CODE_PHONE, LOCKED_PHONE, dump, seed
@@ -60,12 +63,21 @@ def test_kill_9_under_ten_calls_loses_nothing(ivr_home: Path, tmp_path: Path) ->
     sipp = start_sipp(scenario.xml(), server.port, tmp_path, calls=CALLS)
     try:
         _wait_turns(server, CALLS, 2, timeout=120)
+        server.wait_log("speech recognition ready", 60)  # every process it starts, started
+        helpers = children(server.proc.pid)
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(10)
     finally:
         sipp.kill()
         end_process(sipp)
         server.stop()
+
+    # nothing of the killed server stays behind holding models or memory
+    assert len(helpers) >= 3, helpers  # two Whisper workers and a grammar host at least
+    deadline = time.monotonic() + 60  # a liveness bound, not a speed: they end at once
+    while any(running(p) for p in helpers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in helpers if running(p)], "processes outlived the killed server"
 
     at_kill = dump(db)
     open_calls = [c for c in at_kill["calls"] if c["ended_at"] is None]
