@@ -17,13 +17,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 from ivr.config import Settings
 from ivr.qa.runner import CallReport, QaRunner
 from ivr.speech.asr.hosts import close_shared_hosts
 from ivr.speech.asr.pool import close_shared_pools
 from ivr.speech.espeak import close_voice_process
+from ivr.speech.processes import WORKER_LOG_FORMAT
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,6 @@ class RunOptions:
     record_dir: Path | None = None
     condition: str | None = None  # the caller condition (ivr.qa.conditions), if asked for
 
-
-# a worker's log lines name it: the calls it runs interleave with the other workers' calls
-WORKER_LOG_FORMAT: Final = "%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s"
 
 Progress = Callable[[CallReport, int], None]  # a finished run and its repeat index
 

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRIES: Final = 2
 RESULT_TIMEOUT_SEC: Final = 120.0
+# a worker's log lines name it: its lines interleave with those of the process that started it
+WORKER_LOG_FORMAT: Final = "%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s"
 
 
 def end_with_parent() -> None:
@@ -46,6 +48,16 @@ def end_with_parent() -> None:
         os._exit(0)  # nothing of the worker's is worth keeping without its calls
 
     threading.Thread(target=watch, daemon=True, name="ivr-parent-watch").start()
+
+
+def start_worker(what: str, log_level: int) -> None:
+    """In a worker: log as the process that started it does, each line naming the worker
+    (a spawned process starts with no logging set up, and its warnings came out bare), and
+    end with that process."""
+    multiprocessing.current_process().name = f"{what} worker {os.getpid()}"
+    logging.basicConfig(level=log_level, format=WORKER_LOG_FORMAT)
+    logging.getLogger("transitions").setLevel(max(log_level, logging.WARNING))
+    end_with_parent()
 
 
 def default_workers() -> int:
@@ -71,7 +83,10 @@ class WorkerPool:
                 # spawn: a fresh interpreter, never a fork of a process that runs threads
                 ctx = multiprocessing.get_context("spawn")
                 self._executor = concurrent.futures.ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=ctx, initializer=end_with_parent
+                    max_workers=self.workers,
+                    mp_context=ctx,
+                    initializer=start_worker,
+                    initargs=(self.what, logging.getLogger().getEffectiveLevel()),
                 )
             return self._executor
 

@@ -5,6 +5,7 @@ read-backs assembled from cached digit segments; the prompt cache."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -422,7 +423,6 @@ def test_espeak_ng_crashing_loses_no_segment_and_never_the_calls(tmp_path: Path)
     """espeak-ng runs in a voice process of its own: it crashed twice with a segfault inside
     a busy process, which in the serving process would drop every call. A segfault there
     (sent while it synthesises) costs the segment a second synthesis, nothing more."""
-    import os
     import signal
 
     from ivr.speech.espeak import voice_process
@@ -455,3 +455,41 @@ def test_espeak_ng_crashing_loses_no_segment_and_never_the_calls(tmp_path: Path)
     assert pool.replaced == replaced + 1
     (new_pid,) = pool.worker_pids()
     assert new_pid != pid
+
+
+_WORKER_LOGS = """
+import logging, sys
+from ivr.speech.processes import WorkerPool
+
+def say() -> int:
+    logging.getLogger("probe").warning("from the worker")
+    logging.getLogger("probe").debug("below the level")
+    return 1
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    pool = WorkerPool(1, what="speech synthesis")
+    assert pool.run(say) == 1
+    pool.close()
+"""
+
+
+def test_a_worker_process_logs_as_the_process_that_started_it(tmp_path: Path) -> None:
+    """The voice process's warnings ("incomplete synthesis output") came out bare, without
+    time or source, among `ivr serve`'s log lines: a worker now logs at its starter's level,
+    each line naming the worker."""
+    script = tmp_path / "owner.py"
+    script.write_text(_WORKER_LOGS)
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    assert done.returncode == 0, done.stderr
+    line = re.compile(r"^\S+ \S+ speech synthesis worker \d+ WARNING probe: from the worker$")
+    assert any(line.match(x) for x in done.stderr.splitlines()), done.stderr
+    assert "below the level" not in done.stderr
