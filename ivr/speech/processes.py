@@ -75,7 +75,7 @@ class WorkerPool:
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
         self._inline = threading.Lock()
         self.replaced = 0  # how many times dead workers were replaced
-        self._running = 0  # utterances sent and not yet back
+        self._running = 0  # tasks sent and not yet back
 
     def _pool(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._lock:
@@ -104,7 +104,7 @@ class WorkerPool:
             return self._running < max(1, self.workers)
 
     def busy(self) -> int:
-        """How many utterances the workers are decoding (or about to) now."""
+        """How many tasks the workers are doing (or about to) now."""
         with self._lock:
             return self._running
 
