@@ -23,7 +23,7 @@ from ivr.qa.runner import CallReport, QaRunner
 from ivr.speech.asr.hosts import close_shared_hosts
 from ivr.speech.asr.pool import close_shared_pools
 from ivr.speech.espeak import close_voice_process
-from ivr.speech.processes import WORKER_LOG_FORMAT
+from ivr.speech.processes import log_as_worker
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,7 @@ _worker: QaRunner | None = None  # one runner per worker process
 
 def _init_worker(settings: Settings, options: RunOptions, log_level: int) -> None:
     global _worker
-    # a spawned process starts with no logging set up: it logs as the command does (-v)
-    logging.basicConfig(level=log_level, format=WORKER_LOG_FORMAT)
-    logging.getLogger("transitions").setLevel(max(log_level, logging.WARNING))
+    log_as_worker(log_level)  # as the command does (-v)
     _worker = _runner(settings, options)
     # worker processes end through multiprocessing's exit, which runs its finalizers, not
     # atexit, and then waits for its children: the recognition workers and the voice process

@@ -50,13 +50,18 @@ def end_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="ivr-parent-watch").start()
 
 
-def start_worker(what: str, log_level: int) -> None:
-    """In a worker: log as the process that started it does, each line naming the worker
-    (a spawned process starts with no logging set up, and its warnings came out bare), and
-    end with that process."""
-    multiprocessing.current_process().name = f"{what} worker {os.getpid()}"
+def log_as_worker(log_level: int) -> None:
+    """In a spawned process, which starts with no logging set up (its warnings came out
+    bare): log at the level of the process that started it, each line naming the process."""
     logging.basicConfig(level=log_level, format=WORKER_LOG_FORMAT)
     logging.getLogger("transitions").setLevel(max(log_level, logging.WARNING))
+
+
+def start_worker(what: str, log_level: int) -> None:
+    """In a worker: named for its work, logging as the process that started it does, and
+    ending with that process."""
+    multiprocessing.current_process().name = f"{what} worker {os.getpid()}"
+    log_as_worker(log_level)
     end_with_parent()
 
 
