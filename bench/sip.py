@@ -14,8 +14,8 @@ For each: turn latency p50/p95 (from the call records) per kind of ask, the call
 wait after the ticket number (the endpointer's silence included), how many menu answers
 and ticket numbers were heard right (and menu answers taken for another choice), CPU
 seconds per call-minute (of the serving process and its recognition processes), memory
-per extra call (RSS of the serving process; PSS of it and its recognition processes), and
-whether every call was answered and recorded. A first round
+per extra call over the warm idle server (RSS of the serving process; PSS of it and its
+recognition processes), and whether every call was answered and recorded. A first round
 of ten calls at once, not counted, fills the prompt cache with every prompt the calls
 reach. Writes bench/sip.json; prints tables for the README.
 
@@ -140,6 +140,9 @@ def run_level(
     server = start_ivr(home, work, "--max-calls", str(max(LEVELS) + 10))
     ready_s = time.monotonic() - t0
     try:
+        # idle means warm: the Whisper workers measured while they still load and decode
+        # their first utterance made every level's baseline, and so its growth, a lottery
+        server.wait_log("speech recognition ready", 120)
         time.sleep(1.0)
         _, rss0 = proc_stats(server.proc.pid)
         cpu0 = cpu_tree(server.proc.pid)

@@ -11,10 +11,13 @@ little later.
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final, TypeVar
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRIES: Final = 2
 RESULT_TIMEOUT_SEC: Final = 120.0
+# a worker gives its freed memory back this long after a task, once the result has gone
+GIVE_BACK_AFTER_SEC: Final = 0.02
 # a worker's log lines name it: its lines interleave with those of the process that started it
 WORKER_LOG_FORMAT: Final = "%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s"
 
@@ -57,12 +62,61 @@ def log_as_worker(log_level: int) -> None:
     logging.getLogger("transitions").setLevel(max(log_level, logging.WARNING))
 
 
+def _load_libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+_libc = _load_libc()
+
+
+def give_back_memory() -> bool:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``); False where
+    the C library has no such call.
+
+    A decode allocates and frees tens of megabytes of buffers. glibc keeps what is freed
+    inside its heap for the next allocation, so without this a Whisper worker held 50 MB
+    more after a few utterances than after its first, for good (measured: tiny.en, 60
+    recorded utterances, 240 MB resident against 186 MB given back after each, at about
+    3 to 7 ms a time, done once the result has gone).
+    """
+    if _libc is None or not hasattr(_libc, "malloc_trim"):
+        return False
+    _libc.malloc_trim(0)
+    return True
+
+
+_task_done = threading.Event()  # in a worker: a task ended, its memory to give back
+
+
+def _give_back_after_tasks() -> None:
+    """In a worker: after each task, once its result has gone, give the memory it freed
+    back, so that no caller waits on it."""
+    while True:
+        _task_done.wait()
+        time.sleep(GIVE_BACK_AFTER_SEC)
+        _task_done.clear()
+        give_back_memory()
+
+
+def _task(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker, then the memory it freed given back."""
+    try:
+        return fn(*args)
+    finally:
+        _task_done.set()
+
+
 def start_worker(what: str, log_level: int) -> None:
-    """In a worker: named for its work, logging as the process that started it does, and
-    ending with that process."""
+    """In a worker: named for its work, logging as the process that started it does,
+    ending with that process, and giving back what its tasks free."""
     multiprocessing.current_process().name = f"{what} worker {os.getpid()}"
     log_as_worker(log_level)
     end_with_parent()
+    threading.Thread(target=_give_back_after_tasks, daemon=True, name="ivr-give-back").start()
 
 
 def default_workers() -> int:
@@ -131,7 +185,7 @@ class WorkerPool:
         for _attempt in range(RETRIES + 1):
             pool = self._pool()
             try:
-                return pool.submit(fn, *args).result(timeout=RESULT_TIMEOUT_SEC)
+                return pool.submit(_task, fn, *args).result(timeout=RESULT_TIMEOUT_SEC)
             except BrokenProcessPool as exc:
                 last = exc
                 self._replace(pool)
@@ -145,7 +199,7 @@ class WorkerPool:
             fn(*args)
             return
         pool = self._pool()
-        for fut in [pool.submit(fn, *args) for _ in range(self.workers)]:
+        for fut in [pool.submit(_task, fn, *args) for _ in range(self.workers)]:
             fut.result(timeout=RESULT_TIMEOUT_SEC)
 
     def worker_pids(self) -> list[int]:
