@@ -43,6 +43,7 @@ from ivr.dialog.prompts import mask_digits  # noqa: E402
 from ivr.qa.synth import caller_speech  # noqa: E402
 from ivr.speech.audio import ulaw_encode  # noqa: E402
 from ivr.speech.tts import Synthesizer  # noqa: E402
+from tests.helpers import children  # noqa: E402
 from tests.sip.peers import Scenario, run_sipp, start_ivr  # noqa: E402
 
 CALL_S = 28
@@ -63,23 +64,13 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return ticks / 100.0, rss
 
 
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(c) for c in (task / "children").read_text().split()]
-    except (FileNotFoundError, ProcessLookupError):
-        pass  # a process that ended meanwhile
-    return found
-
-
 def cpu_tree(pid: int) -> float:
     """CPU seconds of a process and its children (recognition workers, decoder hosts)."""
     try:
         own = proc_stats(pid)[0]
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
-    return own + sum(cpu_tree(child) for child in _children(pid))
+    return own + sum(cpu_tree(child) for child in children(pid))
 
 
 def pss(pid: int) -> int:
@@ -93,7 +84,7 @@ def pss(pid: int) -> int:
                 total += int(line.split()[1]) * 1024
     except (FileNotFoundError, ProcessLookupError):
         return 0  # a process that ended meanwhile
-    return total + sum(pss(child) for child in _children(pid))
+    return total + sum(pss(child) for child in children(pid))
 
 
 def _role(pid: int, root: int) -> str:
@@ -127,7 +118,7 @@ def pss_by_role(root: int) -> dict[str, int]:
             continue
         role = _role(pid, root)
         out[role] = out.get(role, 0) + own
-        todo += _children(pid)
+        todo += children(pid)
     return out
 
 

@@ -40,13 +40,11 @@ def running(pid: int) -> bool:
 
 
 def children(pid: int) -> list[int]:
-    """The processes ``pid`` started that are still its own (from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):  # ended while we looked
-            continue
-        if parent == pid:
-            found.append(int(stat.parent.name))
+    """The processes ``pid`` started that are still its own (from /proc; none once it ended)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        pass  # a process (or one of its threads) that ended meanwhile
     return found
