@@ -77,10 +77,10 @@ def give_back_memory() -> bool:
     the C library has no such call.
 
     A decode allocates and frees tens of megabytes of buffers. glibc keeps what is freed
-    inside its heap for the next allocation, so without this a Whisper worker held 50 MB
-    more after a few utterances than after its first, for good (measured: tiny.en, 60
-    recorded utterances, 240 MB resident against 186 MB given back after each, at about
-    3 to 7 ms a time, done once the result has gone).
+    inside its heap for the next allocation, so without this a Whisper worker (tiny.en)
+    held 237 MB between utterances, against 185 MB with what they freed given back, at 3
+    to 7 ms a time, done once the result has gone (README, *SIP under load*). A decode's
+    peak is not lowered: it needs its working memory while it runs.
     """
     trim = _malloc_trim()
     if trim is None:
