@@ -1,36 +1,50 @@
 """SIP under load: `ivr serve` answering N calls at once that stream caller speech.
 
-Every caller says "ticket status" at the main menu (the grammar decoder, with Whisper's
-second opinion when it is unsure) and then, over or after the ticket-number prompt, a
-ticket number (Whisper alone). Two ways the calls come:
+Two mixes of asks, each caller's audio one stream (SIPp loops it):
+
+* speech (the default): every caller says "ticket status" at the main menu (the grammar
+  decoder, with Whisper's second opinion when it is unsure) and then, over or after the
+  ticket-number prompt, a ticket number (Whisper alone); each call lasts 28 s;
+* keys: the same "ticket status", then the ticket number on the keypad (in-band tones,
+  as a phone without telephone-events sends them), then "yes" at the read-back (the
+  grammar decoder and its second opinion again); each call lasts 32 s. No Whisper-alone
+  ask: what a line holds when callers key their numbers.
+
+Two ways the calls come:
 
 * all at once: N calls start in the same second, so every caller speaks at the same moment
-  as the others (N in 1, 10, 20, 30 and 50);
-* spread: calls arrive evenly, N in every call's length (28 s), 2N in all, so that N are in
-  progress at once and their answers fall at different moments, as on a real line (N in
-  10, 20, 30 and 40).
+  as the others (speech: N in 1, 10, 20, 30 and 50; keys: 1, 20, 40 and 60);
+* spread: calls arrive evenly, N in every call's length, 2N in all, so that N are in
+  progress at once and their answers fall at different moments, as on a real line
+  (speech: N in 10, 20, 30 and 40; keys: 20, 30, 40 and 60).
 
 For each: turn latency p50/p95 (from the call records) per kind of ask, the caller's whole
-wait after the ticket number (the endpointer's silence included), how many menu answers
-and ticket numbers were heard right (and menu answers taken for another choice), CPU
-seconds per call-minute (of the serving process and its recognition processes), memory
-per extra call over the warm idle server (RSS of the serving process; PSS of it and its
-recognition processes), and whether every call was answered and recorded. A first round
-of ten calls at once, not counted, fills the prompt cache with every prompt the calls
-reach. Writes bench/sip.json; prints tables for the README.
+wait after the ticket number (the endpointer's silence included), how many answers were
+heard right (and menu or read-back answers taken for another one), CPU seconds per
+call-minute (of the serving process and its recognition processes), memory per extra call
+over the warm idle server (RSS of the serving process; PSS of it and its recognition
+processes), and whether every call was answered and recorded. A first round of ten calls
+at once, not counted, loads and warms the engines. Writes bench/sip.json (a mix run alone
+replaces that mix's rows and keeps the other's); prints tables for the README.
 
-    python bench/sip.py                       # every level, written to bench/sip.json
-    python bench/sip.py 1 10 --spread 20      # some levels, printed only
+    python bench/sip.py                       # both mixes, every level, to bench/sip.json
+    python bench/sip.py --mix keys            # one mix, every level, to bench/sip.json
+    python bench/sip.py 1 10 --spread 20      # some levels (speech), printed only
+    python bench/sip.py --mix keys 60         # some levels of a mix, printed only
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,18 +56,55 @@ from ivr.dialog.prompt_cache import build_cache  # noqa: E402
 from ivr.dialog.prompts import mask_digits  # noqa: E402
 from ivr.qa.synth import caller_speech  # noqa: E402
 from ivr.speech.audio import ulaw_encode  # noqa: E402
+from ivr.speech.dtmf import tone  # noqa: E402
 from ivr.speech.tts import Synthesizer  # noqa: E402
 from tests.helpers import children  # noqa: E402
 from tests.sip.peers import Scenario, run_sipp, start_ivr  # noqa: E402
 
-CALL_S = 28
-LEVELS = (1, 10, 20, 30, 50)
-SPREAD_LEVELS = (10, 20, 30, 40)
 WARM_UP = 10
 TICKET = "20261120"
 TICKET_SAID = "two zero two six, one one two zero"
 LEAD_S = 12  # the welcome, then "ticket status" said over the menu prompt (barge-in)
 GAP_S = 6  # the ticket-number prompt plays meanwhile
+READ_BACK_S = 4.5  # from the last key to "yes": the read-back plays meanwhile
+AUDIO_LATE = 0.98  # a call with less of its audio sent on time heard its prompts cut
+
+Row = dict[str, Any]  # one level's results
+
+
+@dataclass(frozen=True)
+class Mix:
+    """What every caller of a run says or keys, and the levels it is run at."""
+
+    name: str
+    call_s: int
+    levels: tuple[int, ...]  # calls at once
+    spread_levels: tuple[int, ...]  # calls in progress, arriving evenly
+    events: bool  # telephone-events offered (keys then come in-band, inside the audio)
+
+
+MIXES = {
+    "speech": Mix("speech", 28, (1, 10, 20, 30, 50), (10, 20, 30, 40), events=True),
+    "keys": Mix("keys", 32, (1, 20, 40, 60), (20, 30, 40, 60), events=False),
+}
+
+
+def _quiet(seconds: float) -> np.ndarray:
+    return np.zeros(int(8000 * seconds), np.int16)
+
+
+def caller_audio(mix: Mix) -> np.ndarray:
+    """One caller's whole stream at 8 kHz, from the call's answer on."""
+    menu = caller_speech("ticket status").to_rate(8000).samples
+    if mix.name == "speech":
+        ticket = caller_speech(TICKET_SAID).to_rate(8000).samples
+        # the stream loops: the next "ticket status" would come after the call
+        return np.concatenate([_quiet(LEAD_S), menu, _quiet(GAP_S), ticket, _quiet(4)])
+    keyed = np.concatenate([np.concatenate([tone(k, 8000, 120), _quiet(0.25)]) for k in TICKET])
+    yes = caller_speech("yes").to_rate(8000).samples
+    return np.concatenate(
+        [_quiet(LEAD_S), menu, _quiet(GAP_S), keyed, _quiet(READ_BACK_S), yes, _quiet(30)]
+    )
 
 
 def proc_stats(pid: int) -> tuple[float, int]:
@@ -123,12 +174,13 @@ def pss_by_role(root: int) -> dict[str, int]:
 
 
 def run_level(
-    n: int, home: Path, work: Path, audio: Path, *, spread: bool = False
-) -> dict[str, float | int | bool]:
+    n: int, mix: Mix, home: Path, work: Path, audio: Path, *, spread: bool = False
+) -> Row:
     """N calls at once, or (``spread``) 2N arriving evenly, N per call length."""
     total = 2 * n if spread else n
+    call_s = mix.call_s
     t0 = time.monotonic()
-    server = start_ivr(home, work, "--max-calls", str(max(LEVELS) + 10))
+    server = start_ivr(home, work, "--max-calls", str(max(n, WARM_UP) + 10))
     ready_s = time.monotonic() - t0
     try:
         # idle means warm: the Whisper workers measured while they still load and decode
@@ -137,14 +189,12 @@ def run_level(
         time.sleep(1.0)
         _, rss0 = proc_stats(server.proc.pid)
         cpu0 = cpu_tree(server.proc.pid)
-        scenario = Scenario().invite().audio(audio).pause(CALL_S * 1000).bye()
+        scenario = Scenario().invite(events=mix.events).audio(audio).pause(call_s * 1000).bye()
         peak = rss0
         pss0 = pss_peak = pss(server.proc.pid)
         roles0 = pss_by_role(server.proc.pid)
         roles_peak = dict(roles0)
         result_holder: dict[str, object] = {}
-
-        import threading
 
         def sipp() -> None:
             result_holder["r"] = run_sipp(
@@ -153,9 +203,9 @@ def run_level(
                 work,
                 calls=total,
                 rate=n,
-                rate_period_ms=CALL_S * 1000 if spread else 1000,
+                rate_period_ms=call_s * 1000 if spread else 1000,
                 limit=n,
-                timeout=(2 * CALL_S if spread else CALL_S) + 60,
+                timeout=(2 * call_s if spread else call_s) + 60,
             )
 
         thread = threading.Thread(target=sipp)
@@ -168,8 +218,6 @@ def run_level(
             time.sleep(0.5)
         cpu1 = cpu_tree(server.proc.pid)
         rows = server.wait_records(total, timeout=60)
-        import sqlite3
-
         conn = sqlite3.connect(server.db)
         turns = conn.execute(
             "SELECT ask, latency_ms, value, wait_ms FROM turns WHERE latency_ms IS NOT NULL"
@@ -179,8 +227,11 @@ def run_level(
         menu_turns = [t for t in turns if t[0] == "main_menu"]
         menu = [t[1] for t in menu_turns]
         ticket = [t for t in turns if t[0] == "ticket_number"]
+        read_back = [t for t in turns if t[0] == "confirm_ticket_number"]
         result = result_holder["r"]
+        on_time = audio_on_time(server.log)
         return {
+            "mix": mix.name,
             "calls": n,
             "arrival": "spread" if spread else "at once",
             "calls_in_all": total,
@@ -204,7 +255,15 @@ def run_level(
             # from the caller's last digit to the reply: the endpointer's wait, then the reply
             "ticket_wait_p50_ms": _percentile([t[3] for t in ticket], 50),
             "ticket_wait_p95_ms": _percentile([t[3] for t in ticket], 95),
-            "cpu_s_per_call_minute": (cpu1 - cpu0) / (total * CALL_S / 60),
+            "read_back_turns": len(read_back),
+            "read_back_heard_right": sum(t[2] == "yes" for t in read_back),
+            "read_back_heard_wrong": sum(t[2] not in (None, "yes") for t in read_back),
+            "read_back_latency_p95_ms": _percentile([t[1] for t in read_back], 95),
+            # the media clock: a call whose prompts went out stretched and cut is not served,
+            # however quick its replies
+            "audio_on_time_worst": min(on_time, default=float("nan")),
+            "calls_audio_late": sum(v < AUDIO_LATE for v in on_time),
+            "cpu_s_per_call_minute": (cpu1 - cpu0) / (total * call_s / 60),
             "rss_mb_growth": (peak - rss0) / 2**20,  # over the idle server, at the peak
             "rss_mb_idle": rss0 / 2**20,
             "pss_mb_growth": (pss_peak - pss0) / 2**20,
@@ -218,13 +277,32 @@ def run_level(
         server.stop()
 
 
-def per_extra_call(results: list[dict[str, float | int | bool]]) -> None:
-    """What each call beyond the first adds: the growth at N calls less the growth at one,
-    over N - 1 (the first call also loads what the process keeps for every call: the
-    grammar decoder's lexicon, the endpointer's model, prompts). NaN without a 1-call run."""
+def audio_on_time(log: Path) -> list[float]:
+    """Each ended call's share of its audio sent on time, from the server's log."""
+    shares = []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"event": "call_ended"' in line:
+            share = json.loads(line.split(": ", 1)[1]).get("audio_on_time")
+            if share is not None:
+                shares.append(float(share))
+    return shares
+
+
+def per_extra_call(results: list[Row]) -> None:
+    """What each call beyond the first adds: the growth at N calls less the growth at one
+    (of the same mix), over N - 1 (the first call also loads what the process keeps for
+    every call: the grammar decoder's lexicon, the endpointer's model, prompts). NaN
+    without a 1-call run."""
     for kind in ("rss", "pss"):
-        one = next((r[f"{kind}_mb_growth"] for r in results if r["calls"] == 1), float("nan"))
         for r in results:
+            one = next(
+                (
+                    o[f"{kind}_mb_growth"]
+                    for o in results
+                    if o["calls"] == 1 and o.get("mix", "speech") == r.get("mix", "speech")
+                ),
+                float("nan"),
+            )
             n = int(r["calls"])
             r[f"{kind}_mb_per_extra_call"] = (
                 (float(r[f"{kind}_mb_growth"]) - float(one)) / (n - 1) if n > 1 else float("nan")
@@ -233,6 +311,12 @@ def per_extra_call(results: list[dict[str, float | int | bool]]) -> None:
 
 def _mb(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f} MB"
+
+
+def _clock(r: Row) -> str:
+    """The worst call's share of its audio sent on time, and how many calls had too little."""
+    worst = r.get("audio_on_time_worst", math.nan)
+    return "-" if math.isnan(worst) else f"{worst:.1%}, {r['calls_audio_late']}"
 
 
 def _ms(value: float) -> str:
@@ -245,23 +329,59 @@ def _percentile(values: list[float | None], q: float) -> float:
     return float(np.percentile(known, q)) if known else float("nan")
 
 
-def _levels(args: list[str]) -> tuple[list[int], list[int]]:
-    """At-once levels, then ``--spread`` levels; none given: every level of both."""
+def _arguments(args: list[str]) -> tuple[list[Mix], list[int], list[int], bool]:
+    """The mixes, the at-once levels and the ``--spread`` levels to run, and whether they
+    are every level of their mixes (then written to bench/sip.json)."""
+    mixes = list(MIXES.values())
+    if "--mix" in args:
+        at = args.index("--mix")
+        name = args[at + 1] if at + 1 < len(args) else ""
+        if name not in MIXES:
+            raise SystemExit(f"--mix takes one of: {', '.join(MIXES)}")
+        mixes = [MIXES[name]]
+        args = args[:at] + args[at + 2 :]
     if not args:
-        return list(LEVELS), list(SPREAD_LEVELS)
+        return mixes, [], [], True
+    if len(mixes) > 1:
+        mixes = [MIXES["speech"]]
     at_once = args[: args.index("--spread")] if "--spread" in args else args
     spread = args[args.index("--spread") + 1 :] if "--spread" in args else []
-    return [int(a) for a in at_once], [int(a) for a in spread]
+    return mixes, [int(a) for a in at_once], [int(a) for a in spread], False
 
 
-def _table(results: list[dict[str, float | int | bool]], first: str) -> None:
+def _table(results: list[Row], first: str) -> None:
+    if results and results[0].get("mix") == "keys":
+        print(
+            f"| {first} | all answered and recorded | menu heard right / wrong | menu reply p95 "
+            "| ticket numbers keyed, heard right | ticket number reply p95 "
+            '| read-back "yes" heard right / wrong | read-back reply p95 '
+            "| audio on time: worst call, calls late "
+            "| CPU s per call-minute | RSS / PSS growth | RSS / PSS per call beyond the first |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in results:
+            print(
+                f"| {r['calls']} | {'yes' if r['all_answered_and_recorded'] else 'NO'} "
+                f"| {r['menu_heard_right']} / {r['menu_heard_wrong']} of {r['menu_turns']} "
+                f"| {_ms(r['menu_latency_p95_ms'])} ms "
+                f"| {r['ticket_heard_right']} / {r['ticket_turns']} "
+                f"| {_ms(r['ticket_latency_p95_ms'])} ms "
+                f"| {r['read_back_heard_right']} / {r['read_back_heard_wrong']} "
+                f"of {r['read_back_turns']} | {_ms(r['read_back_latency_p95_ms'])} ms "
+                f"| {_clock(r)} "
+                f"| {r['cpu_s_per_call_minute']:.2f} "
+                f"| {r['rss_mb_growth']:.0f} / {r['pss_mb_growth']:.0f} MB "
+                f"| {_mb(r['rss_mb_per_extra_call'])} / {_mb(r['pss_mb_per_extra_call'])} |"
+            )
+        return
     print(
         f"| {first} | all answered and recorded | menu heard right / wrong | menu reply p95 "
         "| ticket number (Whisper) reply p50 / p95 | caller's wait after the last digit p50 / p95 "
         "| ticket numbers heard right "
+        "| audio on time: worst call, calls late "
         "| CPU s per call-minute | RSS / PSS growth | RSS / PSS per call beyond the first |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['calls']} | {'yes' if r['all_answered_and_recorded'] else 'NO'} "
@@ -270,59 +390,62 @@ def _table(results: list[dict[str, float | int | bool]], first: str) -> None:
             f"| {_ms(r['ticket_latency_p50_ms'])} / {_ms(r['ticket_latency_p95_ms'])} ms "
             f"| {_ms(r['ticket_wait_p50_ms'])} / {_ms(r['ticket_wait_p95_ms'])} ms "
             f"| {r['ticket_heard_right']} / {r['ticket_turns']} "
+            f"| {_clock(r)} "
             f"| {r['cpu_s_per_call_minute']:.2f} "
             f"| {r['rss_mb_growth']:.0f} / {r['pss_mb_growth']:.0f} MB "
             f"| {_mb(r['rss_mb_per_extra_call'])} / {_mb(r['pss_mb_per_extra_call'])} |"
         )
 
 
+def _print(results: list[Row], mix: Mix) -> None:
+    print(f"\n## The {mix.name} mix\n")
+    at_once = [r for r in results if r["arrival"] == "at once"]
+    spread = [r for r in results if r["arrival"] == "spread"]
+    if at_once:
+        print("All at once:\n")
+        _table(at_once, "concurrent SIP calls")
+    if spread:
+        print("\nSpread (2N calls arriving evenly, N in progress at once):\n")
+        _table(spread, "calls in progress")
+    print("\nPSS growth by process, each at its own peak:\n")
+    roles = sorted({k for r in results for k in r["pss_mb_growth_by_process"]})
+    print("| calls | arrival | " + " | ".join(roles) + " |\n|---|---|" + "---|" * len(roles))
+    for r in results:
+        by = r["pss_mb_growth_by_process"]
+        cells = [f"{by.get(k, 0.0):.0f} MB" for k in roles]
+        print(f"| {r['calls']} | {r['arrival']} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
-    at_once, spread = _levels(sys.argv[1:])
+    mixes, at_once, spread, everything = _arguments(sys.argv[1:])
+    results: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         home = work / "home"
-        menu = caller_speech("ticket status").to_rate(8000).samples
-        ticket = caller_speech(TICKET_SAID).to_rate(8000).samples
-        loop = np.concatenate(
-            [
-                np.zeros(8000 * LEAD_S, np.int16),
-                menu,
-                np.zeros(8000 * GAP_S, np.int16),
-                ticket,
-                np.zeros(8000 * 4, np.int16),
-            ]  # the stream loops: the next "ticket status" would come after the call
-        )
-        audio = work / "caller.ulaw"
-        audio.write_bytes(ulaw_encode(loop))
         # as a line is deployed: every English prompt in the cache at the phone's rate (else
         # the voice makes the ones the warm-up did not need, a re-prompt, during the calls)
         settings = load_settings(home=home)
         build_cache(
             settings, Synthesizer(settings.cache_dir / "prompts"), ["en-US"], sample_rates=(8000,)
         )
-        run_level(WARM_UP, home, work, audio)  # not counted: loads and warms the engines
-        results = [run_level(n, home, work, audio) for n in at_once]
-        results += [run_level(n, home, work, audio, spread=True) for n in spread]
+        for number, mix in enumerate(mixes):
+            audio = work / f"caller-{mix.name}.ulaw"
+            audio.write_bytes(ulaw_encode(caller_audio(mix)))
+            if number == 0:  # not counted: loads and warms the engines
+                run_level(WARM_UP, mix, home, work, audio)
+            levels = (mix.levels, mix.spread_levels) if everything else (at_once, spread)
+            results += [run_level(n, mix, home, work, audio) for n in levels[0]]
+            results += [run_level(n, mix, home, work, audio, spread=True) for n in levels[1]]
     per_extra_call(results)
-    out = REPO / "bench" / "sip.json"
-    everything = (at_once, spread) == (list(LEVELS), list(SPREAD_LEVELS))
-    if everything:
-        out.write_text(json.dumps(results, indent=2))
-    if at_once:
-        print("All at once:\n")
-        _table([r for r in results if r["arrival"] == "at once"], "concurrent SIP calls")
-    if spread:
-        print("\nSpread (2N calls arriving evenly, N in progress at once):\n")
-        _table([r for r in results if r["arrival"] == "spread"], "calls in progress")
-    print("\nPSS growth by process, each at its own peak:\n")
-    roles = sorted({k for r in results for k in r["pss_mb_growth_by_process"]})  # type: ignore[union-attr]
-    print("| calls | arrival | " + " | ".join(roles) + " |\n|---|---|" + "---|" * len(roles))
-    for r in results:
-        by = r["pss_mb_growth_by_process"]
-        cells = [f"{by.get(k, 0.0):.0f} MB" for k in roles]  # type: ignore[union-attr]
-        print(f"| {r['calls']} | {r['arrival']} | " + " | ".join(cells) + " |")
+    for mix in mixes:
+        _print([r for r in results if r["mix"] == mix.name], mix)
     print(f"\n`ivr serve` ready to answer in {results[-1]['ready_s']:.1f} s (prompt cache warm)")
     if everything:
+        out = REPO / "bench" / "sip.json"
+        names = {mix.name for mix in mixes}
+        kept = json.loads(out.read_text()) if out.exists() else []
+        kept = [r for r in kept if r.get("mix", "speech") not in names]  # the other mix's rows
+        out.write_text(json.dumps(kept + results, indent=2))
         print(f"written to {out}")
 
 

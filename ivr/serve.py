@@ -41,6 +41,7 @@ from ivr.session import Runtime
 log = logging.getLogger("ivr.serve")
 
 SIGNAL_POLL_S: Final = 0.2  # how soon the main thread sees SIGTERM or SIGINT
+AUDIO_ON_TIME_WARN: Final = 0.98  # a call whose audio went out later than this is logged
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,14 @@ class Server:
             self.calls_done += 1
         if tape is not None and self.options.record_dir is not None:
             tape.save(self.options.record_dir / result.call_id, result)
+        on_time = leg.audio_on_time()
+        if on_time is not None and on_time < AUDIO_ON_TIME_WARN:
+            log.warning(
+                "[%s] the media clock fell behind: %.0f%% of this call's audio went out on "
+                "time (more calls than this machine serves: lower --max-calls)",
+                leg.call_id,
+                on_time * 100,
+            )
         log.info(
             json.dumps(
                 {
@@ -253,6 +262,7 @@ class Server:
                     "reason": result.transfer_reason,
                     "seconds": round(time.monotonic() - started, 1),
                     "rx_underruns": leg.rx_underruns,
+                    "audio_on_time": None if on_time is None else round(on_time, 4),
                 }
             )
         )

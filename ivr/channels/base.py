@@ -4,6 +4,10 @@ A channel delivers a stream of events at its own clock: one :class:`Frame` of
 20 ms every 20 ms (real channels) or as fast as asked (the scripted channel),
 :class:`Key` presses and a final :class:`HangUp`. The dialog engine measures
 every timeout in frames received, so timeouts behave the same on every channel.
+
+A live channel stamps each frame and key with the moment it arrived
+(``time.perf_counter()``), so that a reply's latency counts from when the caller's
+turn ended on the line, including any time the event waited for the call's thread.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from ivr.speech.audio import Audio
 @dataclass(frozen=True)
 class Frame:
     samples: np.ndarray
+    at: float = 0.0  # when it arrived (perf_counter); 0: a channel without a clock of its own
 
 
 @dataclass(frozen=True)
 class Key:
     key: str
+    at: float = 0.0  # as for Frame
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import enum
 import logging
 import queue
 import threading
+import time
 from typing import Any, Final
 
 import numpy as np
@@ -150,7 +151,7 @@ class MicrophoneChannel(Channel):
         if status and status.input_overflow:
             self.overruns += 1
         try:
-            self._events.put_nowait(Frame(indata[:, 0].copy()))
+            self._events.put_nowait(Frame(indata[:, 0].copy(), time.perf_counter()))
         except queue.Full:
             self.overruns += 1
 
@@ -182,7 +183,7 @@ class MicrophoneChannel(Channel):
                 heard = self._gate(samples)
                 if self.recording is not None:  # a code's span is kept as silence
                     self.recording.append(np.zeros_like(heard) if self._private else heard)
-                return Frame(heard)
+                return Frame(heard, event.at)
 
     def _resample_in(self, samples: np.ndarray) -> np.ndarray | None:
         self._pending_in = np.concatenate([self._pending_in, self._in_resampler.process(samples)])
@@ -227,7 +228,7 @@ class MicrophoneChannel(Channel):
         if key == " " and self.echo is EchoMode.PUSH_TO_TALK:
             self.talk = not self.talk
             return
-        self._events.put(Key(key))
+        self._events.put(Key(key, time.perf_counter()))
 
     def private(self, on: bool) -> None:
         self._private = on

@@ -124,6 +124,8 @@ class Leg:
     rx_underruns: int = 0
     rx_frames: int = 0
     tx_frames: int = 0
+    media_from: float = 0.0  # monotonic: when its media began (0: not yet)
+    media_to: float = 0.0  # monotonic: when its media closed (0: still open)
     _tx: collections.deque[np.ndarray] = field(default_factory=collections.deque, repr=False)
     _tx_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _rx: bytearray = field(default_factory=bytearray, repr=False)
@@ -152,6 +154,15 @@ class Leg:
     def is_playing(self) -> bool:
         with self._tx_lock:
             return bool(self._tx)
+
+    def audio_on_time(self) -> float | None:
+        """The share of the 20 ms frames due since the media began that were sent: under 1
+        when the clock fell behind (a machine past its capacity plays prompts stretched
+        and cut). None before a second of media."""
+        if not self.media_from:
+            return None
+        due = ((self.media_to or time.monotonic()) - self.media_from) / TICK_S
+        return None if due < 1 / TICK_S else min(1.0, self.tx_frames / due)
 
     def hang_up(self) -> None:
         """End the call from our side (BYE, retransmitted until answered)."""
@@ -196,11 +207,12 @@ class Leg:
                 return
 
     def _received(self, frame: np.ndarray) -> None:
+        now = time.perf_counter()
         if self._tones is not None:
             key = self._tones.push(frame)
             if key is not None:
-                self.events.put(Key(key))
-        self.events.put(Frame(frame))
+                self.events.put(Key(key, now))
+        self.events.put(Frame(frame, now))
 
     def _on_audio(self, pcm: bytes, _timestamp: int) -> None:
         self._rx.extend(pcm)
@@ -427,8 +439,11 @@ class Endpoint:
         )
         rtp.on_audio = leg._on_audio
         # our own key decoder in place of the library's, which drops repeated keys
-        rtp._dtmf_receiver = KeyEvents(lambda key: leg.events.put(Key(key)))  # type: ignore[assignment]
+        rtp._dtmf_receiver = KeyEvents(  # type: ignore[assignment]
+            lambda key: leg.events.put(Key(key, time.perf_counter()))
+        )
         leg._rtp = rtp
+        leg.media_from = time.monotonic()
         leg._call = call
         leg._tones = None if leg.telephone_events else ToneDetector(rate)
         self.legs[leg.call_id] = leg
@@ -484,6 +499,7 @@ class Endpoint:
 
     async def _close_media(self, leg: Leg) -> None:
         if leg._rtp is not None:
+            leg.media_to = time.monotonic()
             with contextlib.suppress(Exception):
                 await leg._rtp.close()
             leg._rtp = None

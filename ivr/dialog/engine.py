@@ -46,6 +46,7 @@ MAX_FAILURES: Final = 3
 PARTIAL_EVERY_FRAMES: Final = 5
 BARGE_IN_SPEECH_FRAMES: Final = 10  # 200 ms of speech during a prompt stops it
 BARGE_IN_KEEP_FRAMES: Final = 30  # frames before the barge-in handed on to the recogniser
+LATE_TURN_SEC: Final = 0.2  # a turn taken this long after it ended on the line is logged
 
 
 class AskKind(enum.StrEnum):
@@ -155,6 +156,7 @@ class Dialog:
         # told when patient mode switches on (True) or off (False): the call remembers it
         self.on_patient: Callable[[bool], None] | None = None
         self._turn_end: float | None = None
+        self._arrived = 0.0  # when the last event taken from the channel reached it (0: unknown)
         self._turn_quiet_ms: float | None = None  # the endpointer's wait before the turn ended
         self._pending: list[ChannelEvent] = []
         self._asr_context: dict[str, Any] = {}
@@ -480,9 +482,10 @@ class Dialog:
         self.state.transcript.append(("caller", shown or "(unclear)"))
 
     def _next_event(self) -> ChannelEvent:
-        if self._pending:
-            return self._pending.pop(0)
-        return self.channel.receive()
+        event = self._pending.pop(0) if self._pending else self.channel.receive()
+        if not isinstance(event, HangUp):
+            self._arrived = event.at
+        return event
 
     def _next_listening_event(self, ask_id: str) -> Frame | Key:
         """The next frame or key of an answer; a hang-up is recorded as the ask's turn."""
@@ -601,9 +604,18 @@ class Dialog:
                 recognizer.close()
 
     def _end_turn(self, endpointer: Endpointer | None = None) -> None:
-        """The caller's turn ends now; a live call also keeps how long the endpointer had
-        been waiting in silence, so the record shows the caller's whole wait."""
-        self._turn_end = time.perf_counter()
+        """The caller's turn ends with the event just taken: when it reached the channel
+        (the reply's latency then counts any time it waited for this call's thread), or
+        now on a channel without a clock. A live call also keeps how long the endpointer
+        had been waiting in silence, so the record shows the caller's whole wait."""
+        now = time.perf_counter()
+        self._turn_end = min(self._arrived, now) if self._arrived > 0 else now
+        if now - self._turn_end > LATE_TURN_SEC:
+            log.debug(
+                "[%s] turn heard %.0f ms after it ended on the line",
+                self.recorder.call_id,
+                (now - self._turn_end) * 1000,
+            )
         self._turn_quiet_ms = (
             endpointer.silence_frames * FRAME_MS
             if endpointer is not None and self.channel.realtime

@@ -100,6 +100,7 @@ def test_recorded_call_replays_and_shows_in_calls_list(ivr_home: Path, tmp_path:
         if '"call_ended"' in x
     )
     assert line["caller"] == "*******8000" and line["outcome"] == "resolved"
+    assert 0 < line["audio_on_time"] <= 1  # the share of its audio the media clock sent on time
     assert "13800138000" not in server.log.read_text() and "482913" not in server.log.read_text()
     # the recorded call is a test call: replayed through the scripted channel, same outcome
     (folder,) = list(record.iterdir())

@@ -112,3 +112,17 @@ def test_a_late_media_clock_hands_on_every_received_frame() -> None:
     heard = np.concatenate(frames[:75])
     assert np.array_equal(heard, speech)
     assert not np.any(np.concatenate(frames[75:])) and leg.rx_underruns == 2
+
+
+def test_a_call_knows_how_much_of_its_audio_went_out_on_time() -> None:
+    """One frame is due every 20 ms of media: a clock that fell behind under load sent fewer,
+    and the call's record (its ``call_ended`` log) says how many."""
+    leg = Leg("c", None, None, ("127.0.0.1", 4000), "PCMU", False, endpoint=None)  # type: ignore[arg-type]
+    assert leg.audio_on_time() is None  # no media yet
+    leg.media_from, leg.media_to = 100.0, 110.0  # ten seconds: 500 frames due
+    leg.tx_frames = 500
+    assert leg.audio_on_time() == 1.0
+    leg.tx_frames = 400  # a clock that ran at four fifths of its speed
+    assert leg.audio_on_time() == pytest.approx(0.8)
+    leg.media_to = 100.5  # half a second of media tells nothing yet
+    assert leg.audio_on_time() is None
