@@ -42,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,29 +116,6 @@ def proc_stats(pid: int) -> tuple[float, int]:
     return ticks / 100.0, rss
 
 
-def cpu_tree(pid: int) -> float:
-    """CPU seconds of a process and its children (recognition workers, decoder hosts)."""
-    try:
-        own = proc_stats(pid)[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return own + sum(cpu_tree(child) for child in children(pid))
-
-
-def pss(pid: int) -> int:
-    """Proportional set size in bytes of a process and its children (the recognition
-    workers and grammar decoder hosts): pages shared between processes, or mapped more
-    than once (each PocketSphinx decoder maps its model's files), counted by share."""
-    total = 0
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                total += int(line.split()[1]) * 1024
-    except (FileNotFoundError, ProcessLookupError):
-        return 0  # a process that ended meanwhile
-    return total + sum(pss(child) for child in children(pid))
-
-
 def _role(pid: int, root: int) -> str:
     """Which of the server's processes ``pid`` is, by what it has mapped."""
     if pid == root:
@@ -153,24 +131,40 @@ def _role(pid: int, root: int) -> str:
     return "grammar hosts" if "pocketsphinx" in maps else "other"
 
 
-def pss_by_role(root: int) -> dict[str, int]:
-    """PSS in bytes of the server and its children, summed per kind of process."""
-    out: dict[str, int] = {}
+def _own_pss(pid: int) -> float:
+    """Proportional set size in bytes: pages shared between processes, or mapped more than
+    once (each PocketSphinx decoder maps its model's files), counted by share."""
+    return sum(
+        int(line.split()[1]) * 1024
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        if line.startswith("Pss:")
+    )
+
+
+def by_role(root: int, measure: Callable[[int], float]) -> dict[str, float]:
+    """``measure`` of the server and each of its children, summed per kind of process."""
+    out: dict[str, float] = {}
     todo = [root]
     while todo:
         pid = todo.pop()
         try:
-            own = sum(
-                int(line.split()[1]) * 1024
-                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-                if line.startswith("Pss:")
-            )
+            own = measure(pid)
         except (FileNotFoundError, ProcessLookupError):
-            continue
+            continue  # a process that ended meanwhile
         role = _role(pid, root)
-        out[role] = out.get(role, 0) + own
+        out[role] = out.get(role, 0.0) + own
         todo += children(pid)
     return out
+
+
+def pss_by_role(root: int) -> dict[str, float]:
+    """PSS in bytes of the server and its children, summed per kind of process."""
+    return by_role(root, _own_pss)
+
+
+def cpu_by_role(root: int) -> dict[str, float]:
+    """CPU seconds of the server and its children, summed per kind of process."""
+    return by_role(root, lambda pid: proc_stats(pid)[0])
 
 
 def run_level(
@@ -188,11 +182,11 @@ def run_level(
         server.wait_log("speech recognition ready", 120)
         time.sleep(1.0)
         _, rss0 = proc_stats(server.proc.pid)
-        cpu0 = cpu_tree(server.proc.pid)
+        cpu_roles0 = cpu_by_role(server.proc.pid)
         scenario = Scenario().invite(events=mix.events).audio(audio).pause(call_s * 1000).bye()
         peak = rss0
-        pss0 = pss_peak = pss(server.proc.pid)
         roles0 = pss_by_role(server.proc.pid)
+        pss0 = pss_peak = sum(roles0.values())
         roles_peak = dict(roles0)
         result_holder: dict[str, object] = {}
 
@@ -212,11 +206,12 @@ def run_level(
         thread.start()
         while thread.is_alive():
             peak = max(peak, proc_stats(server.proc.pid)[1])
-            pss_peak = max(pss_peak, pss(server.proc.pid))
-            for role, size in pss_by_role(server.proc.pid).items():
+            roles = pss_by_role(server.proc.pid)
+            pss_peak = max(pss_peak, sum(roles.values()))
+            for role, size in roles.items():
                 roles_peak[role] = max(roles_peak.get(role, 0), size)
             time.sleep(0.5)
-        cpu1 = cpu_tree(server.proc.pid)
+        cpu_roles1 = cpu_by_role(server.proc.pid)
         rows = server.wait_records(total, timeout=60)
         conn = sqlite3.connect(server.db)
         turns = conn.execute(
@@ -263,7 +258,12 @@ def run_level(
             # however quick its replies
             "audio_on_time_worst": min(on_time, default=float("nan")),
             "calls_audio_late": sum(v < AUDIO_LATE for v in on_time),
-            "cpu_s_per_call_minute": (cpu1 - cpu0) / (total * call_s / 60),
+            "cpu_s_per_call_minute": (sum(cpu_roles1.values()) - sum(cpu_roles0.values()))
+            / (total * call_s / 60),
+            "cpu_s_per_call_minute_by_process": {
+                role: (spent - cpu_roles0.get(role, 0.0)) / (total * call_s / 60)
+                for role, spent in cpu_roles1.items()
+            },
             "rss_mb_growth": (peak - rss0) / 2**20,  # over the idle server, at the peak
             "rss_mb_idle": rss0 / 2**20,
             "pss_mb_growth": (pss_peak - pss0) / 2**20,
@@ -413,6 +413,13 @@ def _print(results: list[Row], mix: Mix) -> None:
     for r in results:
         by = r["pss_mb_growth_by_process"]
         cells = [f"{by.get(k, 0.0):.0f} MB" for k in roles]
+        print(f"| {r['calls']} | {r['arrival']} | " + " | ".join(cells) + " |")
+    print("\nCPU seconds per call-minute by process:\n")
+    roles = sorted({k for r in results for k in r.get("cpu_s_per_call_minute_by_process", {})})
+    print("| calls | arrival | " + " | ".join(roles) + " |\n|---|---|" + "---|" * len(roles))
+    for r in results:
+        by = r.get("cpu_s_per_call_minute_by_process", {})
+        cells = [f"{by.get(k, 0.0):.2f}" for k in roles]
         print(f"| {r['calls']} | {r['arrival']} | " + " | ".join(cells) + " |")
 
 
