@@ -88,6 +88,9 @@ class Recognition:
     workers: int = -1  # recognition worker processes; -1: one per core; 0: in the call's process
     grammar_hosts: int = -1  # PocketSphinx host processes; -1: as many as workers; 0: in-process
     grammar_decoders: int = 8  # grammar decoders (pairs) per process that hear callers at once
+    # `ivr serve`: recognition and voice processes run this much nicer than the calls'
+    # process, so that on a busy machine the media clock and the dialogs get the CPU first
+    worker_nice: int = 5
     threads_per_worker: int = 1
     beam_size: int = 5
     # grammar+whisper: the decoder's answer stands alone from this confidence up
@@ -277,6 +280,8 @@ def load_settings(
         raise ConfigError(
             f"asr.grammar_decoders: expected 1 or more, got {settings.asr.grammar_decoders}"
         )
+    if not 0 <= settings.asr.worker_nice <= 19:
+        raise ConfigError(f"asr.worker_nice: expected 0 to 19, got {settings.asr.worker_nice}")
     quick = settings.asr.quick_opinion_sec
     if quick != 0 and not 1 <= quick <= 30:
         raise ConfigError(f"asr.quick_opinion_sec: expected 0 (off) or 1 to 30, got {quick}")

@@ -18,6 +18,7 @@ MAX_WAIT_S: Final = 600.0  # an hour-long ring is a typing mistake, not a policy
 def cmd_serve(args: argparse.Namespace) -> int:
     from ivr.serve import ServeOptions, Server, load_fixtures
     from ivr.session import Runtime
+    from ivr.speech.processes import set_worker_nice
 
     settings = settings_for(args)
     if args.host not in ("127.0.0.1", "::1", "localhost") and not (
@@ -37,6 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    set_worker_nice(settings.asr.worker_nice)  # before the runtime starts any worker
     runtime = Runtime(settings, store=store_for(args, settings))
     options = ServeOptions(
         host=args.host,

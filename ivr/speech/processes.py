@@ -110,10 +110,26 @@ def _task(fn: Callable[..., T], *args: Any) -> T:
         _task_done.set()
 
 
-def start_worker(what: str, log_level: int) -> None:
-    """In a worker: named for its work, logging as the process that started it does,
-    ending with that process, and giving back what its tasks free."""
+_worker_nice = 0  # how much nicer than this process the workers it starts run
+
+
+def set_worker_nice(nice: int) -> None:
+    """Worker processes started from now on run ``nice`` nicer than this one (``ivr serve``:
+    under load its media clock and dialogs come first, recognition takes what is left)."""
+    global _worker_nice
+    _worker_nice = nice
+
+
+def worker_nice() -> int:
+    return _worker_nice
+
+
+def start_worker(what: str, log_level: int, nice: int = 0) -> None:
+    """In a worker: named for its work, ``nice`` nicer than the process that started it,
+    logging as that process does, ending with it, and giving back what its tasks free."""
     multiprocessing.current_process().name = f"{what} worker {os.getpid()}"
+    if nice:
+        os.nice(nice)
     log_as_worker(log_level)
     end_with_parent()
     threading.Thread(target=_give_back_after_tasks, daemon=True, name="ivr-give-back").start()
@@ -145,7 +161,7 @@ class WorkerPool:
                     max_workers=self.workers,
                     mp_context=ctx,
                     initializer=start_worker,
-                    initargs=(self.what, logging.getLogger().getEffectiveLevel()),
+                    initargs=(self.what, logging.getLogger().getEffectiveLevel(), _worker_nice),
                 )
             return self._executor
 

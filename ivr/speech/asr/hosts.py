@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -34,6 +35,7 @@ import numpy as np
 from ivr.errors import EngineError
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
 from ivr.speech.grammar import Grammar
+from ivr.speech.processes import worker_nice
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +174,10 @@ class _Hosting:
         return True
 
 
-def serve(conn: Connection, locale: str, decoders: int) -> None:
-    """A host process's loop, until the pipe closes."""
+def serve(conn: Connection, locale: str, decoders: int, nice: int = 0) -> None:
+    """A host process's loop, until the pipe closes; ``nice`` nicer than its parent."""
+    if nice:
+        os.nice(nice)
     _Hosting(conn, locale, decoders).run()
 
 
@@ -185,7 +189,10 @@ class _Host:
         ctx = multiprocessing.get_context("spawn")  # never a fork of a process with threads
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(
-            target=serve, args=(child, locale, decoders), daemon=True, name="ivr-grammar"
+            target=serve,
+            args=(child, locale, decoders, worker_nice()),
+            daemon=True,
+            name="ivr-grammar",
         )
         self.proc.start()
         child.close()
