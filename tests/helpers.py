@@ -1,4 +1,5 @@
-"""Helpers for tests: recognise a clip with a real engine the way a call does."""
+"""Helpers for tests: recognise a clip with a real engine the way a call does, an en-US
+dialog on a channel, a process's children."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ from typing import Any
 
 import numpy as np
 
+from ivr.channels.base import Channel
+from ivr.config import Settings
+from ivr.dialog.engine import Dialog
+from ivr.dialog.prompts import PromptBook
+from ivr.services.calls import CallRecorder
+from ivr.services.store import Store
 from ivr.speech.asr.base import Engine, Hypothesis
 from ivr.speech.audio import Audio, split_frames
-from ivr.speech.grammar import Grammar
+from ivr.speech.grammar import Grammar, GrammarBook
+from ivr.speech.tts import Synthesizer
+from ivr.speech.voices import voice_for
 
 
 def recognise(
@@ -48,3 +57,20 @@ def children(pid: int) -> list[int]:
     except (FileNotFoundError, ProcessLookupError):
         pass  # a process (or one of its threads) that ended meanwhile
     return found
+
+
+def en_us_dialog(
+    settings: Settings, store: Store, channel: Channel, engine: Engine | None
+) -> Dialog:
+    """An en-US dialog on ``channel`` whose speech goes to ``engine`` (None: keys only),
+    recorded in ``store``."""
+    return Dialog(
+        channel=channel,
+        settings=settings,
+        prompts=PromptBook(settings.prompts_dir, "en-US"),
+        grammars=GrammarBook(settings.grammars_dir, "en-US"),
+        synthesizer=Synthesizer(settings.cache_dir / "prompts"),
+        engine=engine,
+        recorder=CallRecorder(store, channel="scripted", locale="en-US", caller_id=None),
+        voice=voice_for(settings.voice, "en-US"),
+    )

@@ -15,16 +15,13 @@ import numpy as np
 
 from ivr.channels.base import HangUp
 from ivr.channels.scripted import ScriptedChannel, Turn, TurnKind
-from ivr.dialog.engine import AskKind, CallerHungUp, Dialog
-from ivr.dialog.prompts import PromptBook
+from ivr.dialog.engine import AskKind, CallerHungUp
 from ivr.qa.synth import caller_speech
-from ivr.services.calls import CallRecorder
 from ivr.services.store import Store
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer
 from ivr.speech.audio import FRAME_MS, Audio
-from ivr.speech.grammar import Grammar, GrammarBook
-from ivr.speech.tts import Synthesizer
-from ivr.speech.voices import voice_for
+from ivr.speech.grammar import Grammar
+from tests.helpers import en_us_dialog
 
 NUMBER = "two zero two six, one one two zero"
 
@@ -87,20 +84,6 @@ class HangsUpAfterSpeaking(ScriptedChannel):
         self._pending.append(HangUp("caller hung up"))
 
 
-def _dialog(settings, store: Store, channel: ScriptedChannel, engine: Engine) -> Dialog:  # type: ignore[no-untyped-def]
-    """An en-US dialog on ``channel`` whose speech goes to ``engine``."""
-    return Dialog(
-        channel=channel,
-        settings=settings,
-        prompts=PromptBook(settings.prompts_dir, "en-US"),
-        grammars=GrammarBook(settings.grammars_dir, "en-US"),
-        synthesizer=Synthesizer(settings.cache_dir / "prompts"),
-        engine=engine,
-        recorder=CallRecorder(store, channel="scripted", locale="en-US", caller_id=None),
-        voice=voice_for(settings.voice, "en-US"),
-    )
-
-
 def _ask(  # type: ignore[no-untyped-def]
     settings,
     tmp_path: Path,
@@ -110,7 +93,7 @@ def _ask(  # type: ignore[no-untyped-def]
 ) -> tuple[Any, list[str]]:
     engine = OneListener(said)
     store = Store(tmp_path / "calls.sqlite3")
-    dialog = _dialog(settings, store, channel([Turn(TurnKind.AUDIO, audio=audio)]), engine)
+    dialog = en_us_dialog(settings, store, channel([Turn(TurnKind.AUDIO, audio=audio)]), engine)
     try:
         answer: Any = dialog.ask("ticket_number", grammar="ticket_number", kind=AskKind.DIGITS)
     except CallerHungUp:
@@ -187,7 +170,7 @@ class OneStreamer(OneListener):
 def _frames_before_pause(settings, tmp_path: Path, timeouts) -> int:  # type: ignore[no-untyped-def]
     engine = OneStreamer(["yes"])
     store = Store(tmp_path / "calls.sqlite3")
-    dialog = _dialog(
+    dialog = en_us_dialog(
         dataclasses.replace(settings, timeouts=timeouts),
         store,
         ScriptedChannel([Turn(TurnKind.AUDIO, audio=caller_speech("yes"))]),

@@ -13,13 +13,9 @@ from pathlib import Path
 
 from ivr.channels.base import ChannelEvent, Frame, Key
 from ivr.channels.scripted import ScriptedChannel, Turn, TurnKind
-from ivr.dialog.engine import AskKind, Dialog
-from ivr.dialog.prompts import PromptBook
-from ivr.services.calls import CallRecorder
+from ivr.dialog.engine import AskKind
 from ivr.services.store import Store
-from ivr.speech.grammar import GrammarBook
-from ivr.speech.tts import Synthesizer
-from ivr.speech.voices import voice_for
+from tests.helpers import en_us_dialog
 
 BEHIND_SEC = 5.0  # far longer than a cached prompt's reply takes on the busiest machine
 
@@ -37,16 +33,7 @@ class BehindTheLine(ScriptedChannel):
 def _keyed_ticket(settings, tmp_path: Path, channel: ScriptedChannel) -> float:  # type: ignore[no-untyped-def]
     """The reply's latency after a ticket number keyed on ``channel``, in ms."""
     store = Store(tmp_path / f"{type(channel).__name__}.sqlite3")
-    dialog = Dialog(
-        channel=channel,
-        settings=settings,
-        prompts=PromptBook(settings.prompts_dir, "en-US"),
-        grammars=GrammarBook(settings.grammars_dir, "en-US"),
-        synthesizer=Synthesizer(settings.cache_dir / "prompts"),
-        engine=None,
-        recorder=CallRecorder(store, channel="scripted", locale="en-US", caller_id=None),
-        voice=voice_for(settings.voice, "en-US"),
-    )
+    dialog = en_us_dialog(settings, store, channel, None)
     try:
         answer = dialog.ask("ticket_number", grammar="ticket_number", kind=AskKind.DIGITS)
         assert answer.digits == "20261120"
