@@ -349,52 +349,65 @@ def _arguments(args: list[str]) -> tuple[list[Mix], list[int], list[int], bool]:
     return mixes, [int(a) for a in at_once], [int(a) for a in spread], False
 
 
+COLUMNS = {  # a mix's own columns, between the menu's and the load's
+    "speech": (
+        "ticket number (Whisper) reply p50 / p95",
+        "caller's wait after the last digit p50 / p95",
+        "ticket numbers heard right",
+    ),
+    "keys": (
+        "ticket numbers keyed, heard right",
+        "ticket number reply p95",
+        'read-back "yes" heard right / wrong',
+        "read-back reply p95",
+    ),
+}
+
+
+def _mix_cells(r: Row) -> list[str]:
+    if r.get("mix") == "keys":
+        return [
+            f"{r['ticket_heard_right']} / {r['ticket_turns']}",
+            f"{_ms(r['ticket_latency_p95_ms'])} ms",
+            f"{r['read_back_heard_right']} / {r['read_back_heard_wrong']} "
+            f"of {r['read_back_turns']}",
+            f"{_ms(r['read_back_latency_p95_ms'])} ms",
+        ]
+    return [
+        f"{_ms(r['ticket_latency_p50_ms'])} / {_ms(r['ticket_latency_p95_ms'])} ms",
+        f"{_ms(r['ticket_wait_p50_ms'])} / {_ms(r['ticket_wait_p95_ms'])} ms",
+        f"{r['ticket_heard_right']} / {r['ticket_turns']}",
+    ]
+
+
 def _table(results: list[Row], first: str) -> None:
-    if results and results[0].get("mix") == "keys":
-        print(
-            f"| {first} | all answered and recorded | menu heard right / wrong | menu reply p95 "
-            "| ticket numbers keyed, heard right | ticket number reply p95 "
-            '| read-back "yes" heard right / wrong | read-back reply p95 '
-            "| audio on time: worst call, calls late "
-            "| CPU s per call-minute | RSS / PSS growth | RSS / PSS per call beyond the first |"
-        )
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for r in results:
-            print(
-                f"| {r['calls']} | {'yes' if r['all_answered_and_recorded'] else 'NO'} "
-                f"| {r['menu_heard_right']} / {r['menu_heard_wrong']} of {r['menu_turns']} "
-                f"| {_ms(r['menu_latency_p95_ms'])} ms "
-                f"| {r['ticket_heard_right']} / {r['ticket_turns']} "
-                f"| {_ms(r['ticket_latency_p95_ms'])} ms "
-                f"| {r['read_back_heard_right']} / {r['read_back_heard_wrong']} "
-                f"of {r['read_back_turns']} | {_ms(r['read_back_latency_p95_ms'])} ms "
-                f"| {_clock(r)} "
-                f"| {r['cpu_s_per_call_minute']:.2f} "
-                f"| {r['rss_mb_growth']:.0f} / {r['pss_mb_growth']:.0f} MB "
-                f"| {_mb(r['rss_mb_per_extra_call'])} / {_mb(r['pss_mb_per_extra_call'])} |"
-            )
-        return
-    print(
-        f"| {first} | all answered and recorded | menu heard right / wrong | menu reply p95 "
-        "| ticket number (Whisper) reply p50 / p95 | caller's wait after the last digit p50 / p95 "
-        "| ticket numbers heard right "
-        "| audio on time: worst call, calls late "
-        "| CPU s per call-minute | RSS / PSS growth | RSS / PSS per call beyond the first |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    mix = results[0].get("mix", "speech") if results else "speech"
+    headers = [
+        first,
+        "all answered and recorded",
+        "menu heard right / wrong",
+        "menu reply p95",
+        *COLUMNS[mix],
+        "audio on time: worst call, calls late",
+        "CPU s per call-minute",
+        "RSS / PSS growth",
+        "RSS / PSS per call beyond the first",
+    ]
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "---|" * len(headers))
     for r in results:
-        print(
-            f"| {r['calls']} | {'yes' if r['all_answered_and_recorded'] else 'NO'} "
-            f"| {r['menu_heard_right']} / {r.get('menu_heard_wrong', '-')} of {r['menu_turns']} "
-            f"| {r['menu_latency_p95_ms']:.0f} ms "
-            f"| {_ms(r['ticket_latency_p50_ms'])} / {_ms(r['ticket_latency_p95_ms'])} ms "
-            f"| {_ms(r['ticket_wait_p50_ms'])} / {_ms(r['ticket_wait_p95_ms'])} ms "
-            f"| {r['ticket_heard_right']} / {r['ticket_turns']} "
-            f"| {_clock(r)} "
-            f"| {r['cpu_s_per_call_minute']:.2f} "
-            f"| {r['rss_mb_growth']:.0f} / {r['pss_mb_growth']:.0f} MB "
-            f"| {_mb(r['rss_mb_per_extra_call'])} / {_mb(r['pss_mb_per_extra_call'])} |"
-        )
+        cells = [
+            str(r["calls"]),
+            "yes" if r["all_answered_and_recorded"] else "NO",
+            f"{r['menu_heard_right']} / {r.get('menu_heard_wrong', '-')} of {r['menu_turns']}",
+            f"{_ms(r['menu_latency_p95_ms'])} ms",
+            *_mix_cells(r),
+            _clock(r),
+            f"{r['cpu_s_per_call_minute']:.2f}",
+            f"{r['rss_mb_growth']:.0f} / {r['pss_mb_growth']:.0f} MB",
+            f"{_mb(r['rss_mb_per_extra_call'])} / {_mb(r['pss_mb_per_extra_call'])}",
+        ]
+        print("| " + " | ".join(cells) + " |")
 
 
 def _print(results: list[Row], mix: Mix) -> None:
