@@ -6,6 +6,7 @@ valid tone pair has lasted 40 ms, and again only after a pause.
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 import numpy as np
@@ -19,14 +20,13 @@ MIN_PURITY: Final = 0.45  # the two tones' share of the window's energy (a pure 
 WINDOW_FRAMES: Final = 2  # analyse 40 ms: neighbouring keypad tones are only 73 Hz apart
 
 
-def _goertzel_power(x: np.ndarray, rate: int, freqs: tuple[float, ...]) -> np.ndarray:
-    n = len(x)
+@functools.cache
+def _basis(n: int, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A Hann window of ``n`` samples and the cosines and sines of every keypad frequency
+    (low group, then high) over it: each window is analysed by two matrix products."""
     t = np.arange(n)
-    out = np.empty(len(freqs))
-    for i, f in enumerate(freqs):
-        ref = np.exp(-2j * np.pi * f * t / rate)
-        out[i] = abs(np.dot(x, ref)) ** 2 * 2 / (n * n)  # power of a sine of that frequency
-    return out
+    phase = 2 * np.pi * np.outer(np.array(LOW + HIGH), t) / rate
+    return np.hanning(n), np.cos(phase), np.sin(phase)
 
 
 class ToneDetector:
@@ -42,19 +42,20 @@ class ToneDetector:
 
     def classify(self, frame: np.ndarray) -> str | None:
         x = frame.astype(np.float64)
-        energy = float(np.mean(x * x))
+        energy = float(x @ x) / len(x)  # the mean square: 50 times a second a call
         if energy < MIN_LEVEL**2 / 2:
             return None
-        x = x * np.hanning(len(x))
-        low = _goertzel_power(x, self.rate, LOW)
-        high = _goertzel_power(x, self.rate, HIGH)
+        window, cosines, sines = _basis(len(x), self.rate)
+        x = x * window
+        power = ((cosines @ x) ** 2 + (sines @ x) ** 2) * 2 / (len(x) ** 2)  # of each sine
+        low, high = power[: len(LOW)], power[len(LOW) :]
         li, hi = int(np.argmax(low)), int(np.argmax(high))
         pl, ph = low[li], high[hi]
         if pl <= 0 or ph <= 0:
             return None
         if abs(10 * np.log10(pl / ph)) > MAX_TWIST_DB:
             return None
-        windowed = float(np.mean(x * x))
+        windowed = float(x @ x) / len(x)
         if pl + ph < MIN_PURITY * windowed:
             return None
         if sorted(low)[-2] > pl / 6 or sorted(high)[-2] > ph / 6:
