@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from ivr.qa.conditions import add_noise, not_speech
+from ivr.speech import endpoint
 from ivr.speech.audio import FRAME_MS, Audio, read_audio, telephone
 from ivr.speech.endpoint import EndpointConfig, Endpointer, Event
+from ivr.speech.vad import SileroStream
 
 REPO = Path(__file__).resolve().parents[2]
 SPEECH = Path(os.environ.get("IVR_SHARED_SPEECH", REPO.parent / "shared" / "speech"))
@@ -80,3 +82,38 @@ def test_noise_music_and_keypad_tones_start_no_turn() -> None:
         for name, s in signals.items()
     }
     assert all(v is None for v in started.values()), started
+
+
+def test_silero_rests_on_a_quiet_line_and_hears_the_same_turns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A caller who waits in silence before and after speaking: Silero is not run on most of
+    the quiet, and the turn starts and ends where it does when Silero hears every frame."""
+    runs = 0
+    hear = SileroStream.is_speech
+
+    def counted(stream: SileroStream, frame: np.ndarray) -> bool:
+        nonlocal runs
+        runs += 1
+        return hear(stream, frame)
+
+    monkeypatch.setattr(SileroStream, "is_speech", counted)
+    quiet = np.zeros(3 * RATE, np.int16)
+    for path in _digit_strings():
+        speech = telephone(read_audio(path)).to_rate(RATE).samples
+        samples = np.concatenate([quiet, speech, quiet])
+        runs = 0
+        resting = _turn(samples)
+        resting_runs, runs = runs, 0
+        monkeypatch.setattr(endpoint, "REST_AFTER_QUIET_FRAMES", 10**9)
+        hearing_all = _turn(samples)
+        monkeypatch.setattr(endpoint, "REST_AFTER_QUIET_FRAMES", 10)
+        # of the 150 quiet frames before the caller speaks, Silero hears the first and last 10
+        assert runs - resting_runs >= 120, (path.name, resting_runs, runs)
+        assert resting[0] is not None and hearing_all[0] is not None
+        # a start a few frames apart: the 600 ms before it go to the recogniser either way
+        assert abs(resting[0] - hearing_all[0]) <= 0.2, (path.name, resting, hearing_all)
+        assert resting[0] > 3  # started with the caller, not on the quiet
+        assert resting[1] is not None and hearing_all[1] is not None
+        assert abs(resting[1] - hearing_all[1]) <= 0.3, (path.name, resting, hearing_all)
+        assert resting[1] > 3 + len(speech) / RATE  # ended after the caller, never inside
