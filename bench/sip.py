@@ -332,6 +332,9 @@ def _percentile(values: list[float | None], q: float) -> float:
 def _arguments(args: list[str]) -> tuple[list[Mix], list[int], list[int], bool]:
     """The mixes, the at-once levels and the ``--spread`` levels to run, and whether they
     are every level of their mixes (then written to bench/sip.json)."""
+    if "-h" in args or "--help" in args:
+        print(__doc__)
+        raise SystemExit(0)
     mixes = list(MIXES.values())
     if "--mix" in args:
         at = args.index("--mix")
@@ -346,6 +349,8 @@ def _arguments(args: list[str]) -> tuple[list[Mix], list[int], list[int], bool]:
         mixes = [MIXES["speech"]]
     at_once = args[: args.index("--spread")] if "--spread" in args else args
     spread = args[args.index("--spread") + 1 :] if "--spread" in args else []
+    if not all(a.isdigit() and int(a) > 0 for a in at_once + spread):
+        raise SystemExit(f"levels are numbers of calls, got {' '.join(at_once + spread)}")
     return mixes, [int(a) for a in at_once], [int(a) for a in spread], False
 
 
