@@ -32,6 +32,7 @@ START_WINDOW: Final = 5
 # 300-400 ms into the first word (bench/vad.py)
 PREROLL_FRAMES: Final = 30
 MIN_SPEECH_DBFS: Final = -50.0
+_SPEECH_FLOOR: Final = 32768 * 10 ** (MIN_SPEECH_DBFS / 20)  # as a peak sample value
 # Silero rests on a quiet line: after this many frames under MIN_SPEECH_DBFS (which are no
 # speech whatever it says) it is not run until a louder frame comes, and then it first hears
 # the last this many quiet frames (a word starts under the floor). It costs about 80 µs a
@@ -72,7 +73,6 @@ class Endpointer:
         self._webrtc = webrtcvad.Vad(config.aggressiveness)
         self._silero = SileroStream(rate) if config.detector is Detector.SILERO else None
         self._frame_len = frame_samples(rate)
-        self._floor = 32768 * 10 ** (MIN_SPEECH_DBFS / 20)
         self._quiet = 0  # frames under the floor in a row
         # the last quiet frames Silero did not hear, heard before the next louder one
         self._resting: collections.deque[np.ndarray] = collections.deque(
@@ -89,7 +89,7 @@ class Endpointer:
     def is_speech(self, frame: np.ndarray) -> bool:
         if len(frame) != self._frame_len:
             raise AudioError(f"expected {self._frame_len} samples per frame, got {len(frame)}")
-        loud = float(np.abs(frame.astype(np.int32)).max(initial=0)) > self._floor
+        loud = float(np.abs(frame.astype(np.int32)).max(initial=0)) > _SPEECH_FLOOR
         self._quiet = 0 if loud else self._quiet + 1
         if self._silero is not None:
             if self._quiet >= REST_AFTER_QUIET_FRAMES:
