@@ -3,14 +3,14 @@
 It knows prompts and grammars by id, never by text, and measures every timeout
 in frames received from the channel. Control leaves an ask in one of three
 ways besides an answer: :class:`TransferRequested`, :class:`MainMenuRequested`
-or :class:`CallerHungUp`.
+or :class:`CallerHungUp`. What a turn means (speech or keys mapped onto the ask's grammar,
+a correction applied) and what the call record keeps of it are in ``ivr.dialog.turns``.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import enum
 import logging
 import time
 from collections.abc import Callable
@@ -22,11 +22,24 @@ import numpy as np
 from ivr.channels.base import Channel, ChannelEvent, Frame, HangUp, Key
 from ivr.config import Settings, Timeouts
 from ivr.dialog import patient
-from ivr.dialog.corrections import CORRECTION, Correction, Target, from_keys, load_forms
+from ivr.dialog.corrections import Target, load_forms
 from ivr.dialog.patient import PatientMode
 from ivr.dialog.prompts import PromptBook, SpokenDigits
+from ivr.dialog.turns import (
+    Answer,
+    AskKind,
+    Heard,
+    Mode,
+    Recording,
+    Sensitive,
+    corrected,
+    for_the_record,
+    is_correction,
+    keyed_digits,
+    read_back_keys,
+    spoken,
+)
 from ivr.services.calls import CallRecorder, TurnRecord
-from ivr.services.privacy import mask_phone
 from ivr.speech.asr.base import Engine, Recognizer
 from ivr.speech.audio import FRAME_MS, Audio
 from ivr.speech.endpoint import EndpointConfig, Endpointer, Event
@@ -36,7 +49,6 @@ from ivr.speech.grammar import (
     DigitRule,
     Grammar,
     GrammarBook,
-    normalize,
 )
 from ivr.speech.tts import Speech, Synthesizer
 
@@ -47,24 +59,6 @@ PARTIAL_EVERY_FRAMES: Final = 5
 BARGE_IN_SPEECH_FRAMES: Final = 10  # 200 ms of speech during a prompt stops it
 BARGE_IN_KEEP_FRAMES: Final = 30  # frames before the barge-in handed on to the recogniser
 LATE_TURN_SEC: Final = 0.2  # a turn taken this long after it ended on the line is logged
-
-
-class AskKind(enum.StrEnum):
-    MENU = "menu"
-    YES_NO = "yes_no"
-    DIGITS = "digits"
-
-
-class Sensitive(enum.StrEnum):
-    PHONE = "phone"
-    CODE = "code"
-
-
-class Mode(enum.StrEnum):
-    SPEECH = "speech"
-    DTMF = "dtmf"
-    NO_INPUT = "no_input"
-    HANGUP = "hangup"
 
 
 class CallerHungUp(Exception):
@@ -80,40 +74,6 @@ class TransferRequested(Exception):
 
 class MainMenuRequested(Exception):
     """The caller asked for the main menu."""
-
-
-@dataclass
-class Heard:
-    mode: Mode
-    value: str | None = None
-    heard: str = ""
-    confidence: float | None = None
-    digits: str | None = None
-    correction: Correction | None = None
-
-
-@dataclass
-class Answer:
-    ask: str
-    value: str
-    mode: Mode
-    heard: str
-    confidence: float | None
-    digits: str | None = None
-
-
-@dataclass(frozen=True)
-class Recording:
-    """Free speech kept whole (feedback), with what the free-form recogniser made of it."""
-
-    audio: Audio
-    text: str
-    confidence: float | None
-    ended_by: str  # silence | key | limit
-
-    @property
-    def seconds(self) -> float:
-        return self.audio.seconds
 
 
 def tone(rate: int, hz: float = 880.0, ms: int = 300) -> Audio:
@@ -302,7 +262,7 @@ class Dialog:
             self._play(speech, barge_in_speech=barge_in)
             heard = self._listen(ask_id, g, kind, corrects)
             if corrects is not None:
-                heard = self._corrected(heard, corrects)
+                heard = corrected(heard, corrects)
             self._record(ask_id, heard, sensitive, g)
             if heard.mode is Mode.NO_INPUT or heard.value is None:
                 failures += 1
@@ -459,23 +419,7 @@ class Dialog:
     def _record(
         self, ask_id: str, heard: Heard, sensitive: Sensitive | None, grammar: Grammar | None = None
     ) -> None:
-        text, value = heard.heard, heard.value
-        said = heard.digits
-        if (
-            sensitive is not None
-            and not said
-            and heard.mode is Mode.SPEECH
-            and grammar is not None
-            and grammar.extension
-        ):
-            # a read-back of a code or number: what was said there is as secret as the number
-            said = _digits_said(heard.heard, grammar)
-        if sensitive is Sensitive.CODE and said:
-            text = "*" * len(said) if heard.mode is Mode.DTMF else "(code spoken)"
-            value = "*" * len(said) if heard.value is not None and heard.digits else heard.value
-        elif sensitive is Sensitive.PHONE and said:
-            text = mask_phone(said) or "" if heard.mode is Mode.DTMF else "(number spoken)"
-            value = mask_phone(said) if heard.value is not None and heard.digits else heard.value
+        text, value = for_the_record(heard, sensitive, grammar)
         self.recorder.turn(TurnRecord(ask_id, str(heard.mode), text, value, heard.confidence))
         shown = {Mode.NO_INPUT: "(silence)", Mode.HANGUP: "(hung up)"}.get(heard.mode, text)
         self.recorder.line("caller", shown or "(unclear)")
@@ -589,7 +533,7 @@ class Dialog:
                 if endpointer.speech_frames % PARTIAL_EVERY_FRAMES == 0:
                     partial = recognizer.partial()
                     endpointer.complete = grammar.is_complete(partial)
-                    if read_back and _is_correction(grammar, partial):
+                    if read_back and is_correction(grammar, partial):
                         # digits are being said: wait for slow speakers as a digit ask does
                         endpointer.config = dataclasses.replace(
                             endpointer.config, end_silence_ms=t.end_silence_digits_ms
@@ -598,7 +542,9 @@ class Dialog:
                     self._end_turn(endpointer)
                     hyp = recognizer.finish()
                     recognizer = None
-                    return self._interpret(grammar, hyp.text, hyp.confidence)
+                    return spoken(
+                        grammar, hyp.text, hyp.confidence, self.settings.confidence_reject
+                    )
         finally:
             if recognizer is not None:
                 recognizer.close()
@@ -622,19 +568,9 @@ class Dialog:
             else None
         )
 
-    def _interpret(self, grammar: Grammar, text: str, confidence: float) -> Heard:
-        interp = grammar.interpret(text)
-        if interp is None or confidence < self.settings.confidence_reject:
-            return Heard(Mode.SPEECH, None, text, confidence)
-        correction = interp.detail if isinstance(interp.detail, Correction) else None
-        return Heard(Mode.SPEECH, interp.value, text, confidence, interp.digits, correction)
-
     def _keyed_digits(self, grammar: Grammar, keys: str) -> Heard:
         self._end_turn()
-        assert grammar.digits is not None
-        if keys and grammar.digits.accepts(keys):
-            return Heard(Mode.DTMF, keys, keys, 1.0, keys)
-        return Heard(Mode.DTMF, None, keys, None, keys if keys.isdigit() else None)
+        return keyed_digits(grammar, keys)
 
     def _typed_ahead(self, grammar: Grammar, keys: str) -> Heard:
         """Keys at a read-back that start with yes or no and that no correction can become
@@ -646,28 +582,8 @@ class Dialog:
         return Heard(Mode.DTMF, value, keys[0], 1.0)
 
     def _read_back_keys(self, grammar: Grammar, keys: str) -> Heard:
-        """Keys at a read-back: one key means what it always meant (1 yes, 2 no, 0 agent,
-        * main menu); more are a correction (the whole number, or * and the last digits)."""
         self._end_turn()
-        keys = keys.removesuffix("#") if len(keys) > 1 else keys
-        if len(keys) == 1:
-            value = grammar.key(keys)
-            return Heard(Mode.DTMF, value, keys, 1.0 if value else None)
-        found = from_keys(keys)
-        said = "".join(k for k in keys if k.isdigit()) or None
-        if found is None:
-            return Heard(Mode.DTMF, None, keys, None, said)
-        return Heard(Mode.DTMF, CORRECTION, keys, 1.0, found.digits, found)
-
-    @staticmethod
-    def _corrected(heard: Heard, target: Target) -> Heard:
-        """A correction applied to the number read back; one that does not fit is no match."""
-        if heard.value != CORRECTION:
-            return heard
-        fixed = heard.correction.apply(target.number, target.rule) if heard.correction else None
-        if fixed is None:
-            return dataclasses.replace(heard, value=None, confidence=None)
-        return dataclasses.replace(heard, digits=fixed)
+        return read_back_keys(grammar, keys)
 
     # --- helpers for flows -----------------------------------------------------------------
     @staticmethod
@@ -688,17 +604,3 @@ def _eager_after(t: Timeouts, complete: bool) -> int:
     if not complete or t.early_decode_ms <= 0 or t.early_decode_complete_ms <= 0:
         return 0
     return min(t.early_decode_complete_ms, t.early_decode_ms)
-
-
-def _is_correction(grammar: Grammar, text: str) -> bool:
-    found = grammar.interpret(text) if text else None
-    return found is not None and found.value == CORRECTION
-
-
-def _digits_said(text: str, grammar: Grammar) -> str | None:
-    """The digits in a text heard at a read-back (figures and digit words), if any."""
-    from ivr.speech.understand import is_number_word
-
-    words = [w for w in normalize(text).split() if w not in grammar.phrases]
-    found = [w for w in words if is_number_word(w, grammar.digit_words, grammar.numbers)]
-    return "".join(found) or None

@@ -9,7 +9,8 @@ from typing import Any, Final, NamedTuple
 
 from ivr.agents.queue import AgentQueue
 from ivr.dialog.corrections import CORRECTION
-from ivr.dialog.engine import AskKind, Dialog, Sensitive
+from ivr.dialog.engine import Dialog
+from ivr.dialog.turns import AskKind, Sensitive
 from ivr.services.accounts import Accounts
 from ivr.services.callers import CallerMemory, PickUp, TicketNews
 from ivr.services.calls import CallRecorder

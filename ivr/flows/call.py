@@ -14,13 +14,8 @@ from typing import Any, Final
 from transitions import Machine, MachineError
 
 from ivr.agents.cases import CallbackWindow, CaseDesk
-from ivr.dialog.engine import (
-    AskKind,
-    CallerHungUp,
-    Dialog,
-    MainMenuRequested,
-    TransferRequested,
-)
+from ivr.dialog.engine import CallerHungUp, Dialog, MainMenuRequested, TransferRequested
+from ivr.dialog.turns import AskKind
 from ivr.flows import content_review, entry, feedback, live_streaming, recovery, ticket_status
 from ivr.flows.base import CallContext, FlowSpec, Services
 from ivr.flows.content_review import ContentReviewHandlers

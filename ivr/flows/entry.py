@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Final
 
 from ivr.dialog import patient
-from ivr.dialog.engine import AskKind, TransferRequested
+from ivr.dialog.engine import TransferRequested
 from ivr.dialog.prompts import SpokenText
+from ivr.dialog.turns import AskKind
 from ivr.flows.base import FlowHandlers, FlowSpec
 
 # The first state of each intent's flow.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ivr.dialog.engine import AskKind
+from ivr.dialog.turns import AskKind
 from ivr.flows.base import FlowHandlers, FlowSpec
 
 SPEC: Final = FlowSpec(

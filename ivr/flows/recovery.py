@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ivr.dialog.engine import AskKind, Sensitive
+from ivr.dialog.turns import AskKind, Sensitive
 from ivr.flows.base import FlowHandlers, FlowSpec
 from ivr.flows.walkthrough import run_walkthrough
 from ivr.services.codes import Issue, Verify

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from ivr.dialog.engine import AskKind
 from ivr.dialog.prompts import SpokenText
+from ivr.dialog.turns import AskKind
 from ivr.flows.base import FlowHandlers, FlowSpec
 from ivr.services.tickets import Status
 

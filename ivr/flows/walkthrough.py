@@ -5,8 +5,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from ivr.dialog.engine import AskKind, Dialog, TransferRequested
+from ivr.dialog.engine import Dialog, TransferRequested
 from ivr.dialog.prompts import SpokenText
+from ivr.dialog.turns import AskKind
 from ivr.services.knowledge import Article
 
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from ivr.channels.base import HangUp
 from ivr.channels.scripted import ScriptedChannel, Turn, TurnKind
-from ivr.dialog.engine import AskKind, CallerHungUp
+from ivr.dialog.engine import CallerHungUp
+from ivr.dialog.turns import AskKind
 from ivr.qa.synth import caller_speech
 from ivr.services.store import Store
 from ivr.speech.asr.base import Engine, Hypothesis, Recognizer

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ivr.channels.base import ChannelEvent, Frame, Key
 from ivr.channels.scripted import ScriptedChannel, Turn, TurnKind
-from ivr.dialog.engine import AskKind
+from ivr.dialog.turns import AskKind
 from ivr.services.store import Store
 from tests.helpers import en_us_dialog
 
