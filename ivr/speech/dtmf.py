@@ -1,4 +1,7 @@
-"""In-band DTMF: a Goertzel detector for keypad tones inside the audio (ITU-T Q.24 style).
+"""In-band DTMF: keypad tones found inside the audio (ITU-T Q.24 style).
+
+Each 40 ms window's power at the eight keypad frequencies (what a bank of Goertzel filters
+gives) is taken by two matrix products over a cached basis.
 
 Used on telephone calls whose peer sends no RFC 4733 telephone-events. A key counts once a
 valid tone pair has lasted 40 ms, and again only after a pause.
