@@ -89,6 +89,31 @@ def english_items(limit: int) -> dict[str, list[Item]]:
     return {k: v[:: max(1, len(v) // limit)][:limit] for k, v in sets.items()}
 
 
+NOTHING = "words that answer nothing (taken as an answer)"
+CONTROL_WORDS = ("go", "start", "stop", "help", "repeat")
+
+
+def english_nothing(engine: Engine, g: dict[str, Grammar], phone: bool) -> dict[str, float]:
+    """Recorded words heard at asks they answer nothing at: the control words and every
+    fifth digit at yes/no, every fifth digit at the menu. The share taken as an answer."""
+    rows = _rows(SPEECH / "INDEX.tsv")
+    digits = [r["file"] for r in rows if r["word"] in DIGIT_WORDS][::5]
+    asked = {
+        "yes_no": [r["file"] for r in rows if r["word"] in CONTROL_WORDS] + digits,
+        "menu": digits,
+    }
+    taken = 0
+    times: list[float] = []
+    for ask, files in asked.items():
+        for name in files:
+            audio = read_audio(SPEECH / name)
+            audio = telephone(audio) if phone else audio.to_rate(16000)
+            value, spent = recognise(engine, g[ask], audio)
+            taken += value is not None
+            times.append(spent * 1000)
+    return _summary(taken, times)
+
+
 def grammars(book: GrammarBook) -> dict[str, Grammar]:
     base = book.get("yes_no", commands=False)
     return {
@@ -335,6 +360,9 @@ def main() -> None:
                 r = run(engine, sitems, g, phone)
                 table.setdefault(f"{ename}, {cond}", {})[sname] = r
                 print(f"{ename} | {cond} | {sname}: {r}", flush=True)
+            r = english_nothing(engine, g, phone)
+            table[f"{ename}, {cond}"][NOTHING] = r
+            print(f"{ename} | {cond} | {NOTHING}: {r}", flush=True)
     results["english"] = table
     pool.close()
     if any(r.startswith("both") for r in chosen):
@@ -357,10 +385,14 @@ def main() -> None:
             results["mandarin"] = mandarin_results
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     sets = list(items)
+    sets.append(NOTHING)
     print("\n| route, condition | " + " | ".join(sets) + " |")
     print("|---|" + "---|" * len(sets))
     for row, cols in table.items():
-        cells = [f"{cols[s]['accuracy']:.2f} ({cols[s]['p95_ms']:.0f} ms)" for s in sets]
+        cells = [
+            f"{cols[s]['accuracy']:.2f} ({cols[s]['p95_ms']:.0f} ms)" if s in cols else "-"
+            for s in sets
+        ]
         print(f"| {row} | " + " | ".join(cells) + " |")
     print_mandarin(results)
     print(f"\nwritten to {out}")

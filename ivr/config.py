@@ -93,7 +93,8 @@ class Recognition:
     worker_nice: int = 5
     threads_per_worker: int = 1
     beam_size: int = 5
-    # grammar+whisper: the decoder's answer stands alone from this confidence up
+    # grammar+whisper, at an undoable ask (a walkthrough step): the decoder's answer stands
+    # alone from this confidence up; elsewhere Whisper always hears it
     second_opinion_below: float = 0.9
     # grammar+whisper: Whisper first hears the utterance over a window this long, and the
     # decoder's answer stands if it agrees; else over its whole 30 s window (0: never)

@@ -36,9 +36,15 @@ def _frames(text: str) -> list[np.ndarray]:
 
 
 def _hear(
-    engine: Engine, grammar: Grammar, frames: list[np.ndarray], context: dict[str, object]
+    engine: Engine,
+    grammar: Grammar,
+    frames: list[np.ndarray],
+    context: dict[str, object],
+    *,
+    scored: bool = True,
 ) -> tuple[Hypothesis, list[str]]:
-    rec = engine.recognizer(grammar, 8000, context)
+    make = engine.recognizer if scored else engine.unscored
+    rec = make(grammar, 8000, context)
     partials = []
     for i, frame in enumerate(frames):
         rec.accept(frame)
@@ -62,6 +68,26 @@ def test_a_hosted_grammar_decoder_hears_as_the_one_in_the_calls_process(
         assert there == (Hypothesis(here[0].text, here[0].confidence, "pocketsphinx"), here[1])
         assert grammar.interpret(there[0].text) is not None
         assert contexts[0]["sphinx_cmn"] == contexts[1]["sphinx_cmn"]
+
+
+def test_unscored_the_decoder_hears_the_same_words_without_its_phone_decoder(
+    hosts: DecoderHosts,
+) -> None:
+    """Where Whisper judges the answer, the decoder skips its all-phone pass (and never
+    makes that decoder): the same words and partial results, with no confidence."""
+    hosted, local, scoring = HostedSphinxEngine("en-US", hosts), SphinxEngine(), SphinxEngine()
+    for name, text in [("main_menu", "ticket status"), ("yes_no", "yes"), ("yes_no", "no")]:
+        grammar, frames = BOOK.get(name), _frames(text)
+        scored = _hear(scoring, grammar, frames, {})
+        assert scored[0].scored and scored[0].confidence > 0
+        heard = _hear(local, grammar, frames, {}, scored=False)
+        assert heard[1] == scored[1]  # two fresh engines: the same partial results
+        there = _hear(hosted, grammar, frames, {}, scored=False)[0]
+        for hyp in (heard[0], there):
+            assert hyp.text == scored[0].text and grammar.interpret(hyp.text) is not None
+            assert (hyp.scored, hyp.confidence) == (False, 0.0)
+    pairs = [pair for pool in local._pools.values() for pair in pool]
+    assert pairs and all(pair.phones is None for pair in pairs)
 
 
 def test_a_grammar_host_killed_mid_utterance_is_replaced_and_the_utterance_heard(

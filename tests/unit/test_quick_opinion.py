@@ -25,15 +25,22 @@ EN = GrammarBook(REPO / "grammars", "en-US")
 
 
 class Decoder(Engine, Recognizer):
-    """A grammar decoder that hears ``text`` with ``confidence``, whatever is said."""
+    """A grammar decoder that hears ``text`` with ``confidence``, whatever is said; asked for
+    the words alone (``unscored``), it skips its score, as PocketSphinx does."""
 
     name = "decoder"
     locale = "en-US"
 
     def __init__(self, text: str, confidence: float) -> None:
         self.text, self.confidence = text, confidence
+        self.asked: list[str] = []
 
     def recognizer(self, grammar: Any, sample_rate: int, context: Any = None) -> Recognizer:
+        self.asked.append("scored")
+        return self
+
+    def unscored(self, grammar: Any, sample_rate: int, context: Any = None) -> Recognizer:
+        self.asked.append("unscored")
         return self
 
     def unknown_words(self, words: set[str]) -> list[str]:
@@ -46,6 +53,8 @@ class Decoder(Engine, Recognizer):
         return ""
 
     def finish(self) -> Hypothesis:
+        if self.asked[-1] == "unscored":
+            return Hypothesis(self.text, 0.0, self.name, scored=False)
         return Hypothesis(self.text, self.confidence, self.name)
 
 
@@ -70,6 +79,22 @@ def voiced(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(routed, "has_voice", lambda *_: True)  # the stand-ins hear no audio
 
 
+def routed_engine(
+    decoder: Decoder, whisper: Whisper, *, window: float = 10.0, phrases: Route = Route.BOTH
+) -> RoutedEngine:
+    return RoutedEngine(
+        "en-US",
+        grammar_engine=decoder,
+        whisper=whisper,
+        digits=Route.WHISPER,
+        phrases=phrases,
+        dictation=Route.WHISPER,
+        accept=0.6,
+        reject=0.45,
+        quick_window_sec=window,
+    )
+
+
 def heard(
     decoder: tuple[str, float],
     whisper: Whisper,
@@ -78,17 +103,7 @@ def heard(
     seconds: float = 1.0,
     window: float = 10.0,
 ) -> tuple[str, float]:
-    engine = RoutedEngine(
-        "en-US",
-        grammar_engine=Decoder(*decoder),
-        whisper=whisper,
-        digits=Route.WHISPER,
-        phrases=Route.BOTH,
-        dictation=Route.WHISPER,
-        accept=0.6,
-        reject=0.45,
-        quick_window_sec=window,
-    )
+    engine = routed_engine(Decoder(*decoder), whisper, window=window)
     rec = engine.recognizer(EN.get(ask), RATE, {})
     rec.accept(np.zeros(int(seconds * RATE), np.int16))
     hyp = rec.finish()
@@ -117,8 +132,8 @@ def test_a_command_and_a_sure_decoder_never_take_the_quick_way() -> None:
     whisper = Whisper(quick="agent", whole="agent")
     heard(("agent", 0.95), whisper, "main_menu")
     assert whisper.windows == [WINDOW_SEC]  # a person is called for on the whole window only
-    whisper = Whisper(quick="yes", whole="yes")
-    assert heard(("yes", 0.95), whisper) == ("yes", 0.95)
+    whisper = Whisper(quick="done", whole="done")
+    assert heard(("done", 0.95), whisper, "step_done") == ("done", 0.95)
     assert whisper.windows == []  # the decoder is sure: no opinion asked
 
 
@@ -132,9 +147,35 @@ def test_no_quick_opinion_when_it_is_off_or_the_answer_does_not_fit_the_window()
 
 
 def test_an_unsure_decoder_below_the_reject_bar_gets_the_whole_window() -> None:
-    whisper = Whisper(quick="yes", whole="yes")
-    heard(("yes", 0.3), whisper)
+    whisper = Whisper(quick="done", whole="done")
+    heard(("done", 0.3), whisper, "step_done")
     assert whisper.windows == [WINDOW_SEC]
+
+
+def test_the_decoder_scores_its_answer_only_where_an_unsure_answer_may_stand() -> None:
+    for ask, phrases, asked in (
+        ("yes_no", Route.BOTH, ["unscored"]),  # Whisper judges the answer
+        ("main_menu", Route.BOTH, ["unscored"]),
+        ("step_done", Route.BOTH, ["scored"]),  # undoable: its unsure answer may stand
+        ("yes_no", Route.GRAMMAR, ["scored"]),  # the decoder alone
+    ):
+        decoder = Decoder("yes", 0.6)
+        routed_engine(decoder, Whisper(quick="", whole=""), phrases=phrases).recognizer(
+            EN.get(ask), RATE, {}
+        )
+        assert decoder.asked == asked, (ask, phrases)
+
+
+def test_an_unscored_answer_is_heard_by_whisper_and_never_stands_alone() -> None:
+    # Whisper hears it too over the short window: the answer, with Whisper's confidence
+    whisper = Whisper(quick="yes", whole="yes")
+    assert heard(("yes", 0.6), whisper) == ("yes", 0.8)
+    assert whisper.windows == [10.0]
+    # Whisper heard nothing, or a sentence that answers nothing: no answer
+    for whole in ("", "the weather is cold this week"):
+        whisper = Whisper(quick="", whole=whole)
+        assert heard(("yes", 0.6), whisper)[1] == 0.0
+        assert whisper.windows == [10.0, WINDOW_SEC]
 
 
 def test_an_unsure_answer_stands_against_a_misspelling_only_where_it_is_undone_in_a_word() -> None:

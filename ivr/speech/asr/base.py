@@ -21,11 +21,16 @@ def shown(text: str, grammar: Grammar | None) -> str:
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """What an engine heard in one utterance, with a confidence in [0, 1]."""
+    """What an engine heard in one utterance, with a confidence in [0, 1].
+
+    ``scored`` False: the words alone were asked for (``Engine.unscored``); the confidence
+    is 0 and says nothing, another engine judges the words.
+    """
 
     text: str
     confidence: float
     engine: str
+    scored: bool = True
 
 
 class Recognizer(ABC):
@@ -81,6 +86,14 @@ class Engine(ABC):
         ``context`` is the call's own adaptation state (one dict per call), which an
         adapter may read and update across the utterances of that call.
         """
+
+    def unscored(
+        self, grammar: Grammar, sample_rate: int, context: dict[str, Any] | None = None
+    ) -> Recognizer:
+        """A recogniser for an ask whose answer another engine judges (Whisper's second
+        opinion): an engine whose confidence costs work of its own may skip that work and
+        answer unscored (``Hypothesis.scored``). By default, the usual recogniser."""
+        return self.recognizer(grammar, sample_rate, context)
 
     @abstractmethod
     def unknown_words(self, words: set[str]) -> list[str]:

@@ -120,10 +120,12 @@ class _Hosting:
     def answer(self, req: int, ok: bool, value: Any) -> None:
         self.conn.send((req, ok, value))
 
-    def open(self, sid: int, grammar: Grammar, rate: int, cmn: Any) -> None:
+    def open(self, sid: int, grammar: Grammar, rate: int, cmn: Any, score: bool) -> None:
         self.contexts[sid] = {} if cmn is None else {"sphinx_cmn": cmn}
         try:
-            self.streams[sid] = self.recognizer(self.engine, grammar, rate, self.contexts[sid])
+            self.streams[sid] = self.recognizer(
+                self.engine, grammar, rate, self.contexts[sid], score=score
+            )
         except Exception as exc:  # the utterance's error, not the host's
             self.failed[sid] = str(exc)
 
@@ -395,6 +397,11 @@ class HostedSphinxEngine(Engine):
             return self._free_form().recognizer(None, sample_rate, context)
         return HostedRecognizer(self.hosts, grammar, sample_rate, context)
 
+    def unscored(
+        self, grammar: Grammar, sample_rate: int, context: dict[str, Any] | None = None
+    ) -> Recognizer:
+        return HostedRecognizer(self.hosts, grammar, sample_rate, context, score=False)
+
     def _free_form(self) -> Engine:
         """Dictation without Whisper: the language-model decoder, in this process."""
         with self._local_lock:
@@ -412,7 +419,8 @@ class HostedSphinxEngine(Engine):
 
 
 class HostedRecognizer(Recognizer):
-    """One utterance streamed to a host; it keeps its frames to send again if the host dies."""
+    """One utterance streamed to a host; it keeps its frames to send again if the host dies.
+    ``score``: as ``SphinxRecognizer``'s."""
 
     def __init__(
         self,
@@ -420,8 +428,11 @@ class HostedRecognizer(Recognizer):
         grammar: Grammar,
         sample_rate: int,
         context: dict[str, Any] | None = None,
+        *,
+        score: bool = True,
     ) -> None:
         self.sample_rate = sample_rate
+        self._score = score
         self._hosts = hosts
         self._grammar = grammar
         self._context = context if context is not None else {}
@@ -437,7 +448,7 @@ class HostedRecognizer(Recognizer):
             host = self._hosts.take()
             try:
                 cmn = self._context.get("sphinx_cmn")
-                host.send(("open", self._sid, self._grammar, self.sample_rate, cmn))
+                host.send(("open", self._sid, self._grammar, self.sample_rate, cmn, self._score))
                 for data in self._frames:
                     host.send(("audio", self._sid, data))
             except HostDied:
@@ -499,7 +510,7 @@ class HostedRecognizer(Recognizer):
         self._release()
         if cmn is not None:
             self._context["sphinx_cmn"] = cmn
-        return Hypothesis(text, confidence, HostedSphinxEngine.name)
+        return Hypothesis(text, confidence, HostedSphinxEngine.name, self._score)
 
     def _release(self) -> None:
         self._done = True

@@ -2,8 +2,11 @@
 
 The routes come from the settings (``[asr]``) and were chosen by measurement (README,
 "Recognition"). With ``grammar+whisper`` the grammar decoder streams as the caller
-speaks and its answer stands when it is sure and is not a global command; otherwise
-Whisper hears the same frames, and its answer wins if it maps onto the grammar. Whisper
+speaks (its partial answers end the turn) and Whisper hears the same frames: its answer
+wins if it maps onto the grammar. The decoder scores its own answer (its all-phone pass,
+three quarters of its work) only at an ask where an unsure answer may stand (below);
+there its answer stands alone when it is sure and is not a global command. Elsewhere the
+score would decide nothing Whisper does not (README, *Recognition*). Whisper
 first hears them over a short window (``quick_window_sec``, several times faster): if it
 hears the decoder's answer, that answer stands; if not, it hears them over its whole 30 s
 window. A global command ("agent") is accepted only when Whisper hears it too, over its
@@ -89,9 +92,14 @@ class RoutedEngine(Engine):
             assert self.whisper is not None
             return self.whisper.recognizer(grammar, sample_rate, context)
         assert self.grammar_engine is not None
-        first = self.grammar_engine.recognizer(grammar, sample_rate, context)
         if route is Route.GRAMMAR or grammar is None or self.whisper is None:
-            return first
+            return self.grammar_engine.recognizer(grammar, sample_rate, context)
+        # Whisper judges the decoder's answer, which then needs no score of its own, save
+        # where an unsure answer may stand without Whisper hearing it (an undoable ask)
+        if grammar.undoable:
+            first = self.grammar_engine.recognizer(grammar, sample_rate, context)
+        else:
+            first = self.grammar_engine.unscored(grammar, sample_rate, context)
         return SecondOpinion(first, self, grammar, sample_rate)
 
     def warm(self) -> None:
@@ -163,7 +171,8 @@ class SecondOpinion(Recognizer):
         quick = None
         if early is not None and self._early.window_sec < WINDOW_SEC:
             quick, early = early, None  # begun early over the short window
-        if early is None and meant is not None and hyp.confidence >= self.engine.reject:
+        likely = not hyp.scored or hyp.confidence >= self.engine.reject
+        if early is None and meant is not None and likely:
             agreed = self._quick(audio, hyp, meant, quick)
             if agreed is not None:
                 return agreed

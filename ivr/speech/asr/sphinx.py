@@ -4,7 +4,9 @@ Rejection: a JSGF decoder cannot say "none of these", so beside it runs an
 all-phone decoder on the same frames. The confidence is how well the phones
 of the grammar's answer agree with the phones heard without any grammar
 (1 - phone error rate / 2, clamped): out-of-grammar speech forced onto a
-phrase disagrees strongly with what was actually said.
+phrase disagrees strongly with what was actually said. The all-phone decoder costs three
+times the grammar's own; where Whisper judges the answer anyway (``Engine.unscored``),
+it is not run, nor made (README, *Recognition*).
 
 Memory: the whole pronunciation dictionary costs about 20 MB in each decoder that loads
 it. One decoder per process holds it (the lexicon); the decoders that hear callers start
@@ -87,46 +89,70 @@ def confidence_from_per(per: float) -> float:
 
 
 class _DecoderPair:
-    """A grammar decoder and an all-phone decoder that hear the same frames."""
+    """A grammar decoder and, once an utterance is to be scored, an all-phone decoder that
+    hears the same frames."""
 
     def __init__(self, wip: float = WIP_DEFAULT) -> None:
-        from pocketsphinx import Config, Decoder, get_model_path
+        from pocketsphinx import Config, Decoder
 
         self.wip = wip
-        empty = str(EMPTY_DICT)
         try:
             self.grammar = Decoder(
-                Config(lm=None, samprate=MODEL_RATE, loglevel="FATAL", wip=wip, dict=empty)
-            )
-            self.phones = Decoder(
                 Config(
-                    lm=None,
-                    allphone=get_model_path("en-us/en-us-phone.lm.bin"),
-                    samprate=MODEL_RATE,
-                    loglevel="FATAL",
-                    dict=empty,
+                    lm=None, samprate=MODEL_RATE, loglevel="FATAL", wip=wip, dict=str(EMPTY_DICT)
                 )
             )
         except RuntimeError as exc:
             raise EngineError(f"PocketSphinx failed to start: {exc}") from exc
+        self.phones: Any = None  # made for the first utterance to be scored
         self.searches: set[str] = set()
         self.words: set[str] = set()  # the words (all their pronunciations) it was given
+
+    def _phones(self) -> Any:
+        if self.phones is None:
+            from pocketsphinx import Config, Decoder, get_model_path
+
+            try:
+                self.phones = Decoder(
+                    Config(
+                        lm=None,
+                        allphone=get_model_path("en-us/en-us-phone.lm.bin"),
+                        samprate=MODEL_RATE,
+                        loglevel="FATAL",
+                        dict=str(EMPTY_DICT),
+                    )
+                )
+            except RuntimeError as exc:
+                raise EngineError(f"PocketSphinx's phone decoder failed to start: {exc}") from exc
+        return self.phones
+
+    def decoders(self, scored: bool) -> tuple[Any, ...]:
+        """The decoders that hear an utterance: the grammar's, and the phones' if scored."""
+        return (self.grammar, self._phones()) if scored else (self.grammar,)
 
     def learn(self, pronunciations: dict[str, str]) -> None:
         """Words the grammar decoder will need, named as the dictionary names them."""
         for name, phones in pronunciations.items():
             self.grammar.add_word(name, phones, False)
 
-    def start(self, cmn: tuple[str, str] | None) -> None:
-        """Begin an utterance from the given cepstral means (see ``SphinxEngine.cmn``)."""
-        if cmn is not None:
-            self.grammar.set_cmn(cmn[0])
-            self.phones.set_cmn(cmn[1])
-        self.grammar.start_utt()
-        self.phones.start_utt()
+    def start(self, cmn: str | None, scored: bool) -> None:
+        """Begin an utterance from the given cepstral mean (see ``SphinxEngine.cmn``). Both
+        decoders compute the same features, so one mean serves both."""
+        for decoder in self.decoders(scored):
+            if cmn is not None:
+                decoder.set_cmn(cmn)
+            decoder.start_utt()
 
-    def cmn(self) -> tuple[str, str]:
-        return self.grammar.get_cmn(True), self.phones.get_cmn(True)
+    def hear(self, data: bytes, scored: bool) -> None:
+        for decoder in self.decoders(scored):
+            decoder.process_raw(data)
+
+    def end(self, scored: bool) -> None:
+        for decoder in self.decoders(scored):
+            decoder.end_utt()
+
+    def cmn(self) -> str:
+        return str(self.grammar.get_cmn(True))
 
 
 class SphinxEngine(Engine):
@@ -150,7 +176,7 @@ class SphinxEngine(Engine):
         # from the last mean of its own call (the session passes it in ``context``), and a
         # call's first utterance from the model's own initial mean: never from a mean learned
         # on other calls, so the first caller after start is heard like the hundredth.
-        self.cmn: tuple[str, str] = first.cmn()
+        self.cmn: str = first.cmn()
         self._free: list[Any] = []
         self._free_slots = threading.BoundedSemaphore(FREE_FORM_POOL)
 
@@ -240,6 +266,11 @@ class SphinxEngine(Engine):
             return SphinxFreeForm(self, sample_rate, context)
         return SphinxRecognizer(self, grammar, sample_rate, context)
 
+    def unscored(
+        self, grammar: Grammar, sample_rate: int, context: dict[str, Any] | None = None
+    ) -> Recognizer:
+        return SphinxRecognizer(self, grammar, sample_rate, context, score=False)
+
     def _take_free(self) -> Any:
         """A language-model decoder from the bounded pool (blocks while all are busy)."""
         from pocketsphinx import Config, Decoder
@@ -279,7 +310,7 @@ class SphinxFreeForm(Recognizer):
         self._audio: list[bytes] = []
         cmn = (context or {}).get("sphinx_cmn", engine.cmn)
         if cmn is not None:
-            self._decoder.set_cmn(cmn[0])
+            self._decoder.set_cmn(cmn)
         self._decoder.start_utt()
 
     def accept(self, frame: np.ndarray) -> None:
@@ -330,7 +361,8 @@ class SphinxFreeForm(Recognizer):
 
 
 class SphinxRecognizer(Recognizer):
-    """One utterance heard through a pair of decoders: the grammar's and the phones'.
+    """One utterance heard through a pair of decoders: the grammar's and the phones'
+    (``score``; without it, the grammar's alone, and the hypothesis is unscored).
 
     While every pair of the process is hearing another caller, the audio waits here (and
     ``partial()`` is empty); the first pair to come free hears it from the start.
@@ -342,8 +374,11 @@ class SphinxRecognizer(Recognizer):
         grammar: Grammar,
         sample_rate: int,
         context: dict[str, Any] | None = None,
+        *,
+        score: bool = True,
     ) -> None:
         self.sample_rate = sample_rate
+        self._score = score
         self._context = context if context is not None else {}
         self._engine = engine
         self._grammar = grammar
@@ -372,8 +407,8 @@ class SphinxRecognizer(Recognizer):
                 pair.grammar.add_jsgf_string(self._key, self._grammar.jsgf())
                 pair.searches.add(self._key)
             pair.grammar.activate_search(self._key)
-            pair.start(self._context.get("sphinx_cmn", self._engine.cmn))
-        except RuntimeError as exc:
+            pair.start(self._context.get("sphinx_cmn", self._engine.cmn), self._score)
+        except (RuntimeError, EngineError) as exc:
             self._engine._give(pair)
             self._done = True
             raise EngineError(
@@ -381,8 +416,7 @@ class SphinxRecognizer(Recognizer):
             ) from exc
         self._pair = pair
         for chunk in self._audio:  # what came while every pair was hearing someone else
-            pair.grammar.process_raw(chunk)
-            pair.phones.process_raw(chunk)
+            pair.hear(chunk, self._score)
 
     def ready(self) -> bool:
         """A pair of decoders is hearing this utterance (one free now is taken)."""
@@ -403,8 +437,7 @@ class SphinxRecognizer(Recognizer):
             if pair is not None:
                 self._begin(pair)  # hears the kept audio, this frame's included
         elif data:
-            self._pair.grammar.process_raw(data)
-            self._pair.phones.process_raw(data)
+            self._pair.hear(data, self._score)
 
     def partial(self) -> str:
         if self._pair is None:
@@ -421,23 +454,20 @@ class SphinxRecognizer(Recognizer):
         assert pair is not None
         self._pair = None
         self._done = True
+        scored = self._score
         try:
             tail = self._resampler.process(np.zeros(0, dtype=np.int16), last=True).tobytes()
             if tail:
-                pair.grammar.process_raw(tail)
-                pair.phones.process_raw(tail)
-            pair.grammar.end_utt()
-            pair.phones.end_utt()
+                pair.hear(tail, scored)
+            pair.end(scored)
             cmn = pair.cmn()
             if self._first and self._audio:
                 # A call's first answer was decoded from a borrowed mean; decode it once more
                 # from its own mean (a second pass costs a few ms for a short answer).
-                pair.start(cmn)
+                pair.start(cmn, scored)
                 for chunk in self._audio:
-                    pair.grammar.process_raw(chunk)
-                    pair.phones.process_raw(chunk)
-                pair.grammar.end_utt()
-                pair.phones.end_utt()
+                    pair.hear(chunk, scored)
+                pair.end(scored)
                 cmn = pair.cmn()
             hyp = pair.grammar.hyp()
             text = hyp.hypstr if hyp is not None else ""
@@ -446,11 +476,9 @@ class SphinxRecognizer(Recognizer):
                 # around them pull the live cepstral mean away from the voice.
                 trimmed = _trim_to_voice(b"".join(self._audio))
                 if trimmed:
-                    pair.start(cmn)
-                    pair.grammar.process_raw(trimmed)
-                    pair.phones.process_raw(trimmed)
-                    pair.grammar.end_utt()
-                    pair.phones.end_utt()
+                    pair.start(cmn, scored)
+                    pair.hear(trimmed, scored)
+                    pair.end(scored)
                     again = pair.grammar.hyp()
                     retry = again.hypstr if again is not None else ""
                     log.debug(
@@ -461,7 +489,9 @@ class SphinxRecognizer(Recognizer):
                     text = retry
             self._context["sphinx_cmn"] = cmn
             if not text.strip():
-                return Hypothesis("", 0.0, self._engine.name)
+                return Hypothesis("", 0.0, self._engine.name, scored)
+            if not scored:
+                return Hypothesis(text, 0.0, self._engine.name, scored=False)
             words = [s.word for s in (pair.grammar.seg() or []) if s.word not in FILLERS]
             expected: list[str] = []
             for word in words:
@@ -485,7 +515,7 @@ class SphinxRecognizer(Recognizer):
         self._done = True
         pair, self._pair = self._pair, None
         if pair is not None:
-            for decoder in (pair.grammar, pair.phones):
+            for decoder in pair.decoders(self._score):
                 try:
                     decoder.end_utt()
                 except RuntimeError:
