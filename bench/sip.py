@@ -3,7 +3,7 @@
 Two mixes of asks, each caller's audio one stream (SIPp loops it):
 
 * speech (the default): every caller says "ticket status" at the main menu (the grammar
-  decoder, with Whisper's second opinion when it is unsure) and then, over or after the
+  decoder and Whisper's second opinion) and then, over or after the
   ticket-number prompt, a ticket number (Whisper alone); each call lasts 28 s;
 * keys: the same "ticket status", then the ticket number on the keypad (in-band tones,
   as a phone without telephone-events sends them), then "yes" at the read-back (the
