@@ -38,7 +38,9 @@ _SPEECH_FLOOR: Final = 32768 * 10 ** (MIN_SPEECH_DBFS / 20)  # as a peak sample 
 # the last this many quiet frames (a word starts under the floor). It costs about 80 µs a
 # frame, and a call is mostly quiet: the caller listening to a prompt, or thinking. Measured
 # in bench/vad.py: the same turns start and end as when it hears every frame (README).
-REST_AFTER_QUIET_FRAMES: Final = 10
+# 10 frames (200 ms) were too few: over the phone line a correction said after a read-back
+# heard in silence was cut inside the sentence (README, *Endpointing*).
+REST_AFTER_QUIET_FRAMES: Final = 25
 
 
 class Detector(enum.StrEnum):

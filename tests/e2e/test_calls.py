@@ -39,6 +39,21 @@ def test_call(runner, path: Path) -> None:  # type: ignore[no-untyped-def]
     assert report.passed, report.error
 
 
+def test_a_correction_said_over_the_phone_after_a_quiet_line_is_heard_whole(  # type: ignore[no-untyped-def]
+    settings, tmp_path: Path
+) -> None:
+    """Over the phone line the caller keys the number, listens in silence to its read-back,
+    then corrects a digit in a sentence ("no, the third digit is two"). The endpointer's
+    speech detector rests on a quiet line and hears the last quiet frames when it wakes:
+    with 200 ms of them it ended this turn inside the sentence (1.1 s after it began), and
+    the number was never corrected; with 500 ms the turn is whole."""
+    runner = QaRunner(settings, db_dir=tmp_path, condition="phone")
+    report = runner.run_path(
+        REPO / "tests" / "calls" / "ticket_status_digit_corrected" / "call.yaml"
+    )
+    assert report.passed, report.error
+
+
 def test_hangup_leaves_complete_record(runner) -> None:  # type: ignore[no-untyped-def]
     report = runner.run_path(REPO / "tests" / "calls" / "hangup_midway" / "call.yaml")
     conn = _connect_for(runner, report.call_id)
