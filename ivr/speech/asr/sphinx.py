@@ -411,6 +411,8 @@ class SphinxRecognizer(Recognizer):
         except (RuntimeError, EngineError) as exc:
             self._engine._give(pair)
             self._done = True
+            if isinstance(exc, EngineError):
+                raise  # the phone decoder could not start: its own error, not the grammar's
             raise EngineError(
                 f"PocketSphinx rejected grammar {self._grammar.name!r}: {exc}"
             ) from exc
