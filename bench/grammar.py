@@ -26,7 +26,8 @@ sys.path.insert(0, str(REPO))
 
 from ivr.qa.synth import caller_speech  # noqa: E402
 from ivr.speech.asr.base import Engine  # noqa: E402
-from ivr.speech.asr.hosts import DecoderHosts, HostedSphinxEngine  # noqa: E402
+from ivr.speech.asr.hosted import HostedSphinxEngine  # noqa: E402
+from ivr.speech.asr.hosts import DecoderHosts  # noqa: E402
 from ivr.speech.asr.sphinx import SphinxEngine  # noqa: E402
 from ivr.speech.audio import split_frames, telephone  # noqa: E402
 from ivr.speech.grammar import GrammarBook  # noqa: E402

@@ -122,7 +122,8 @@ class Engines:
             from ivr.speech.asr.sphinx import SphinxEngine
 
             return SphinxEngine(locale, decoders=self.asr.grammar_decoders)
-        from ivr.speech.asr.hosts import HostedSphinxEngine, shared_hosts
+        from ivr.speech.asr.hosted import HostedSphinxEngine
+        from ivr.speech.asr.hosts import shared_hosts
 
         return HostedSphinxEngine(locale, shared_hosts(locale, count, self.asr.grammar_decoders))
 

@@ -15,7 +15,8 @@ import pytest
 
 from ivr.qa.synth import caller_speech
 from ivr.speech.asr.base import Engine, Hypothesis
-from ivr.speech.asr.hosts import DecoderHosts, HostedSphinxEngine
+from ivr.speech.asr.hosted import HostedSphinxEngine
+from ivr.speech.asr.hosts import DecoderHosts
 from ivr.speech.asr.sphinx import SphinxEngine
 from ivr.speech.audio import split_frames, telephone
 from ivr.speech.grammar import Grammar, GrammarBook
