@@ -10,6 +10,7 @@ import sys
 from ivr import __version__
 from ivr.cli import agents, audio_io, db, demo, desk, doctor, flow, qa, records, serve, sip, speech
 from ivr.errors import IvrError
+from ivr.logs import log_as_command
 
 GROUPS = (demo, qa, speech, records, flow, serve, audio_io, doctor, desk, agents, db, sip)
 
@@ -33,12 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("transitions").setLevel(logging.WARNING)
+    log_as_command(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except IvrError as exc:

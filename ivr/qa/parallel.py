@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.config import Settings
+from ivr.logs import log_as_worker
 from ivr.qa.runner import CallReport, QaRunner
 from ivr.speech.asr.hosts import close_shared_hosts
 from ivr.speech.asr.pool import close_shared_pools
 from ivr.speech.espeak import close_voice_process
-from ivr.speech.processes import log_as_worker
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final, TypeVar
 
 from ivr.errors import EngineError
+from ivr.logs import log_as_worker
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,6 @@ RETRIES: Final = 2
 RESULT_TIMEOUT_SEC: Final = 120.0
 # a worker gives its freed memory back this long after a task, once the result has gone
 GIVE_BACK_AFTER_SEC: Final = 0.02
-# a worker's log lines name it: its lines interleave with those of the process that started it
-WORKER_LOG_FORMAT: Final = "%(asctime)s %(processName)s %(levelname)s %(name)s: %(message)s"
 
 
 def end_with_parent() -> None:
@@ -54,13 +53,6 @@ def end_with_parent() -> None:
         os._exit(0)  # nothing of the worker's is worth keeping without its calls
 
     threading.Thread(target=watch, daemon=True, name="ivr-parent-watch").start()
-
-
-def log_as_worker(log_level: int) -> None:
-    """In a spawned process, which starts with no logging set up (its warnings came out
-    bare): log at the level of the process that started it, each line naming the process."""
-    logging.basicConfig(level=log_level, format=WORKER_LOG_FORMAT)
-    logging.getLogger("transitions").setLevel(max(log_level, logging.WARNING))
 
 
 @functools.cache
