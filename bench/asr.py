@@ -238,7 +238,13 @@ def throughput(path: Path, utterances: int = 40, callers: int = 8) -> dict[str, 
     from ivr.speech.asr.whisper import WhisperEngine
 
     pool = RecognitionPool(None)
-    engine = WhisperEngine(path, "en-US", pool=pool, model_name="whisper-tiny.en")
+    engine = WhisperEngine(
+        path,
+        "en-US",
+        pool=pool,
+        model_name="whisper-tiny.en",
+        number_window_sec=Recognition().number_window_sec,
+    )
     engine.warm()
     rows = [r for r in _rows(SPEECH / "INDEX.tsv") if r["file"].startswith("an4/")][:utterances]
     clips = [telephone(read_audio(SPEECH / r["file"])) for r in rows]
@@ -323,7 +329,13 @@ def main() -> None:
     cfg = Recognition()
 
     def routed(route: Route, quick: float, on: RecognitionPool) -> Engine:
-        whisper = WhisperEngine(tiny, "en-US", pool=on, model_name="whisper-tiny.en")
+        whisper = WhisperEngine(
+            tiny,
+            "en-US",
+            pool=on,
+            model_name="whisper-tiny.en",
+            number_window_sec=cfg.number_window_sec,
+        )
         whisper.warm()
         return RoutedEngine(
             "en-US",
@@ -352,6 +364,7 @@ def main() -> None:
         "digits": cfg.digits,
         "phrases": cfg.phrases,
         "quick_opinion_sec": cfg.quick_opinion_sec,
+        "number_window_sec": cfg.number_window_sec,
     }
     table: dict[str, dict[str, dict[str, float]]] = results.get("english", {})
     for cond, phone in (("phone", True), ("16 kHz", False)):
@@ -407,7 +420,13 @@ def run_mandarin(models: Path, pool: Any) -> dict[str, dict[str, float]]:
     if found.path is None:
         print(f"Mandarin skipped: whisper-base {found.note}", file=sys.stderr)
         return {}
-    base = WhisperEngine(found.path, "zh-CN", pool=pool, model_name="whisper-base")
+    base = WhisperEngine(
+        found.path,
+        "zh-CN",
+        pool=pool,
+        model_name="whisper-base",
+        number_window_sec=Recognition().number_window_sec,
+    )
     base.warm()
     return mandarin(base, GrammarBook(REPO / "grammars", "zh-CN"), 240)
 

@@ -99,6 +99,9 @@ class Recognition:
     # grammar+whisper: Whisper first hears the utterance over a window this long, and the
     # decoder's answer stands if it agrees; else over its whole 30 s window (0: never)
     quick_opinion_sec: float = 10.0
+    # Whisper hears an ask for a number of several digits over a window this long, when the
+    # utterance fits in it (30: the whole window, as at every other ask)
+    number_window_sec: float = 15.0
     digits: str = "whisper"  # phone numbers, codes, ticket numbers
     phrases: str = "grammar+whisper"  # yes/no, menus, step commands
     dictation: str = "whisper"  # feedback
@@ -286,6 +289,10 @@ def load_settings(
     quick = settings.asr.quick_opinion_sec
     if quick != 0 and not 1 <= quick <= 30:
         raise ConfigError(f"asr.quick_opinion_sec: expected 0 (off) or 1 to 30, got {quick}")
+    if not 5 <= settings.asr.number_window_sec <= 30:
+        raise ConfigError(
+            f"asr.number_window_sec: expected 5 to 30, got {settings.asr.number_window_sec}"
+        )
     return settings
 
 

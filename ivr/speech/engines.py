@@ -96,16 +96,24 @@ class Engines:
             return "none: keys only (install a Vosk or Whisper model with `ivr models install`)"
         if whisper is None:
             return f"{grammar} for every ask"
-        if grammar is None:
-            return f"{whisper[0]} for every ask"
+        from ivr.speech.asr.whisper_decode import WINDOW_SEC
+
         a = self.asr
+        numbers = (
+            f" (numbers over {a.number_window_sec:g} s first)"
+            if a.number_window_sec < WINDOW_SEC
+            else ""
+        )
+        if grammar is None:
+            return f"{whisper[0]} for every ask{numbers}"
         quick = (
             f" (a quick opinion over {a.quick_opinion_sec:g} s first)"
             if a.phrases == "grammar+whisper" and a.quick_opinion_sec
             else ""
         )
+        digits = f"{a.digits}{numbers if 'whisper' in a.digits else ''}"
         return (
-            f"{grammar}; {whisper[0]} ({whisper[1]}); digits: {a.digits}, "
+            f"{grammar}; {whisper[0]} ({whisper[1]}); digits: {digits}, "
             f"yes/no and menus: {a.phrases}{quick}, feedback: {a.dictation}"
         )
 
@@ -151,6 +159,7 @@ class Engines:
                     threads=self.asr.threads_per_worker,
                     beam_size=self.asr.beam_size,
                     warm_prompt=self._example_digits(locale),
+                    number_window_sec=self.asr.number_window_sec,
                 )
             engine: Engine | None
             if grammar_engine is None and whisper_engine is None:

@@ -130,6 +130,7 @@ def test_doctor_and_models(home: Path, tmp_path: Path) -> None:
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "speech input en-US: pocketsphinx" in doctor.stdout
     assert "yes/no and menus: grammar+whisper (a quick opinion over 10 s first)" in doctor.stdout
+    assert "digits: whisper (numbers over 15 s first)" in doctor.stdout
     assert "voice en-US: Piper 'en_US-joe-medium'" in doctor.stdout
     assert "voice zh-CN: espeak-ng 'cmn-latn-pinyin'" in doctor.stdout
     listed = ivr(home, "models", "list")

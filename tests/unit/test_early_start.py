@@ -31,8 +31,11 @@ class Engine:
     def guesses(self) -> ThreadPoolExecutor:
         return self._executor
 
+    def window_for(self, grammar: Any, audio: np.ndarray, rate: int) -> float:
+        return 30.0
+
     def transcribe(
-        self, audio: np.ndarray, rate: int, grammar: Any, *, window_sec: float = 30.0
+        self, audio: np.ndarray, rate: int, grammar: Any, *, window_sec: float | None = None
     ) -> Hypothesis:
         self.sent.append(len(audio))
         return Hypothesis("ticket status", 0.9, "whisper")

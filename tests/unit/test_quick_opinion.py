@@ -67,8 +67,9 @@ class Whisper(WhisperEngine):
         self.windows: list[float] = []
 
     def transcribe(
-        self, audio: np.ndarray, rate: int, grammar: Any, *, window_sec: float = WINDOW_SEC
+        self, audio: np.ndarray, rate: int, grammar: Any, *, window_sec: float | None = None
     ) -> Hypothesis:
+        window_sec = WINDOW_SEC if window_sec is None else window_sec  # the ask's: yes/no, menu
         self.windows.append(window_sec)
         text = self.heard["whole" if window_sec == WINDOW_SEC else "quick"]
         return Hypothesis(text, 0.8 if text else 0.0, self.name)

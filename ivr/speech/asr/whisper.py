@@ -59,6 +59,9 @@ ALTERNATIVE_NO_SPEECH: Final = 0.5
 ALTERNATIVE_DROPPED_SYLLABLES: Final = 1
 CHOSEN_CONFIDENCE: Final = 0.75  # a phrase chosen by its fit: accepted, and read back as usual
 GUESS_THREADS: Final = 8  # early decodes only start on an idle worker: few at once
+# a number of this many digits or more is heard over ``number_window_sec``; one digit alone
+# is heard worse over any window shorter than 30 s (README, *A shorter window for numbers*)
+NUMBER_MIN_DIGITS: Final = 3
 
 
 def _said_more(grammar: Grammar, answer: str, result: Decoded) -> bool:
@@ -69,6 +72,19 @@ def _said_more(grammar: Grammar, answer: str, result: Decoded) -> bool:
         "whisper: a longer word without the prompt (%s)", shown(result.unprompted or "", grammar)
     )
     return True
+
+
+def _whole_number(grammar: Grammar | None, hyp: Hypothesis) -> bool:
+    """``hyp`` answers the ask with a number of the length and a shape it expects."""
+    if grammar is None or not hyp.text:
+        return False
+    meant = grammar.interpret(hyp.text)
+    return (
+        meant is not None
+        and meant.digits is not None
+        and meant.detail is None
+        and not grammar.unusual(meant)
+    )
 
 
 def fits(audio: np.ndarray, rate: int, window_sec: float) -> bool:
@@ -89,9 +105,11 @@ class WhisperEngine(Engine):
         threads: int = 1,
         beam_size: int = 5,
         warm_prompt: str | None = None,
+        number_window_sec: float = WINDOW_SEC,
     ) -> None:
         """``warm_prompt``: what a worker's first decode is steered with (``load``), the
-        locale's example digit string; without one it decodes unprompted."""
+        locale's example digit string; without one it decodes unprompted.
+        ``number_window_sec``: the encoder's window at an ask for a number (``window_for``)."""
         self.path = str(path)
         self.locale = locale
         self.language = locale.split("-", 1)[0].lower()
@@ -100,6 +118,7 @@ class WhisperEngine(Engine):
         self.threads = threads
         self.beam_size = beam_size
         self.warm_prompt = warm_prompt
+        self.number_window_sec = number_window_sec
         self._guess_lock = threading.Lock()
         self._guess_threads: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -122,6 +141,25 @@ class WhisperEngine(Engine):
     ) -> Recognizer:
         return WhisperRecognizer(self, grammar, sample_rate)
 
+    def window_for(self, grammar: Grammar | None, audio: np.ndarray, rate: int) -> float:
+        """The encoder's window for this utterance at this ask.
+
+        A number of several digits (a code, a ticket, a phone number) is heard as well over
+        a shorter window, which encodes in well under half the time, as over the model's
+        30 s (README, *A shorter window for numbers*); anything else, or a number too long
+        for the shorter window, is heard over 30 s.
+        """
+        window = self.number_window_sec
+        if (
+            window < WINDOW_SEC
+            and grammar is not None
+            and grammar.digits is not None
+            and grammar.digits.min >= NUMBER_MIN_DIGITS
+            and fits(audio, rate, window)
+        ):
+            return window
+        return WINDOW_SEC
+
     def unknown_words(self, words: set[str]) -> list[str]:
         return []  # open vocabulary: any word can be written
 
@@ -131,13 +169,28 @@ class WhisperEngine(Engine):
         rate: int,
         grammar: Grammar | None,
         *,
-        window_sec: float = WINDOW_SEC,
+        window_sec: float | None = None,
     ) -> Hypothesis:
         """Decode int16 audio at ``rate``; an invented or empty decode comes back empty.
 
         ``window_sec``: what the encoder sees (``whisper_decode.decode``); the utterance and
-        its edges must fit in it (``fits``).
+        its edges must fit in it (``fits``). By default, the ask's (``window_for``): over a
+        number's shorter window, only a whole number of a usual shape stands, and anything
+        else is heard again over the whole window (Whisper over a shorter window more often
+        writes a digit too many after repeated ones, "eight zero zero zero zero").
         """
+        if window_sec is not None:
+            return self._transcribe(audio, rate, grammar, window_sec)
+        window_sec = self.window_for(grammar, audio, rate)
+        hyp = self._transcribe(audio, rate, grammar, window_sec)
+        if window_sec < WINDOW_SEC and not _whole_number(grammar, hyp):
+            log.debug("whisper: no whole number over %.0f s; heard over 30 s", window_sec)
+            return self._transcribe(audio, rate, grammar, WINDOW_SEC)
+        return hyp
+
+    def _transcribe(
+        self, audio: np.ndarray, rate: int, grammar: Grammar | None, window_sec: float
+    ) -> Hypothesis:
         if len(audio) * 1000 < MIN_AUDIO_MS * rate:
             return Hypothesis("", 0.0, self.name)
         if keys_in(audio, rate):  # keys, which the channel takes: Whisper writes words for them
@@ -322,7 +375,7 @@ class EarlyDecode:
         self.grammar = grammar
         self.sample_rate = sample_rate
         self._future: concurrent.futures.Future[Hypothesis] | None = None
-        self.window_sec = WINDOW_SEC  # the window of the decode begun last
+        self.window_sec = WINDOW_SEC  # the (first) window of the decode begun last
 
     def start(
         self,
@@ -330,8 +383,9 @@ class EarlyDecode:
         *,
         wait: bool,
         eager: bool = False,
-        window_sec: float = WINDOW_SEC,
+        window_sec: float | None = None,
     ) -> None:
+        """``window_sec``: the encoder's window (the ask's by default, ``window_for``)."""
         if self._future is not None or not frames:
             return
         if self.grammar is not None and self.grammar.extension is not None:
@@ -342,9 +396,11 @@ class EarlyDecode:
         if not wait and (pool.busy() > 0 if eager else not pool.idle()):
             return
         audio = np.concatenate(frames)
-        if not fits(audio, self.sample_rate, window_sec):
-            window_sec = WINDOW_SEC
-        self.window_sec = window_sec
+        if window_sec is None:  # the ask's, and the whole one if a number's does not do
+            self.window_sec = self.engine.window_for(self.grammar, audio, self.sample_rate)
+        else:
+            window_sec = window_sec if fits(audio, self.sample_rate, window_sec) else WINDOW_SEC
+            self.window_sec = window_sec
         self._future = self.engine.guesses().submit(
             self.engine.transcribe, audio, self.sample_rate, self.grammar, window_sec=window_sec
         )
