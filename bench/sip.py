@@ -16,7 +16,7 @@ Two ways the calls come:
   as the others (speech: N in 1, 10, 20, 30 and 50; keys: 1, 20, 40 and 60);
 * spread: calls arrive evenly, N in every call's length, 2N in all, so that N are in
   progress at once and their answers fall at different moments, as on a real line
-  (speech: N in 10, 20, 30 and 40; keys: 20, 30, 40 and 60).
+  (speech: N in 10, 20, 30, 40, 50 and 60; keys: 20, 30, 40 and 60).
 
 For each: turn latency p50/p95 (from the call records) per kind of ask, the caller's whole
 wait after the ticket number (the endpointer's silence included), how many answers were
@@ -85,7 +85,7 @@ class Mix:
 
 
 MIXES = {
-    "speech": Mix("speech", 28, (1, 10, 20, 30, 50), (10, 20, 30, 40), events=True),
+    "speech": Mix("speech", 28, (1, 10, 20, 30, 50), (10, 20, 30, 40, 50, 60), events=True),
     "keys": Mix("keys", 32, (1, 20, 40, 60), (20, 30, 40, 60), events=False),
 }
 
